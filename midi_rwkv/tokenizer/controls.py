@@ -1,0 +1,172 @@
+"""Attribute controls: what a bar (or a whole track) should look like, as tokens.
+
+Bar controls, per tokenizer bar, computed on the quantised score (the tokenizer's view) and on
+that bar alone — the original release inherits a MidiTok bug where the first requested bar
+counts every note from the start of the track (spec §1.4); we do not.
+
+  * note density: notes whose onset lies in the bar, 0..17, or 18 meaning "18 or more";
+  * onset polyphony (min, max): over the bar's distinct onset ticks, how many notes start
+    together, clamped to 1..6;
+  * note durations: five flags, whole/half/quarter/eighth/sixteenth, 1 when some note of the bar
+    lasts exactly that long (exact on the quantised grid).
+
+Empty and one-note bars (which get no controls at all in the original):
+  * a one-note bar gets density 1, polyphony 1/1 and that note's duration flag;
+  * an empty bar gets density 0 and five 0 duration flags, and no polyphony tokens, since it
+    has no onset to count.
+Drum tracks get note density only, as in the paper.
+
+Token order in a bar: PolyphonyMin, PolyphonyMax, Density, five duration flags (spec §1.4).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from symusic import Track
+
+from midi_rwkv.errors import ControlError
+from midi_rwkv.tokenizer.metre import Bar
+
+DURATIONS = (("Whole", 4.0), ("Half", 2.0), ("Quarter", 1.0), ("Eight", 0.5), ("Sixteenth", 0.25))
+DENSITY_MAX = 18  # "18+"
+POLYPHONY_MIN, POLYPHONY_MAX = 1, 6
+REPETITION_BINS = np.linspace(0.0, 1.0, 10)
+REPETITION_LOOKAHEAD = 3  # compare each bar with the next 3 bars of the same length
+
+
+def _density_token(value: int) -> str:
+    return "18+" if value >= DENSITY_MAX else str(value)
+
+
+def _check_polyphony(polyphony: tuple[int, int] | None) -> None:
+    if polyphony is None:
+        return
+    low, high = polyphony
+    if not POLYPHONY_MIN <= low <= high <= POLYPHONY_MAX:
+        raise ControlError(f"polyphony {low}-{high} must satisfy {POLYPHONY_MIN} <= min <= max <= {POLYPHONY_MAX}")
+
+
+def _check_durations(durations: tuple[bool, ...] | None) -> None:
+    if durations is not None and len(durations) != len(DURATIONS):
+        raise ControlError(f"duration flags need {len(DURATIONS)} values, got {len(durations)}")
+
+
+@dataclass(frozen=True)
+class BarControls:
+    """Controls of one bar. ``None`` fields emit no tokens (drums, or polyphony of an empty bar)."""
+
+    density: int
+    polyphony: tuple[int, int] | None = None
+    durations: tuple[bool, ...] | None = None
+
+    def __post_init__(self):
+        if self.density < 0:
+            raise ControlError(f"note density must be 0 or more, got {self.density}")
+        _check_polyphony(self.polyphony)
+        _check_durations(self.durations)
+
+    @property
+    def is_drum_compatible(self) -> bool:
+        return self.polyphony is None and self.durations is None
+
+    def tokens(self) -> list[str]:
+        out = []
+        if self.polyphony is not None:
+            out += [f"ACBarOnsetPolyphonyMin_{self.polyphony[0]}", f"ACBarOnsetPolyphonyMax_{self.polyphony[1]}"]
+        out.append(f"ACBarNoteDensity_{_density_token(self.density)}")
+        if self.durations is not None:
+            out += [f"ACBarNoteDuration{name}_{int(flag)}" for (name, _), flag in zip(DURATIONS, self.durations)]
+        return out
+
+
+@dataclass(frozen=True)
+class TrackControls:
+    """Controls of a whole track, for track infilling."""
+
+    density: tuple[int, int]  # min and max notes per bar
+    repetition: float  # one of REPETITION_BINS
+    polyphony: tuple[int, int] | None = None
+    durations: tuple[bool, ...] | None = None
+
+    def __post_init__(self):
+        if not 0 <= self.density[0] <= self.density[1]:
+            raise ControlError(f"track density {self.density} must satisfy 0 <= min <= max")
+        _check_polyphony(self.polyphony)
+        _check_durations(self.durations)
+
+    def tokens(self) -> list[str]:
+        out = []
+        if self.polyphony is not None:
+            out += [f"ACTrackOnsetPolyphonyMin_{self.polyphony[0]}", f"ACTrackOnsetPolyphonyMax_{self.polyphony[1]}"]
+        out += [
+            f"ACTrackNoteDensityMin_{_density_token(self.density[0])}",
+            f"ACTrackNoteDensityMax_{_density_token(self.density[1])}",
+        ]
+        if self.durations is not None:
+            out += [f"ACTrackNoteDuration{name}_{int(flag)}" for (name, _), flag in zip(DURATIONS, self.durations)]
+        out.append(f"ACTrackRepetition_{self.repetition:.2f}")
+        return out
+
+
+def _notes(track: Track) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    arrays = track.notes.numpy()
+    return arrays["time"], arrays["duration"], arrays["pitch"]
+
+
+def _polyphony(onsets: np.ndarray) -> tuple[int, int]:
+    _, counts = np.unique(onsets, return_counts=True)
+    clamp = lambda v: int(min(max(v, POLYPHONY_MIN), POLYPHONY_MAX))  # noqa: E731
+    return clamp(counts.min()), clamp(counts.max())
+
+
+def _duration_flags(durations: np.ndarray, tpq: int) -> tuple[bool, ...]:
+    return tuple(bool(np.any(durations == round(beats * tpq))) for _, beats in DURATIONS)
+
+
+def bar_controls(track: Track, bars: list[Bar], tpq: int) -> list[BarControls]:
+    """Controls of each bar in ``bars`` for ``track`` (ticks of the quantised score, ``tpq``)."""
+    times, durations, _ = _notes(track)
+    out = []
+    for bar in bars:
+        mask = (times >= bar.start) & (times < bar.end)
+        count = int(mask.sum())
+        if track.is_drum:
+            out.append(BarControls(min(count, DENSITY_MAX)))
+        elif count == 0:
+            out.append(BarControls(0, None, (False,) * len(DURATIONS)))
+        else:
+            out.append(
+                BarControls(min(count, DENSITY_MAX), _polyphony(times[mask]), _duration_flags(durations[mask], tpq))
+            )
+    return out
+
+
+def _repetition(times: np.ndarray, pitches: np.ndarray, bars: list[Bar]) -> float:
+    """Mean share of a bar's (onset, pitch) pairs found again in each of the next bars of equal length."""
+    sets = []
+    for bar in bars:
+        mask = (times >= bar.start) & (times < bar.end)
+        sets.append({(int(t) - bar.start, int(p)) for t, p in zip(times[mask], pitches[mask])})
+    scores = []
+    for i, (bar, notes) in enumerate(zip(bars, sets)):
+        if not notes:
+            continue
+        for j in range(i + 1, min(i + 1 + REPETITION_LOOKAHEAD, len(bars))):
+            if bars[j].end - bars[j].start == bar.end - bar.start:
+                scores.append(len(notes & sets[j]) / len(notes))
+    value = float(np.mean(scores)) if scores else 0.0
+    return float(REPETITION_BINS[np.abs(REPETITION_BINS - value).argmin()])
+
+
+def track_controls(track: Track, bars: list[Bar], tpq: int) -> TrackControls:
+    """Track-level controls over ``bars`` (the bars the sequence covers)."""
+    times, durations, pitches = _notes(track)
+    per_bar = [int(((times >= b.start) & (times < b.end)).sum()) for b in bars]
+    density = (min(min(per_bar), DENSITY_MAX), min(max(per_bar), DENSITY_MAX))
+    inside = (times >= bars[0].start) & (times < bars[-1].end)
+    repetition = _repetition(times, pitches, bars)
+    if track.is_drum or not inside.any():
+        return TrackControls(density, repetition)
+    return TrackControls(density, repetition, _polyphony(times[inside]), _duration_flags(durations[inside], tpq))

@@ -1,0 +1,257 @@
+"""Single-section infilling sequences: the masked bars move to the end of the sequence.
+
+Bar infill (track ``t``, tokenizer bars ``[a, b)``), in model ids::
+
+    for each track (in the file's order; other tracks only if they have notes in the window):
+        Track_Start Program_p  <bars of the window>  Track_End
+            (track t: its bars a..b-1 replaced by one Infill_Bar per bar)
+    FillBar_Start
+        for each masked bar: <header> <bar controls> <body>
+    FillBar_End
+
+The *prompt* runs up to and including the first masked bar's controls; the *target* is the
+rest. Bar headers and time signatures come from the piece, so the real metre is kept.
+
+Track infill (track ``w``)::
+
+    <other tracks as above>  Infill_Track  Track_Start Program_w <track controls> <bars> Track_End
+
+When the piece is longer than ``max_len`` tokens, a window of whole bars around the section is
+kept; the section itself is never cut (a section that cannot fit raises SequenceTooLongError).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+from midi_rwkv.errors import ControlError, SequenceTooLongError
+from midi_rwkv.tokenizer.codec import Codec
+from midi_rwkv.tokenizer.controls import BarControls, TrackControls, bar_controls, track_controls
+from midi_rwkv.tokenizer.remi import TrackBars, encode_tracks
+from midi_rwkv.tokenizer.score import Piece
+
+
+_MAX_TRACK_CONTROLS = 10  # polyphony 2 + density 2 + durations 5 + repetition 1
+
+
+@dataclass
+class SectionBar:
+    """One masked bar in model ids; ``body`` is empty when built for generation."""
+
+    header: tuple[int, ...]
+    controls: tuple[int, ...]
+    body: tuple[int, ...]
+
+
+@dataclass
+class InfillSequence:
+    """An infilling sequence and where it came from."""
+
+    ids: list[int]
+    prompt_len: int
+    kind: str  # "bar" or "track"
+    track: int  # the user's (original) track index
+    bars: tuple[int, int]  # real bars: the masked span (bar infill) or the window (track infill)
+    token_bars: tuple[int, int]  # the same, in tokenizer bars
+    window: tuple[int, int]  # tokenizer bars of context kept
+    section: list[SectionBar] = field(default_factory=list)
+
+    @property
+    def prompt(self) -> list[int]:
+        return self.ids[: self.prompt_len]
+
+    @property
+    def target(self) -> list[int]:
+        return self.ids[self.prompt_len :]
+
+
+@dataclass
+class EncodedPiece:
+    """A piece's tracks as model ids, per bar: what the builders assemble sequences from."""
+
+    piece: Piece
+    tracks: list[TrackBars]  # base ids
+    bars: list[list[tuple[tuple[int, ...], tuple[int, ...]]]]  # [track][bar] -> (header, body) model ids
+
+    def cost(self, track: int, bar: int) -> int:
+        header, body = self.bars[track][bar]
+        return len(header) + len(body)
+
+    def has_notes(self, track: int, start: int, end: int, codec: Codec) -> bool:
+        return self.tracks[track].notes_in(start, end, codec.vocab) > 0
+
+
+def encode_piece(piece: Piece, codec: Codec) -> EncodedPiece:
+    """Encode every bar of every track once (BPE words are batched and cached)."""
+    tracks = encode_tracks(piece, codec.vocab)
+    words = [w for t in tracks for bar in t.bars for w in bar]
+    encoded = iter(codec.encode_words(words))
+    bars = [[(next(encoded), next(encoded)) for _ in t.bars] for t in tracks]
+    return EncodedPiece(piece, tracks, bars)
+
+
+def _grow_window(costs: list[int], core: tuple[int, int], budget: int, limit: tuple[int, int], rng) -> tuple[int, int]:
+    """Widen the real-bar window ``core`` one bar at a time while the bars fit in ``budget``.
+
+    Without ``rng`` the side with less context so far goes first (left on ties); with it, a random
+    side, so training sees sections at varied places in the window.
+    """
+    left, right = core
+    while True:
+        sides = []
+        if left > limit[0] and costs[left - 1] <= budget:
+            sides.append(-1)
+        if right < limit[1] and costs[right] <= budget:
+            sides.append(+1)
+        if not sides:
+            return left, right
+        if rng is not None:
+            side = rng.choice(sides)
+        else:
+            side = min(sides, key=lambda d: (core[0] - left) if d < 0 else (right - core[1]))
+        if side < 0:
+            left -= 1
+            budget -= costs[left]
+        else:
+            budget -= costs[right]
+            right += 1
+
+
+def _real_bar_costs(piece: Piece, token_costs: list[int]) -> list[int]:
+    first = piece.first_token_bar
+    return [sum(token_costs[first[i] : first[i + 1]]) for i in range(piece.num_bars)]
+
+
+def _context_tracks(enc: EncodedPiece, codec: Codec, window: tuple[int, int], keep: int) -> list[int]:
+    return [i for i in range(len(enc.tracks)) if i == keep or enc.has_notes(i, *window, codec)]
+
+
+def _emit_track(enc: EncodedPiece, codec: Codec, index: int, window: tuple[int, int], out: list[int], mask=None, extra=()) -> None:
+    vocab = codec.vocab
+    out += [vocab["Track_Start"], vocab.program(enc.tracks[index].program), *extra]
+    for bar in range(*window):
+        if mask and mask[0] <= bar < mask[1]:
+            if bar == mask[0]:
+                out += [vocab["Infill_Bar"]] * (mask[1] - mask[0])
+            continue
+        header, body = enc.bars[index][bar]
+        out += header
+        out += body
+    out.append(vocab["Track_End"])
+
+
+def resolve_bar_controls(enc: EncodedPiece, track: int, span: tuple[int, int], controls) -> list[BarControls]:
+    """The controls of each masked tokenizer bar: the given ones, or those of the original bars."""
+    piece = enc.piece
+    if controls is None:
+        bars = piece.token_bars[span[0] : span[1]]
+        return bar_controls(piece.score.tracks[track], bars, piece.score.ticks_per_quarter)
+    controls = list(controls)
+    if len(controls) != span[1] - span[0]:
+        raise ControlError(f"{len(controls)} bar controls given for {span[1] - span[0]} masked bars")
+    if enc.tracks[track].is_drum and not all(c.is_drum_compatible for c in controls):
+        raise ControlError(
+            f"track {piece.track_ids[track]} is a drum track: only note density applies (no polyphony or duration)"
+        )
+    return controls
+
+
+def build_bar_infill(
+    enc: EncodedPiece,
+    codec: Codec,
+    track: int,
+    bars: tuple[int, int],
+    *,
+    controls: list[BarControls] | None = None,
+    context_bars: int | None = None,
+    max_len: int | None = None,
+    with_target: bool = True,
+    rng: random.Random | None = None,
+) -> InfillSequence:
+    """A bar-infill sequence for the user's ``track`` and real bars ``[start, end)``.
+
+    Args:
+        controls: one per masked tokenizer bar; default: those of the original bars.
+        context_bars: at most this many real bars of context on each side (default: all).
+        max_len: the whole sequence (prompt and target) fits in this many tokens.
+        with_target: include the original bodies of the masked bars (training) or not (generation).
+        rng: widen the context window towards random sides (training) instead of evenly.
+    """
+    piece = enc.piece
+    t = piece.track_index(track)
+    span = piece.token_span(*bars)
+    controls = resolve_bar_controls(enc, t, span, controls)
+    section = []
+    for bar, control in zip(range(*span), controls):
+        header, body = enc.bars[t][bar]
+        section.append(SectionBar(header, codec.atomic(control.tokens()), body if with_target else ()))
+    n_tracks = len(enc.tracks)
+    section_cost = sum(len(s.header) + len(s.controls) + len(s.body) for s in section) + 2
+    costs = [sum(enc.cost(i, b) for i in range(n_tracks) if i != t or not span[0] <= b < span[1]) for b in range(len(piece.token_bars))]
+    fixed = 3 * n_tracks + (span[1] - span[0]) + section_cost + sum(costs[span[0] : span[1]])
+    limit = (0, piece.num_bars)
+    if context_bars is not None:
+        limit = (max(0, bars[0] - context_bars), min(piece.num_bars, bars[1] + context_bars))
+    budget = (max_len if max_len is not None else 1 << 62) - fixed
+    if budget < 0:
+        raise SequenceTooLongError(f"{piece.name}: bars {bars[0]}:{bars[1]} need {fixed} tokens, more than the maximum {max_len}")
+    real = _grow_window(_real_bar_costs(piece, costs), tuple(bars), budget, limit, rng)
+    window = (piece.first_token_bar[real[0]], piece.first_token_bar[real[1]])
+    vocab = codec.vocab
+    ids: list[int] = []
+    for i in _context_tracks(enc, codec, window, keep=t):
+        _emit_track(enc, codec, i, window, ids, mask=span if i == t else None)
+    ids.append(vocab["FillBar_Start"])
+    prompt_len = len(ids) + len(section[0].header) + len(section[0].controls)
+    for s in section:
+        ids += s.header
+        ids += s.controls
+        ids += s.body
+    if with_target:
+        ids.append(vocab["FillBar_End"])
+    return InfillSequence(ids, prompt_len, "bar", track, tuple(bars), span, window, section)
+
+
+def build_track_infill(
+    enc: EncodedPiece,
+    codec: Codec,
+    track: int,
+    *,
+    controls: TrackControls | None = None,
+    max_len: int | None = None,
+    with_target: bool = True,
+    rng: random.Random | None = None,
+) -> InfillSequence:
+    """A track-infill sequence: ``track`` is generated last, after the other tracks, with track controls.
+
+    When the piece does not fit in ``max_len``, a window of bars is kept, starting at a random bar
+    with ``rng`` (training) or at the first bar.
+    """
+    piece = enc.piece
+    w = piece.track_index(track)
+    n_tracks = len(enc.tracks)
+    costs = _real_bar_costs(piece, [sum(enc.cost(i, b) for i in range(n_tracks)) for b in range(len(piece.token_bars))])
+    budget = (max_len if max_len is not None else 1 << 62) - (3 * n_tracks + 1 + _MAX_TRACK_CONTROLS)
+    start = rng.randrange(piece.num_bars) if rng is not None else 0
+    if budget < costs[start]:
+        raise SequenceTooLongError(f"{piece.name}: bar {start} of all tracks does not fit in {max_len} tokens")
+    real = _grow_window(costs, (start, start + 1), budget - costs[start], (0, piece.num_bars), None)
+    window = (piece.first_token_bar[real[0]], piece.first_token_bar[real[1]])
+    if controls is None:
+        controls = track_controls(piece.score.tracks[w], piece.token_bars[window[0] : window[1]], piece.score.ticks_per_quarter)
+    elif enc.tracks[w].is_drum and (controls.polyphony is not None or controls.durations is not None):
+        raise ControlError(f"track {track} is a drum track: only note density and repetition apply")
+    vocab = codec.vocab
+    ids: list[int] = []
+    for i in _context_tracks(enc, codec, window, keep=-1):
+        if i != w:
+            _emit_track(enc, codec, i, window, ids)
+    ids.append(vocab["Infill_Track"])
+    control_ids = codec.atomic(controls.tokens())
+    prompt_len = len(ids) + 2 + len(control_ids)
+    if with_target:
+        _emit_track(enc, codec, w, window, ids, extra=control_ids)
+    else:
+        ids += [vocab["Track_Start"], vocab.program(enc.tracks[w].program), *control_ids]
+    return InfillSequence(ids, prompt_len, "track", track, real, window, window)

@@ -1,0 +1,73 @@
+"""One object for everything between MIDI and model ids: what training and inference both use."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from miditok import MMM
+from symusic import Score
+
+from midi_rwkv.tokenizer.codec import Codec
+from midi_rwkv.tokenizer.config import load_tokenizer, paper_tokenizer, save_tokenizer
+from midi_rwkv.tokenizer.infill import EncodedPiece, InfillSequence, build_bar_infill, build_track_infill, encode_piece
+from midi_rwkv.tokenizer.merge import MergeReport, merge_section
+from midi_rwkv.tokenizer.score import Piece, load_score, prepare_piece
+
+
+class InfillTokenizer:
+    """The paper's MMM tokenizer (optionally BPE-trained) with the canonical infill encoding.
+
+    Example:
+        >>> tok = InfillTokenizer()                       # 663 base tokens, no BPE
+        >>> piece = tok.prepare("song.mid")
+        >>> seq = tok.bar_infill(piece, track=1, bars=(8, 12), context_bars=16)
+        >>> seq.prompt, seq.target
+    """
+
+    def __init__(self, miditok: MMM | None = None):
+        self.miditok = miditok if miditok is not None else paper_tokenizer()
+        self.codec = Codec(self.miditok)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "InfillTokenizer":
+        return cls(load_tokenizer(path))
+
+    def save(self, path: str | Path, metadata: dict | None = None) -> Path:
+        return save_tokenizer(self.miditok, path, metadata)
+
+    @property
+    def vocab_size(self) -> int:
+        return self.codec.vocab_size
+
+    @property
+    def is_trained(self) -> bool:
+        return self.miditok.is_trained
+
+    def prepare(self, source: str | Path | bytes | Score, name: str | None = None) -> Piece:
+        """Load (unless given a Score) and prepare a piece; see :func:`prepare_piece`."""
+        if isinstance(source, Score):
+            return prepare_piece(source, self.miditok, name or "<score>")
+        return prepare_piece(load_score(source), self.miditok, name or str(source) if not isinstance(source, bytes) else "<bytes>")
+
+    def encode(self, piece: Piece) -> EncodedPiece:
+        return encode_piece(piece, self.codec)
+
+    def bar_infill(self, piece: Piece | EncodedPiece, track: int, bars: tuple[int, int], **options) -> InfillSequence:
+        """See :func:`midi_rwkv.tokenizer.infill.build_bar_infill` for ``options``."""
+        enc = piece if isinstance(piece, EncodedPiece) else self.encode(piece)
+        return build_bar_infill(enc, self.codec, track, bars, **options)
+
+    def track_infill(self, piece: Piece | EncodedPiece, track: int, **options) -> InfillSequence:
+        """See :func:`midi_rwkv.tokenizer.infill.build_track_infill` for ``options``."""
+        enc = piece if isinstance(piece, EncodedPiece) else self.encode(piece)
+        return build_track_infill(enc, self.codec, track, **options)
+
+    def merge(self, piece: Piece, seq: InfillSequence, generated: list[int]) -> tuple[Score, MergeReport]:
+        """Put generated ids (what follows ``seq.prompt``) back into the piece's original score."""
+        section_start = seq.prompt.index(self.codec.vocab["FillBar_Start"]) + 1
+        return merge_section(piece, self.codec, seq.track, seq.bars, seq.prompt[section_start:] + list(generated))
+
+    def token_strings(self, ids: list[int]) -> list[str]:
+        """Readable form of model ids: each id as its base tokens joined by '+'."""
+        names = self.codec.vocab.tokens
+        return ["+".join(names[b] for b in self.codec.pieces[i]) or "\u2581" for i in ids]

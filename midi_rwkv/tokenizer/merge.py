@@ -1,0 +1,82 @@
+"""Merging generated bars back into the user's score.
+
+The result is the *original* score (its resolution, tempos, time signatures, every other track
+and every note outside the span untouched) with the notes of one track whose onsets fall in the
+span replaced by the generated ones. Generated time signatures are not trusted: bar headers come
+from the piece, so the real metre is kept (the original release forces 4/4 here, spec §8.20).
+Generated notes that start past the end of the span are dropped and counted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from symusic import Note, Score
+
+from midi_rwkv.tokenizer.codec import Codec
+from midi_rwkv.tokenizer.remi import BarIds, decoded_track
+from midi_rwkv.tokenizer.score import Piece
+
+
+@dataclass
+class MergeReport:
+    """What a merge did: bars found in the generation, and notes placed or dropped."""
+
+    bars_expected: int
+    bars_generated: int
+    notes_added: int
+    notes_outside_span: int
+
+
+def split_section(codec: Codec, section_ids: list[int]) -> list[BarIds]:
+    """Cut generated model ids (starting at the first bar header) into bars of base ids.
+
+    Everything from ``FillBar_End`` (or ``Track_End``) on is ignored; controls stay in the bodies
+    (decoding skips them).
+    """
+    vocab = codec.vocab
+    stops = {vocab["FillBar_End"], vocab["Track_End"], vocab["EOS_None"]}
+    bars: list[tuple[list[int], list[int]]] = []
+    for i in codec.decode(section_ids):
+        if i in stops:
+            break
+        if i == vocab.bar:
+            bars.append(([i], []))
+        elif bars and len(bars[-1][0]) == 1 and i in vocab.time_sig_ids:
+            bars[-1][0].append(i)
+        elif bars:
+            bars[-1][1].append(i)
+    return [(tuple(h), tuple(b)) for h, b in bars]
+
+
+def merge_section(piece: Piece, codec: Codec, track: int, bars: tuple[int, int], section_ids: list[int]) -> tuple[Score, MergeReport]:
+    """Replace the user's ``track`` in real bars ``[start, end)`` with a generated section.
+
+    Args:
+        section_ids: model ids of the section from its first bar header on (the tail of the
+            prompt after ``FillBar_Start`` followed by the generated ids).
+    """
+    t = piece.track_index(track)
+    span = piece.token_span(*bars)
+    grid = piece.token_bars[span[0] : span[1]]
+    generated = split_section(codec, section_ids)
+    vocab = codec.vocab
+    body = [b for _, b in generated[: len(grid)]] + [()] * max(0, len(grid) - len(generated))
+    fixed = [(vocab.header(g.numerator, g.denominator), b) for g, b in zip(grid, body)]
+    program = -1 if piece.score.tracks[t].is_drum else piece.score.tracks[t].program
+    new_track, tpq_new = decoded_track(vocab, program, fixed)
+    start, end = piece.bars[bars[0]].start, piece.bars[bars[1] - 1].end
+    tpq = piece.original.ticks_per_quarter
+    out = piece.original.copy()
+    target = out.tracks[track]  # the other notes keep their order and every attribute
+    target.notes.filter(lambda n: not start <= n.time < end, inplace=True)
+    added = outside = 0
+    for note in new_track.notes:
+        time = start + round(note.time * tpq / tpq_new)
+        if time >= end:
+            outside += 1
+            continue
+        duration = max(1, round(note.duration * tpq / tpq_new))
+        target.notes.append(Note(time, duration, note.pitch, note.velocity))
+        added += 1
+    return out, MergeReport(len(grid), len(generated), added, outside)
