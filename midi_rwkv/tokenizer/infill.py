@@ -204,12 +204,15 @@ def build_bar_infill(
         _emit_track(enc, codec, i, window, ids, mask=span if i == t else None)
     ids.append(vocab["FillBar_Start"])
     prompt_len = len(ids) + len(section[0].header) + len(section[0].controls)
-    for s in section:
-        ids += s.header
-        ids += s.controls
-        ids += s.body
     if with_target:
+        for s in section:
+            ids += s.header
+            ids += s.controls
+            ids += s.body
         ids.append(vocab["FillBar_End"])
+    else:  # the later bars' headers and controls are injected during generation (see ``section``)
+        ids += section[0].header
+        ids += section[0].controls
     return InfillSequence(ids, prompt_len, "bar", track, tuple(bars), span, window, section)
 
 

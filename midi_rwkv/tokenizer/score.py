@@ -74,10 +74,11 @@ class Piece:
 
     def token_span(self, start: int, end: int) -> tuple[int, int]:
         """Tokenizer bars covering the real bars [start, end)."""
-        if not 0 <= start < end <= self.num_bars:
+        if start >= end:
+            raise BarRangeError(f"{self.name}: the bar span is empty (start {start} >= end {end})")
+        if start < 0 or end > self.num_bars:
             raise BarRangeError(
-                f"{self.name}: bars {start}:{end} are outside the piece (it has bars 0-{self.num_bars - 1}; "
-                "give start:end with start < end)"
+                f"{self.name}: bars {start + 1}-{end} (counted from 1) are outside the piece, which has {self.num_bars} bars"
             )
         return self.first_token_bar[start], self.first_token_bar[end]
 

@@ -1,0 +1,39 @@
+"""The ``midi-rwkv`` command: one entry point, one subcommand per task, errors as one line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from midi_rwkv import __version__
+from midi_rwkv.errors import MidiRwkvError
+from midi_rwkv.tokenizer import commands as tokenizer_commands
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="midi-rwkv",
+        description="Controllable symbolic music infilling with RWKV-7 (MIDI-RWKV).",
+        epilog="Run 'midi-rwkv COMMAND --help' for the options of a command.",
+    )
+    parser.add_argument("--version", action="version", version=f"midi-rwkv {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    tokenizer_commands.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args) or 0
+    except MidiRwkvError as err:
+        print(f"midi-rwkv: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("midi-rwkv: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,155 @@
+"""Tokenizer subcommands: ``prompt`` (show an infill prompt), ``train-tokenizer``, ``check-data``."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections import Counter
+from pathlib import Path
+
+from tqdm import tqdm
+
+from midi_rwkv.errors import BarRangeError, MidiRwkvError
+from midi_rwkv.tokenizer.bpe import count_bpe_tokens, gather_words, midi_files, train_from_folders
+from midi_rwkv.tokenizer.examples import ExampleBuilder, ExampleConfig
+from midi_rwkv.tokenizer.infill_tokenizer import InfillTokenizer
+from midi_rwkv.tokenizer.score import load_score
+
+_LINE_BREAKS = ("Track_Start", "FillBar_Start", "FillBar_End", "Infill_Track", "Bar_None")
+
+
+def parse_bars(text: str) -> tuple[int, int]:
+    """'9:12' (bars 9 to 12, counted from 1, inclusive) or '9' -> 0-based half-open (8, 12)."""
+    try:
+        first, _, last = text.partition(":")
+        start, end = int(first), int(last or first)
+    except ValueError:
+        raise BarRangeError(f"bars '{text}': expected FIRST:LAST, e.g. 9:12 (bars count from 1)") from None
+    if start < 1 or end < start:
+        raise BarRangeError(f"bars '{text}': need 1 <= FIRST <= LAST (bars count from 1)")
+    return start - 1, end
+
+
+def _load(path: str | None) -> InfillTokenizer:
+    return InfillTokenizer.load(path) if path else InfillTokenizer()
+
+
+def format_tokens(tokens: list[str]) -> str:
+    """Tokens on lines: a new line at each track, bar and section marker."""
+    lines, current = [], []
+    for token in tokens:
+        if token.startswith(_LINE_BREAKS) and current:
+            lines.append(" ".join(current))
+            current = []
+        current.append(token)
+    lines.append(" ".join(current))
+    return "\n".join(lines)
+
+
+def run_prompt(args) -> int:
+    tok = _load(args.tokenizer)
+    piece = tok.prepare(args.midi)
+    start, end = parse_bars(args.bars)
+    seq = tok.bar_infill(piece, args.track, (start, end), context_bars=args.context, max_len=args.max_len)
+    shown = seq.ids if args.with_target else seq.prompt
+    print(format_tokens(tok.token_strings(shown)))
+    a, b = seq.window
+    print(
+        f"\n# {piece.name}: track {args.track}, bars {start + 1}-{end} of {piece.num_bars} "
+        f"({seq.token_bars[1] - seq.token_bars[0]} tokenizer bars), context bars "
+        f"{piece.first_token_bar.index(a) + 1}-{piece.first_token_bar.index(b)}; prompt {seq.prompt_len} tokens, "
+        f"target {len(seq.target)} tokens, vocabulary {tok.vocab_size}"
+        + (f"; dropped notes: {piece.dropped_notes}" if piece.dropped_notes else "")
+    )
+    return 0
+
+
+def run_train_tokenizer(args) -> int:
+    out = Path(args.output)
+    tok, stats = train_from_folders(args.data, vocab_size=args.vocab_size, limit=args.limit)
+    stats["sources"] = [str(p) for p in args.data]
+    tok.save(out, metadata={"bpe": stats})
+    print(json.dumps(stats, indent=2))
+    print(f"wrote {out}")
+    return 0
+
+
+def run_check_data(args) -> int:
+    tok = _load(args.tokenizer)
+    files = midi_files(*args.data)[: args.limit]
+    if not files:
+        raise MidiRwkvError(f"no MIDI files under {', '.join(args.data)}")
+    builder = ExampleBuilder(tok, ExampleConfig(max_len=args.max_len))
+    rng = random.Random(args.seed)
+    skipped, kinds, dropped = Counter(), Counter(), Counter()
+    lengths = []
+    start = time.perf_counter()
+    for path in tqdm(files, desc="checking", unit="file"):
+        try:
+            score = load_score(path)
+            piece = tok.prepare(score, str(path))
+        except MidiRwkvError as err:
+            skipped[type(err).__name__] += 1
+            continue
+        dropped.update(piece.dropped_notes)
+        seq = builder(score, rng)
+        if seq is None:
+            skipped["no example"] += 1
+            continue
+        kinds[seq.kind] += 1
+        lengths.append(len(seq.ids))
+    words = gather_words(InfillTokenizer(), files, progress=False)
+    report = {
+        "files": len(files),
+        "skipped": dict(skipped),
+        "dropped_notes": dict(dropped),
+        "examples": dict(kinds),
+        "example_tokens_mean": round(sum(lengths) / max(1, len(lengths)), 1),
+        "example_tokens_max": max(lengths, default=0),
+        "base_tokens_per_file": round(words.base_tokens / max(1, words.files), 1),
+        "seconds": round(time.perf_counter() - start, 1),
+    }
+    if tok.is_trained:
+        report["bpe_tokens_per_file"] = round(count_bpe_tokens(tok, words) / max(1, words.files), 1)
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "prompt",
+        help="show the infill prompt for a track and bars of a MIDI file",
+        description="Tokenize a MIDI file and print the bar-infill prompt the model would read.",
+    )
+    p.add_argument("midi", help="input MIDI file")
+    p.add_argument("--track", type=int, required=True, help="track to infill, counted from 0 as in the file")
+    p.add_argument("--bars", required=True, help="bars to infill, FIRST:LAST counted from 1, inclusive (e.g. 9:12)")
+    p.add_argument("--context", type=int, default=16, help="bars of context kept on each side (default: 16)")
+    p.add_argument("--max-len", type=int, default=2048, help="maximum sequence length in tokens (default: 2048)")
+    p.add_argument("--tokenizer", help="tokenizer JSON (default: the paper's base vocabulary, no BPE)")
+    p.add_argument("--with-target", action="store_true", help="also print the original bars (the training target)")
+    p.set_defaults(run=run_prompt)
+
+    p = sub.add_parser(
+        "train-tokenizer",
+        help="learn BPE on folders of MIDI files",
+        description="Learn a BPE vocabulary over bar headers and bodies of every MIDI file under the given folders.",
+    )
+    p.add_argument("data", nargs="+", help="MIDI files or folders (searched recursively)")
+    p.add_argument("-o", "--output", required=True, help="tokenizer JSON to write (atomically)")
+    p.add_argument("--vocab-size", type=int, default=16000, help="final vocabulary size (default: 16000)")
+    p.add_argument("--limit", type=int, help="use at most this many files")
+    p.set_defaults(run=run_train_tokenizer)
+
+    p = sub.add_parser(
+        "check-data",
+        help="run the tokenizer and example builder over MIDI folders and report counts",
+        description="Tokenize every file, build one random training example each, and report what was skipped and why.",
+    )
+    p.add_argument("data", nargs="+", help="MIDI files or folders (searched recursively)")
+    p.add_argument("--tokenizer", help="tokenizer JSON (default: the paper's base vocabulary, no BPE)")
+    p.add_argument("--max-len", type=int, default=2048, help="maximum example length (default: 2048)")
+    p.add_argument("--limit", type=int, help="check at most this many files")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.set_defaults(run=run_check_data)
