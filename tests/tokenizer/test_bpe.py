@@ -1,0 +1,69 @@
+import pytest
+
+from midi_rwkv.errors import MidiRwkvError
+from midi_rwkv.tokenizer import InfillTokenizer
+from midi_rwkv.tokenizer.bpe import count_bpe_tokens, gather_words, midi_files, train_bpe
+from tests.conftest import FIXTURES
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    base = InfillTokenizer()
+    words = gather_words(base, [FIXTURES / "bach_bwv66.6.mid"], progress=False)
+    return base, words, train_bpe(base, words, vocab_size=900, progress=False)
+
+
+def test_bpe_keeps_base_ids_and_shortens_sequences(trained):
+    base, words, tok = trained
+    assert tok.vocab_size == 900
+    assert tok.codec.pieces[:663] == [(i,) for i in range(663)]
+    assert all(tok.codec.pieces[i] for i in range(663, 900))  # no empty (Metaspace-only) token
+    assert count_bpe_tokens(tok, words) < words.base_tokens / 2
+
+
+def test_bpe_sequences_decode_to_the_base_sequence(trained, chorale_path):
+    base, _, tok = trained
+    piece_base, piece_bpe = base.prepare(chorale_path), tok.prepare(chorale_path)
+    seq_base = base.bar_infill(piece_base, 1, (3, 6))
+    seq_bpe = tok.bar_infill(piece_bpe, 1, (3, 6))
+    assert tok.codec.decode(seq_bpe.ids) == seq_base.ids
+    assert len(seq_bpe.ids) < len(seq_base.ids)
+
+
+def test_same_bar_same_ids_in_every_context(trained, chorale_path):
+    """The canonical encoding: a bar in a context track and in the section gets identical ids."""
+    _, _, tok = trained
+    enc = tok.encode(tok.prepare(chorale_path))
+    seq = tok.bar_infill(enc, 2, (4, 5))
+    header, body = enc.bars[2][4]
+    assert seq.target[: len(body)] == list(body)
+    assert seq.prompt[-len(header) - 8 : -8] == list(header)
+
+
+def test_trained_tokenizer_round_trips_through_json(trained, tmp_path, chorale_path):
+    _, _, tok = trained
+    loaded = InfillTokenizer.load(tok.save(tmp_path / "bpe.json"))
+    assert loaded.codec.pieces == tok.codec.pieces
+    piece = loaded.prepare(chorale_path)
+    assert loaded.bar_infill(piece, 0, (1, 3)).ids == tok.bar_infill(tok.prepare(chorale_path), 0, (1, 3)).ids
+
+
+def test_too_small_vocabulary_is_refused(trained):
+    base, words, _ = trained
+    with pytest.raises(MidiRwkvError, match="must exceed"):
+        train_bpe(base, words, vocab_size=600, progress=False)
+
+
+def test_midi_files_finds_files_recursively_and_rejects_missing(tmp_path):
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / "a" / "b" / "x.mid").write_bytes(b"")
+    (tmp_path / "a" / "y.MIDI").write_bytes(b"")
+    (tmp_path / "a" / "notes.txt").write_text("")
+    assert [p.name for p in midi_files(tmp_path)] == ["x.mid", "y.MIDI"]
+    with pytest.raises(MidiRwkvError):
+        midi_files(tmp_path / "missing")
+
+
+def test_unreadable_files_are_skipped_and_counted(tmp_path):
+    words = gather_words(InfillTokenizer(), [FIXTURES / "corrupt_truncated.mid", FIXTURES / "no_notes.mid", FIXTURES / "bach_bwv66.6.mid"], progress=False)
+    assert words.files == 1 and words.skipped == {"MidiFileError": 1, "EmptyScoreError": 1}
