@@ -11,7 +11,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from midi_rwkv.errors import BarRangeError, MidiRwkvError
-from midi_rwkv.tokenizer.bpe import count_bpe_tokens, gather_words, midi_files, train_from_folders
+from midi_rwkv.tokenizer.bpe import midi_files, train_from_folders
 from midi_rwkv.tokenizer.examples import ExampleBuilder, ExampleConfig
 from midi_rwkv.tokenizer.infill_tokenizer import InfillTokenizer
 from midi_rwkv.tokenizer.score import load_score
@@ -83,23 +83,25 @@ def run_check_data(args) -> int:
     builder = ExampleBuilder(tok, ExampleConfig(max_len=args.max_len))
     rng = random.Random(args.seed)
     skipped, kinds, dropped = Counter(), Counter(), Counter()
-    lengths = []
+    lengths, base_tokens, model_tokens = [], 0, 0
     start = time.perf_counter()
     for path in tqdm(files, desc="checking", unit="file"):
         try:
             score = load_score(path)
-            piece = tok.prepare(score, str(path))
+            enc = tok.encode(tok.prepare(score, str(path)))
         except MidiRwkvError as err:
             skipped[type(err).__name__] += 1
             continue
-        dropped.update(piece.dropped_notes)
+        dropped.update(enc.piece.dropped_notes)
+        base_tokens += sum(3 + sum(len(h) + len(b) for h, b in t.bars) for t in enc.tracks)
+        model_tokens += sum(3 + sum(len(h) + len(b) for h, b in bars) for bars in enc.bars)
         seq = builder(score, rng)
         if seq is None:
             skipped["no example"] += 1
             continue
         kinds[seq.kind] += 1
         lengths.append(len(seq.ids))
-    words = gather_words(InfillTokenizer(), files, progress=False)
+    tokenized = max(1, len(files) - sum(v for k, v in skipped.items() if k != "no example"))
     report = {
         "files": len(files),
         "skipped": dict(skipped),
@@ -107,11 +109,11 @@ def run_check_data(args) -> int:
         "examples": dict(kinds),
         "example_tokens_mean": round(sum(lengths) / max(1, len(lengths)), 1),
         "example_tokens_max": max(lengths, default=0),
-        "base_tokens_per_file": round(words.base_tokens / max(1, words.files), 1),
+        "base_tokens_per_file": round(base_tokens / tokenized, 1),
+        "tokens_per_file": round(model_tokens / tokenized, 1),
+        "vocab_size": tok.vocab_size,
         "seconds": round(time.perf_counter() - start, 1),
     }
-    if tok.is_trained:
-        report["bpe_tokens_per_file"] = round(count_bpe_tokens(tok, words) / max(1, words.files), 1)
     print(json.dumps(report, indent=2))
     return 0
 

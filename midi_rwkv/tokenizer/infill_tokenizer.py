@@ -47,7 +47,7 @@ class InfillTokenizer:
         """Load (unless given a Score) and prepare a piece; see :func:`prepare_piece`."""
         if isinstance(source, Score):
             return prepare_piece(source, self.miditok, name or "<score>")
-        return prepare_piece(load_score(source), self.miditok, name or str(source) if not isinstance(source, bytes) else "<bytes>")
+        return prepare_piece(load_score(source), self.miditok, name or ("<bytes>" if isinstance(source, bytes) else str(source)))
 
     def encode(self, piece: Piece) -> EncodedPiece:
         return encode_piece(piece, self.codec)

@@ -121,7 +121,7 @@ def _filter_tracks(score: Score, tokenizer: MMM) -> tuple[Score, list[int], dict
 
 
 def _last_onset(score: Score) -> int:
-    return max(track.notes[-1].time if track.notes.is_sorted() else max(n.time for n in track.notes) for track in score.tracks)
+    return max(int(track.notes.numpy()["time"].max()) for track in score.tracks)
 
 
 def prepare_piece(score: Score, tokenizer: MMM, name: str = "") -> Piece:
