@@ -1,0 +1,53 @@
+"""Autograd wrappers around the native WKV7 operators (same signature as the reference)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from midi_rwkv.model.kernels.build import load_cpu_op
+
+
+def check_inputs(r: Tensor, w: Tensor, k: Tensor, v: Tensor, a: Tensor, b: Tensor, state: Tensor | None) -> None:
+    """Readable errors for shape mismatches (the native code trusts its inputs)."""
+    if r.dim() != 4:
+        raise ValueError(f"wkv7 expects [B, T, H, N] inputs, got r of shape {tuple(r.shape)}")
+    for name, x in zip("wkvab", (w, k, v, a, b)):
+        if x.shape != r.shape:
+            raise ValueError(f"wkv7: {name} has shape {tuple(x.shape)}, r has {tuple(r.shape)}")
+        if x.device != r.device:
+            raise ValueError(f"wkv7: {name} is on {x.device}, r on {r.device}")
+    B, _, H, N = r.shape
+    if state is not None and state.shape != (B, H, N, N):
+        raise ValueError(f"wkv7: state must be [B, H, N, N] = {(B, H, N, N)}, got {tuple(state.shape)}")
+
+
+class WKV7CPU(torch.autograd.Function):
+    """fp32 C++ operator; inputs of other dtypes are computed in fp32 and cast back."""
+
+    @staticmethod
+    def forward(ctx, r, w, k, v, a, b, state):
+        B, _, H, N = r.shape
+        inputs = [x.float().contiguous() for x in (r, w, k, v, a, b)]
+        s0 = state.float().contiguous() if state is not None else r.new_zeros(B, H, N, N, dtype=torch.float32)
+        save = any(ctx.needs_input_grad)
+        y, s_final, checkpoints = load_cpu_op().forward(*inputs, s0, save)
+        if save:
+            ctx.save_for_backward(*inputs, checkpoints)
+        ctx.dtypes = [x.dtype for x in (r, w, k, v, a, b)] + [state.dtype if state is not None else None]
+        ctx.mark_non_differentiable()
+        return y.to(r.dtype), s_final
+
+    @staticmethod
+    def backward(ctx, dy, ds_final):
+        *inputs, checkpoints = ctx.saved_tensors
+        dy = torch.zeros_like(inputs[0]) if dy is None else dy.float().contiguous()
+        B, _, H, N = inputs[0].shape
+        ds = inputs[0].new_zeros(B, H, N, N) if ds_final is None else ds_final.float().contiguous()
+        grads = load_cpu_op().backward(*inputs, checkpoints, dy, ds)
+        return tuple(None if dt is None else g.to(dt) for g, dt in zip(grads, ctx.dtypes))
+
+
+def wkv7_cpu(r, w, k, v, a, b, state=None):
+    check_inputs(r, w, k, v, a, b, state)
+    return WKV7CPU.apply(r, w, k, v, a, b, state)
