@@ -51,3 +51,49 @@ class WKV7CPU(torch.autograd.Function):
 def wkv7_cpu(r, w, k, v, a, b, state=None):
     check_inputs(r, w, k, v, a, b, state)
     return WKV7CPU.apply(r, w, k, v, a, b, state)
+
+
+_CHUNK = 16
+_PAD_W = -60.0  # exp(-exp(-60)) == 1.0 in fp32: padded steps leave the state unchanged
+
+
+class WKV7CUDA(torch.autograd.Function):
+    """bf16 or fp32 CUDA operator; T is padded to a multiple of 16 with identity steps."""
+
+    @staticmethod
+    def forward(ctx, r, w, k, v, a, b, state):
+        from midi_rwkv.model.kernels.build import load_cuda_op
+
+        B, T, H, N = r.shape
+        dtype = torch.bfloat16 if r.dtype == torch.bfloat16 else torch.float32
+        pad = (-T) % _CHUNK
+        inputs = []
+        for name, x in zip("rwkvab", (r, w, k, v, a, b)):
+            x = x.to(dtype)
+            if pad:
+                x = torch.nn.functional.pad(x, (0, 0, 0, 0, 0, pad), value=_PAD_W if name == "w" else 0.0)
+            inputs.append(x.contiguous())
+        s0 = state.float().contiguous() if state is not None else r.new_zeros(B, H, N, N, dtype=torch.float32)
+        y, s_final, checkpoints, sa = load_cuda_op(N).forward(*inputs, s0)
+        ctx.save_for_backward(*inputs, checkpoints, sa)
+        ctx.meta = (T, pad, [x.dtype for x in (r, w, k, v, a, b)] + [state.dtype if state is not None else None])
+        return y[:, :T].to(r.dtype), s_final
+
+    @staticmethod
+    def backward(ctx, dy, ds_final):
+        from midi_rwkv.model.kernels.build import load_cuda_op
+
+        *inputs, checkpoints, sa = ctx.saved_tensors
+        T, pad, dtypes = ctx.meta
+        B, _, H, N = inputs[0].shape
+        dy = torch.zeros_like(inputs[0][:, :T]) if dy is None else dy
+        dy = torch.nn.functional.pad(dy.to(inputs[0].dtype), (0, 0, 0, 0, 0, pad)).contiguous()
+        ds = inputs[0].new_zeros(B, H, N, N, dtype=torch.float32) if ds_final is None else ds_final.float().contiguous()
+        grads = load_cuda_op(N).backward(*inputs, checkpoints, sa, dy, ds)
+        out = [g[:, :T] for g in grads[:6]] + [grads[6]]
+        return tuple(None if dt is None else g.to(dt) for g, dt in zip(out, dtypes))
+
+
+def wkv7_cuda(r, w, k, v, a, b, state=None):
+    check_inputs(r, w, k, v, a, b, state)
+    return WKV7CUDA.apply(r, w, k, v, a, b, state)
