@@ -1,0 +1,1 @@
+"""Corpora, prefiltering and splits, the training Dataset, sampler and collator."""

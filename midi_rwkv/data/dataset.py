@@ -1,0 +1,109 @@
+"""The training Dataset, a step-driven sampler, and the collator.
+
+Every example is drawn with a random generator seeded by (seed, step, slot), so a run that stops
+and resumes at step s sees exactly the batches an uninterrupted run would have seen.
+
+Labels are the next token, with -100 (no loss) where the next token is one the model is given
+rather than asked for: attribute controls, ``Infill_Bar``, ``Infill_Track``, ``FillBar_Start``
+(spec §2.4) and padding.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from midi_rwkv.data.corpora import Corpus
+from midi_rwkv.tokenizer import InfillTokenizer
+from midi_rwkv.tokenizer.examples import ExampleBuilder, ExampleConfig
+
+IGNORE = -100
+
+
+def unlearned_ids(tokenizer: InfillTokenizer) -> frozenset[int]:
+    """Model ids that get no loss as targets."""
+    vocab = tokenizer.codec.vocab
+    return frozenset(vocab.control_ids) | {vocab[t] for t in ("PAD_None", "Infill_Bar", "Infill_Track", "FillBar_Start")}
+
+
+def make_labels(ids: list[int], unlearned: frozenset[int]) -> tuple[list[int], list[int]]:
+    """(inputs, labels) for next-token prediction with loss masking."""
+    return ids[:-1], [IGNORE if t in unlearned else t for t in ids[1:]]
+
+
+class InfillDataset(Dataset):
+    """Random infilling examples from a corpus's pieces. Keys are (piece index, example seed)."""
+
+    def __init__(self, corpus: Corpus, indices: list[int], tokenizer: InfillTokenizer, config: ExampleConfig):
+        self.corpus, self.indices, self.tokenizer = corpus, list(indices), tokenizer
+        self.builder = ExampleBuilder(tokenizer, config)
+        self.unlearned = unlearned_ids(tokenizer)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, key: tuple[int, int]) -> dict | None:
+        position, seed = key
+        rng = random.Random(seed)
+        score = self.corpus.load(self.indices[position])
+        seq = self.builder(score, rng)
+        if seq is None:
+            return None
+        inputs, labels = make_labels(seq.ids, self.unlearned)
+        return {"input_ids": inputs, "labels": labels}
+
+
+class StepSampler(Sampler):
+    """Batches of (position, seed) keys for steps ``start .. total - 1``.
+
+    Epoch e visits the dataset in a permutation seeded by (seed, e); each example's seed is derived
+    from (seed, step, slot). Starting at ``start`` reproduces an uninterrupted run's remaining batches.
+    """
+
+    def __init__(self, size: int, batch_size: int, total_steps: int, start: int = 0, seed: int = 0):
+        if size < batch_size:
+            raise ValueError(f"{size} pieces are fewer than one batch of {batch_size}")
+        self.size, self.batch_size, self.total, self.start, self.seed = size, batch_size, total_steps, start, seed
+        self.steps_per_epoch = size // batch_size
+
+    def __len__(self) -> int:
+        return max(0, self.total - self.start)
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        order, epoch = None, -1
+        for step in range(self.start, self.total):
+            if step // self.steps_per_epoch != epoch:
+                epoch = step // self.steps_per_epoch
+                order = torch.randperm(self.size, generator=torch.Generator().manual_seed(self.seed * 100003 + epoch)).tolist()
+            first = (step % self.steps_per_epoch) * self.batch_size
+            yield [(order[first + slot], hash((self.seed, step, slot)) & 0x7FFFFFFF) for slot in range(self.batch_size)]
+
+
+class Collator:
+    """Right-pads a batch to its longest sequence (PAD inputs, -100 labels).
+
+    It never truncates: a sequence longer than ``max_len`` is an error (the example builder keeps
+    the section, ``FillBar_End`` included, within the limit). Examples that could not be built
+    (``None``) are dropped and counted in ``self.dropped``.
+    """
+
+    def __init__(self, max_len: int, pad_id: int = 0):
+        self.max_len, self.pad_id, self.dropped = max_len, pad_id, 0
+
+    def __call__(self, batch: list[dict | None]) -> dict[str, torch.Tensor]:
+        items = [b for b in batch if b is not None]
+        self.dropped += len(batch) - len(items)
+        if not items:
+            raise RuntimeError("no example in this batch could be built")
+        longest = max(len(b["input_ids"]) for b in items)
+        if longest > self.max_len:
+            raise ValueError(f"an example has {longest} tokens, more than the context length {self.max_len}; refusing to cut it")
+        inputs = torch.full((len(items), longest), self.pad_id, dtype=torch.long)
+        labels = torch.full((len(items), longest), IGNORE, dtype=torch.long)
+        for row, b in enumerate(items):
+            inputs[row, : len(b["input_ids"])] = torch.tensor(b["input_ids"])
+            labels[row, : len(b["labels"])] = torch.tensor(b["labels"])
+        return {"input_ids": inputs, "labels": labels}

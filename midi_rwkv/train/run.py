@@ -1,0 +1,157 @@
+"""One training run: corpora -> prefilter -> dataset -> Lightning -> exported ``model.pth``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader
+
+from midi_rwkv.data.corpora import Corpus, open_corpus
+from midi_rwkv.data.dataset import Collator, InfillDataset, StepSampler
+from midi_rwkv.data.prefilter import prefilter
+from midi_rwkv.errors import MidiRwkvError
+from midi_rwkv.model import PRESETS, RWKV7, init_weights, load_checkpoint, save_checkpoint
+from midi_rwkv.tokenizer import InfillTokenizer
+from midi_rwkv.tokenizer.examples import ExampleConfig
+from midi_rwkv.train.callbacks import AtomicCheckpointIO, LossCurve, PeriodicCheckpoint
+from midi_rwkv.train.module import OptimConfig, RWKVLightning
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunConfig:
+    """Everything a run needs; saved as ``config.json`` in the output folder."""
+
+    data: list[str] = field(metadata={"help": "corpora: pop909:PATH, folder:PATH, gigamidi:NAME_OR_FILE"})
+    out: str = field(metadata={"help": "output folder (checkpoints, loss curve, model.pth)"})
+    tokenizer: str | None = None
+    preset: str = "tiny"
+    init: str | None = None  # start from these weights instead of the paper's initialisation
+    ctx_len: int = 2048
+    batch_size: int = 12
+    steps: int = 1000
+    lr_init: float = 1e-4
+    lr_final: float = 1e-5
+    warmup_steps: int = 10
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0
+    val_every: int = 200
+    val_batches: int = 8
+    ckpt_every: int = 500
+    accelerator: str = "auto"
+    devices: int = 1
+    nodes: int = 1
+    strategy: str = "auto"
+    grad_checkpointing: bool = False
+    workers: int = 1
+    seed: int = 0
+    cache: str | None = None  # prefilter cache folder (default: OUT/cache)
+    examples: dict = field(default_factory=dict)  # ExampleConfig overrides
+
+
+class _Corpora(Corpus):
+    def __init__(self, corpora: list[Corpus]):
+        self.corpora = corpora
+        self.name = "+".join(c.name for c in corpora)
+        self.offsets = []
+        ids = []
+        for c in corpora:
+            self.offsets.append(len(ids))
+            ids += [f"{c.name}/{i}" for i in c.ids]
+        super().__init__(ids)
+
+    def load(self, index: int):
+        for corpus, offset in reversed(list(zip(self.corpora, self.offsets))):
+            if index >= offset:
+                return corpus.load(index - offset)
+        raise IndexError(index)
+
+
+def _strategy(name: str):
+    if name.startswith("deepspeed"):
+        try:
+            import deepspeed  # noqa: F401
+        except ImportError:
+            raise MidiRwkvError("the DeepSpeed strategy needs DeepSpeed: pip install deepspeed") from None
+        from lightning.pytorch.strategies import DeepSpeedStrategy
+
+        return DeepSpeedStrategy(stage=2, allgather_bucket_size=2e6, reduce_bucket_size=2e6)
+    if name not in ("auto", "ddp"):
+        raise MidiRwkvError(f"unknown strategy {name!r}: use auto, ddp or deepspeed_stage_2")
+    return name
+
+
+def _resume_step(folder: Path) -> tuple[Path | None, int]:
+    marker = folder / "last.json"
+    if not marker.is_file():
+        return None, 0
+    last = json.loads(marker.read_text())
+    return folder / last["checkpoint"], last["step"]
+
+
+def train(config: RunConfig, resume: bool = False, progress: bool = True, stop_after: int | None = None) -> Path:
+    """Run training; returns the exported ``model.pth``.
+
+    Args:
+        resume: continue from the checkpoint named in OUT/checkpoints/last.json.
+        stop_after: stop at this step as if interrupted (the schedule still spans ``config.steps``).
+    """
+    out = Path(config.out)
+    ckpt_dir = out / "checkpoints"
+    if not resume and (ckpt_dir / "last.json").exists():
+        raise MidiRwkvError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
+    L.seed_everything(config.seed, workers=True)
+
+    tokenizer = InfillTokenizer.load(config.tokenizer) if config.tokenizer else InfillTokenizer()
+    corpus = _Corpora([open_corpus(spec) for spec in config.data])
+    manifest = prefilter(corpus, tokenizer, Path(config.cache or out / "cache") / "manifest.json", seed=config.seed, progress=progress)
+    shutil.copyfile(Path(config.cache or out / "cache") / "manifest.json", out / "manifest.json")
+    print(f"data: {json.dumps(manifest.summary())}")
+    train_ids, val_ids = manifest.splits["train"], manifest.splits["validation"] or manifest.splits["train"][:1]
+
+    examples = ExampleConfig(**({"max_len": config.ctx_len + 1} | config.examples))  # inputs are ids[:-1]
+    ckpt_path, start = _resume_step(ckpt_dir) if resume else (None, 0)
+    train_data = InfillDataset(corpus, train_ids, tokenizer, examples)
+    val_data = InfillDataset(corpus, val_ids, tokenizer, examples)
+    batch = min(config.batch_size, len(train_ids))
+    collate = Collator(config.ctx_len)
+    loader = lambda data, sampler: DataLoader(data, batch_sampler=sampler, collate_fn=collate, num_workers=config.workers, persistent_workers=config.workers > 0)  # noqa: E731
+    train_loader = loader(train_data, StepSampler(len(train_data), batch, config.steps, start, config.seed))
+    val_batch = min(batch, len(val_ids))
+    val_loader = loader(val_data, StepSampler(len(val_data), val_batch, config.val_batches, 0, config.seed + 1))
+
+    model_config = PRESETS[config.preset](vocab_size=tokenizer.vocab_size)
+    model_config.ctx_len = config.ctx_len
+    model = load_checkpoint(config.init, vocab_size=tokenizer.vocab_size).float() if config.init else init_weights(RWKV7(model_config), seed=config.seed)
+    model.gradient_checkpointing = config.grad_checkpointing
+    optim = OptimConfig(config.lr_init, config.lr_final, config.warmup_steps, config.steps, weight_decay=config.weight_decay)
+    module = RWKVLightning(model, optim)
+    gpu = config.accelerator in ("gpu", "cuda") or (config.accelerator == "auto" and torch.cuda.is_available())
+    trainer = L.Trainer(
+        accelerator=config.accelerator, devices=config.devices, num_nodes=config.nodes, strategy=_strategy(config.strategy),
+        precision="bf16-mixed" if gpu else "32-true", max_steps=stop_after or config.steps, max_epochs=-1,
+        gradient_clip_val=config.grad_clip if not config.strategy.startswith("deepspeed") else None,
+        val_check_interval=min(config.val_every, max(1, config.steps - start)), check_val_every_n_epoch=None,
+        num_sanity_val_steps=0, limit_val_batches=config.val_batches, logger=False, enable_checkpointing=False,
+        callbacks=[PeriodicCheckpoint(ckpt_dir, config.ckpt_every), LossCurve(out, plot_every=max(1, config.val_every))],
+        plugins=[AtomicCheckpointIO()], enable_progress_bar=progress, enable_model_summary=False, deterministic=False,
+    )
+    trainer.fit(module, train_loader, val_loader, ckpt_path=str(ckpt_path) if ckpt_path else None, weights_only=True)
+    if collate.dropped:
+        print(f"warning: {collate.dropped} examples could not be built and were dropped")
+    if trainer.global_rank != 0 or trainer.global_step < config.steps:
+        return out / "model.pth"  # export once, by one process, when the run is complete
+    model_path = save_checkpoint(module.model, out / "model.pth", dtype=torch.bfloat16,
+                                 extra={"steps": trainer.global_step, "data": config.data, "tokenizer_vocab_size": tokenizer.vocab_size})
+    tokenizer.save(out / "tokenizer.json")
+    print(f"exported {model_path} ({model_path.stat().st_size / 2**20:.1f} MiB) and {out / 'tokenizer.json'}")
+    return model_path

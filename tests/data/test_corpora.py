@@ -1,0 +1,118 @@
+import random
+import zipfile
+
+import numpy as np
+import pytest
+from symusic import Score
+
+from midi_rwkv.data.corpora import FolderCorpus, GigaMidiCorpus, Pop909Corpus, open_corpus
+from midi_rwkv.data.dataset import Collator, InfillDataset, StepSampler, make_labels, unlearned_ids
+from midi_rwkv.data.prefilter import Manifest, prefilter, split_of
+from midi_rwkv.tokenizer import InfillTokenizer
+from midi_rwkv.tokenizer.examples import ExampleConfig
+from tests.conftest import FIXTURES, TPQ, make_score
+
+
+def write_pop909(root, songs):
+    """A miniature POP909 folder: NNN/NNN.mid, NNN/beat_midi.txt and an index.xlsx like the real one."""
+    rows = []
+    for song, (beats, quavers, pickup, score) in songs.items():
+        (root / song).mkdir(parents=True)
+        score.dump_midi(root / song / f"{song}.mid")
+        seconds_per_beat = 0.5  # 120 qpm
+        lines = [f"{i * seconds_per_beat} {1.0 if (i - pickup) % beats == 0 and i >= pickup else 0.0} 0.0" for i in range(64)]
+        (root / song / "beat_midi.txt").write_text("\n".join(lines) + "\n")
+        rows.append((song, beats, quavers))
+    cells = lambda r, values: "".join(f'<c r="{c}{r}" t="inlineStr"><is><t>{v}</t></is></c>' for c, v in zip("ABCDEF", values))  # noqa: E731
+    sheet = '<worksheet><sheetData><row r="1">' + cells(1, ["song_id", "name", "artist", "modify_times", "num_beats_per_measure", "num_quavers_per_beat"]) + "</row>"
+    sheet += "".join(f'<row r="{i + 2}">' + cells(i + 2, [s, "x", "y", "1", b, q]) + "</row>" for i, (s, b, q) in enumerate(rows))
+    sheet += "</sheetData></worksheet>"
+    with zipfile.ZipFile(root / "index.xlsx", "w") as z:
+        z.writestr("xl/worksheets/sheet1.xml", sheet)
+
+
+def _song(n_beats=32):
+    notes = [(i * TPQ, TPQ, 60 + i % 12, 80) for i in range(n_beats)] * 4
+    return make_score([(0, 1, 4)], [(0, False, notes)])  # the file's own metre is wrong (1/4), as in POP909
+
+
+def test_pop909_metre_comes_from_the_annotations(tmp_path):
+    write_pop909(tmp_path, {"001": (4, 2, 0, _song()), "002": (3, 2, 1, _song()), "003": (2, 3, 0, _song())})
+    corpus = Pop909Corpus(tmp_path)
+    assert corpus.ids == ["001", "002", "003"]
+    ts = lambda i: [(t.time, t.numerator, t.denominator) for t in corpus.load(i).time_signatures]  # noqa: E731
+    assert ts(0) == [(0, 4, 4)]
+    assert ts(1) == [(0, 1, 4), (TPQ, 3, 4)]  # one-beat pickup, then 3/4
+    assert ts(2) == [(0, 6, 8)]  # two dotted-quarter beats per bar
+    assert InfillTokenizer().prepare(corpus.load(0)).num_bars == 8
+
+
+def test_gigamidi_loader_reads_a_local_parquet_table(tmp_path, chorale_path):
+    datasets = pytest.importorskip("datasets")
+    table = datasets.Dataset.from_dict({"md5": ["a1", "b2"], "music": [chorale_path.read_bytes(), b"not midi"]})
+    table.to_parquet(str(tmp_path / "giga.parquet"))
+    corpus = open_corpus(f"gigamidi:{tmp_path / 'giga.parquet'}")
+    assert isinstance(corpus, GigaMidiCorpus) and corpus.ids == ["a1", "b2"]
+    assert corpus.load(0).note_num() == 163
+    table.save_to_disk(str(tmp_path / "saved"))
+    assert GigaMidiCorpus(str(tmp_path / "saved")).ids == ["a1", "b2"]
+
+
+def test_prefilter_caches_splits_and_records_reasons(tmp_path):
+    tok = InfillTokenizer()
+    corpus = FolderCorpus(FIXTURES)
+    cache = tmp_path / "manifest.json"
+    manifest = prefilter(corpus, tok, cache, min_bars=4, min_notes=100, progress=False)
+    kept = sum(len(v) for v in manifest.splits.values())
+    assert kept == 1 and len(manifest.skipped) == 4
+    assert manifest.skipped["no_notes.mid"].startswith("EmptyScoreError")
+    assert Manifest.load(cache).splits == manifest.splits
+    strict = prefilter(corpus, tok, cache, min_bars=20, progress=False)  # other criteria: recomputed
+    assert strict.skipped["bach_bwv66.6.mid"].startswith("too few bars")
+
+
+def test_splits_are_deterministic_by_piece():
+    ratios = (0.8, 0.1, 0.1)
+    splits = [split_of(f"song{i}", 0, ratios) for i in range(1000)]
+    assert splits == [split_of(f"song{i}", 0, ratios) for i in range(1000)]
+    assert 700 < splits.count("train") < 900 and splits.count("validation") > 50
+
+
+def test_loss_masking_skips_controls_and_infill_markers(tok, chorale_path):
+    seq = tok.bar_infill(tok.prepare(chorale_path), 1, (2, 4))
+    inputs, labels = make_labels(seq.ids, unlearned_ids(tok))
+    names = tok.codec.vocab.tokens
+    assert inputs == seq.ids[:-1] and len(labels) == len(inputs)
+    for target, label in zip(seq.ids[1:], labels):
+        masked = names[target].startswith("AC") or names[target] in ("Infill_Bar", "FillBar_Start", "Infill_Track", "PAD_None")
+        assert (label == -100) == masked
+    assert labels[-1] == tok.codec.vocab["FillBar_End"]  # the end of the section is learned
+
+
+def test_collator_pads_and_refuses_to_cut(tok):
+    collate = Collator(max_len=5)
+    batch = collate([{"input_ids": [1, 2, 3], "labels": [2, 3, 6]}, None, {"input_ids": [4], "labels": [6]}])
+    assert batch["input_ids"].tolist() == [[1, 2, 3], [4, 0, 0]]
+    assert batch["labels"].tolist() == [[2, 3, 6], [6, -100, -100]]
+    assert collate.dropped == 1
+    with pytest.raises(ValueError, match="refusing to cut"):
+        collate([{"input_ids": list(range(6)), "labels": list(range(6))}])
+
+
+def test_dataset_examples_fit_the_context_and_keep_fillbar_end(tok, chorale_path):
+    corpus = FolderCorpus(FIXTURES)
+    position = corpus.ids.index("bach_bwv66.6.mid")
+    data = InfillDataset(corpus, [position], tok, ExampleConfig(max_len=129, bar_infill_ratio=1.0))
+    fill_end = tok.codec.vocab["FillBar_End"]
+    for seed in range(10):
+        item = data[(0, seed)]
+        assert len(item["input_ids"]) <= 128 and item["labels"][-1] == fill_end
+    assert data[(0, 3)] == data[(0, 3)]  # the same key gives the same example
+
+
+def test_step_sampler_resumes_mid_epoch():
+    full = list(StepSampler(10, 3, total_steps=8, seed=4))
+    assert len(full) == 8 and all(len(b) == 3 for b in full)
+    assert list(StepSampler(10, 3, total_steps=8, start=5, seed=4)) == full[5:]
+    epoch0 = [k[0] for b in full[:3] for k in b]
+    assert len(set(epoch0)) == 9  # no piece twice within an epoch
