@@ -15,8 +15,24 @@ import numpy as np
 from symusic import Score, TimeSignature
 
 from midi_rwkv.errors import MidiRwkvError
-from midi_rwkv.tokenizer.bpe import midi_files
 from midi_rwkv.tokenizer.score import load_score
+
+MIDI_SUFFIXES = (".mid", ".midi", ".MID", ".MIDI")
+
+
+def midi_files(*roots: str | Path) -> list[Path]:
+    """Every MIDI file under the given files or folders (recursive), sorted."""
+    out: list[Path] = []
+    for root in map(Path, roots):
+        if root.is_file():
+            out.append(root)
+        elif root.is_dir():
+            out.extend(p for p in root.rglob("*") if p.suffix in MIDI_SUFFIXES and p.is_file())
+        else:
+            raise MidiRwkvError(f"{root}: no such file or folder")
+    return sorted(set(out))
+
+
 
 
 class Corpus:

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -19,6 +17,7 @@ from tqdm import tqdm
 
 from midi_rwkv.data.corpora import Corpus
 from midi_rwkv.errors import MidiRwkvError
+from midi_rwkv.io import atomic_write_json
 from midi_rwkv.tokenizer import InfillTokenizer
 
 SPLITS = ("train", "validation", "test")
@@ -41,21 +40,13 @@ class Manifest:
         }
 
     def save(self, path: Path) -> None:
-        write_json_atomic(path, asdict(self) | {"summary": self.summary()})
+        atomic_write_json(path, asdict(self) | {"summary": self.summary()})
 
     @classmethod
     def load(cls, path: Path) -> "Manifest":
         data = json.loads(path.read_text())
         data.pop("summary", None)
         return cls(**data)
-
-
-def write_json_atomic(path: Path, data) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=1)
-    os.replace(tmp, path)
 
 
 def split_of(piece_id: str, seed: int, ratios: tuple[float, float, float]) -> str:

@@ -8,13 +8,12 @@ Loading always uses ``torch.load(..., weights_only=True)`` and strict keys.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 
 from midi_rwkv.errors import MidiRwkvError
+from midi_rwkv.io import atomic_write, atomic_write_json
 from midi_rwkv.model.config import RWKVConfig
 from midi_rwkv.model.rwkv7 import RWKV7
 
@@ -29,25 +28,13 @@ def sidecar_path(path: str | Path) -> Path:
     return Path(path).with_suffix(".json")
 
 
-def _atomic_write(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_checkpoint(model: RWKV7, path: str | Path, dtype: torch.dtype | None = None, extra: dict | None = None) -> Path:
     """Write the weights (optionally cast, e.g. to bf16) and the sidecar, each atomically."""
     path = Path(path)
     state = {k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).detach().cpu().contiguous() for k, v in model.state_dict().items()}
     meta = {"format": FORMAT, "model": model.config.to_dict(), "dtype": str(dtype or next(model.parameters()).dtype).removeprefix("torch."), **(extra or {})}
-    _atomic_write(path, lambda tmp: torch.save(state, tmp))
-    _atomic_write(sidecar_path(path), lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2) + "\n"))
+    atomic_write(path, lambda tmp: torch.save(state, tmp))
+    atomic_write_json(sidecar_path(path), meta)
     return path
 
 

@@ -12,30 +12,14 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from tokenizers import AddedToken, Tokenizer, models, trainers
 from tqdm import tqdm
 
+from midi_rwkv.data.corpora import Corpus, open_corpus
 from midi_rwkv.errors import MidiRwkvError
 from midi_rwkv.tokenizer.infill_tokenizer import InfillTokenizer
 from midi_rwkv.tokenizer.remi import encode_tracks
-
-MIDI_SUFFIXES = (".mid", ".midi", ".MID", ".MIDI")
-
-
-def midi_files(*roots: str | Path) -> list[Path]:
-    """Every MIDI file under the given files or folders (recursive), sorted."""
-    out: list[Path] = []
-    for root in map(Path, roots):
-        if root.is_file():
-            out.append(root)
-        elif root.is_dir():
-            out.extend(p for p in root.rglob("*") if p.suffix in MIDI_SUFFIXES and p.is_file())
-        else:
-            raise MidiRwkvError(f"{root}: no such file or folder")
-    return sorted(set(out))
-
 
 @dataclass
 class CorpusWords:
@@ -47,14 +31,14 @@ class CorpusWords:
     skipped: Counter = field(default_factory=Counter)  # reason -> files
 
 
-def gather_words(tokenizer: InfillTokenizer, files: Iterable[Path], progress: bool = True) -> CorpusWords:
-    """Tokenize every file into canonical words (skipping, and counting, files that fail)."""
+def gather_words(tokenizer: InfillTokenizer, corpora: Iterable[Corpus], progress: bool = True) -> CorpusWords:
+    """Tokenize every piece into canonical words (skipping, and counting, pieces that fail)."""
     byte = tokenizer.miditok._vocab_base_id_to_byte
     out = CorpusWords()
-    files = list(files)
-    for path in tqdm(files, desc="tokenizing", unit="file", disable=not progress):
+    items = [(corpus, i) for corpus in corpora for i in range(len(corpus))]
+    for corpus, i in tqdm(items, desc="tokenizing", unit="piece", disable=not progress):
         try:
-            piece = tokenizer.prepare(path)
+            piece = tokenizer.prepare(corpus.load(i), corpus.ids[i])
             tracks = encode_tracks(piece, tokenizer.codec.vocab)
         except MidiRwkvError as err:
             out.skipped[type(err).__name__] += 1
@@ -109,14 +93,20 @@ def count_bpe_tokens(tokenizer: InfillTokenizer, words: CorpusWords) -> int:
     return words.base_tokens - in_words + sum(len(e.ids) * words.words[w] for w, e in zip(texts, encoded))
 
 
-def train_from_folders(roots: list[str | Path], vocab_size: int = 16000, limit: int | None = None, progress: bool = True) -> tuple[InfillTokenizer, dict]:
-    """Gather words from MIDI folders and train BPE; returns the tokenizer and statistics."""
+def train_from_corpora(specs: list[str], vocab_size: int = 16000, limit: int | None = None, progress: bool = True) -> tuple[InfillTokenizer, dict]:
+    """Gather words from corpora (``pop909:PATH``, folders, ...) and train BPE; returns the tokenizer and statistics.
+
+    ``limit`` caps the pieces taken from each corpus.
+    """
     base = InfillTokenizer()
-    files = midi_files(*roots)[:limit]
-    if not files:
-        raise MidiRwkvError(f"no MIDI files under {', '.join(map(str, roots))}")
+    corpora = [open_corpus(spec) for spec in specs]
+    if limit is not None:
+        for corpus in corpora:
+            corpus.ids = corpus.ids[:limit]
+    if not sum(map(len, corpora)):
+        raise MidiRwkvError(f"no MIDI files in {', '.join(specs)}")
     start = time.perf_counter()
-    words = gather_words(base, files, progress)
+    words = gather_words(base, corpora, progress)
     gathered = time.perf_counter()
     if not words.words:
         raise MidiRwkvError("no file could be tokenized; nothing to learn from")
@@ -124,7 +114,7 @@ def train_from_folders(roots: list[str | Path], vocab_size: int = 16000, limit: 
     done = time.perf_counter()
     bpe_tokens = count_bpe_tokens(trained, words)
     stats = {
-        "files": len(files),
+        "files": sum(map(len, corpora)),
         "tokenized": words.files,
         "skipped": dict(words.skipped),
         "distinct_words": len(words.words),

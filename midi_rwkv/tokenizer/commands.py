@@ -11,7 +11,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from midi_rwkv.errors import BarRangeError, MidiRwkvError
-from midi_rwkv.tokenizer.bpe import midi_files, train_from_folders
+from midi_rwkv.data.corpora import midi_files
+from midi_rwkv.tokenizer.bpe import train_from_corpora
 from midi_rwkv.tokenizer.examples import ExampleBuilder, ExampleConfig
 from midi_rwkv.tokenizer.infill_tokenizer import InfillTokenizer
 from midi_rwkv.tokenizer.score import load_score
@@ -67,7 +68,7 @@ def run_prompt(args) -> int:
 
 def run_train_tokenizer(args) -> int:
     out = Path(args.output)
-    tok, stats = train_from_folders(args.data, vocab_size=args.vocab_size, limit=args.limit)
+    tok, stats = train_from_corpora(args.data, vocab_size=args.vocab_size, limit=args.limit)
     stats["sources"] = [str(p) for p in args.data]
     tok.save(out, metadata={"bpe": stats})
     print(json.dumps(stats, indent=2))
@@ -136,12 +137,12 @@ def register(sub) -> None:
     p = sub.add_parser(
         "train-tokenizer",
         help="learn BPE on folders of MIDI files",
-        description="Learn a BPE vocabulary over bar headers and bodies of every MIDI file under the given folders.",
+        description="Learn a BPE vocabulary over bar headers and bodies of every piece in the given corpora.",
     )
-    p.add_argument("data", nargs="+", help="MIDI files or folders (searched recursively)")
+    p.add_argument("data", nargs="+", help="corpora: folders (searched recursively), pop909:PATH (annotated metre), gigamidi:NAME_OR_PARQUET")
     p.add_argument("-o", "--output", required=True, help="tokenizer JSON to write (atomically)")
     p.add_argument("--vocab-size", type=int, default=16000, help="final vocabulary size (default: 16000)")
-    p.add_argument("--limit", type=int, help="use at most this many files")
+    p.add_argument("--limit", type=int, help="use at most this many pieces of each corpus")
     p.set_defaults(run=run_train_tokenizer)
 
     p = sub.add_parser(

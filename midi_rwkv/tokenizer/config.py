@@ -9,13 +9,13 @@ when loading them, so the same 88 pitch tokens come out either way.
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 from pathlib import Path
 
 from miditok import MMM, TokenizerConfig
 
 from midi_rwkv.errors import TokenizerFileError
+from midi_rwkv.io import atomic_write
 
 SPECIAL_TOKENS = [
     "PAD_None",
@@ -129,14 +129,4 @@ def load_tokenizer(path: str | Path) -> MMM:
 
 def save_tokenizer(tokenizer: MMM, path: str | Path, metadata: dict | None = None) -> Path:
     """Write ``tokenizer`` to ``path`` atomically (temporary file, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".json", dir=path.parent)
-    os.close(fd)
-    try:
-        tokenizer.save(tmp, additional_attributes={META_KEY: metadata or {}})
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda tmp: tokenizer.save(tmp, additional_attributes={META_KEY: metadata or {}}))

@@ -4,30 +4,19 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-import tempfile
 from pathlib import Path
 
 import lightning as L
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from midi_rwkv.data.prefilter import write_json_atomic
+from midi_rwkv.io import atomic_write, atomic_write_json, atomic_write_text
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Lightning checkpoints go to a temporary file first, then are renamed into place."""
 
     def save_checkpoint(self, checkpoint, path, storage_options=None):
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        os.close(fd)
-        try:
-            super().save_checkpoint(checkpoint, tmp, storage_options)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(path, lambda tmp: super(AtomicCheckpointIO, self).save_checkpoint(checkpoint, tmp, storage_options))
 
 
 class PeriodicCheckpoint(L.Callback):
@@ -39,7 +28,7 @@ class PeriodicCheckpoint(L.Callback):
     def _save(self, trainer) -> None:
         step = trainer.global_step
         trainer.save_checkpoint(self.folder / f"step-{step:07d}.ckpt", weights_only=False)  # full state, to resume
-        write_json_atomic(self.folder / "last.json", {"step": step, "checkpoint": f"step-{step:07d}.ckpt"})
+        atomic_write_json(self.folder / "last.json", {"step": step, "checkpoint": f"step-{step:07d}.ckpt"})
 
     def on_train_batch_end(self, trainer, *args):
         if self.every and trainer.global_step % self.every == 0:
@@ -84,10 +73,7 @@ class LossCurve(L.Callback):
         writer = csv.DictWriter(buffer, fieldnames=self.FIELDS)
         writer.writeheader()
         writer.writerows({k: ("" if v is None else v) for k, v in r.items()} for r in self.rows)
-        fd, tmp = tempfile.mkstemp(prefix=".loss.csv.", dir=self.folder)
-        with os.fdopen(fd, "w") as f:
-            f.write(buffer.getvalue())
-        os.replace(tmp, self.folder / "loss.csv")
+        atomic_write_text(self.folder / "loss.csv", buffer.getvalue())
         self.plot()
 
     def plot(self) -> None:
@@ -114,11 +100,8 @@ class LossCurve(L.Callback):
         ax.grid(alpha=0.3)
         ax.legend()
         fig.tight_layout()
-        fd, tmp = tempfile.mkstemp(prefix=".loss.png.", suffix=".png", dir=self.folder)
-        os.close(fd)
-        fig.savefig(tmp, dpi=100)
+        atomic_write(self.folder / "loss.png", lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
         plt.close(fig)
-        os.replace(tmp, self.folder / "loss.png")
 
 
 def _f(value) -> float | None:

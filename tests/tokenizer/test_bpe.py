@@ -2,14 +2,15 @@ import pytest
 
 from midi_rwkv.errors import MidiRwkvError
 from midi_rwkv.tokenizer import InfillTokenizer
-from midi_rwkv.tokenizer.bpe import count_bpe_tokens, gather_words, midi_files, train_bpe
+from midi_rwkv.data.corpora import FolderCorpus, midi_files
+from midi_rwkv.tokenizer.bpe import count_bpe_tokens, gather_words, train_bpe
 from tests.conftest import FIXTURES
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     base = InfillTokenizer()
-    words = gather_words(base, [FIXTURES / "bach_bwv66.6.mid"], progress=False)
+    words = gather_words(base, [FolderCorpus(FIXTURES)], progress=False)
     return base, words, train_bpe(base, words, vocab_size=900, progress=False)
 
 
@@ -64,6 +65,6 @@ def test_midi_files_finds_files_recursively_and_rejects_missing(tmp_path):
         midi_files(tmp_path / "missing")
 
 
-def test_unreadable_files_are_skipped_and_counted(tmp_path):
-    words = gather_words(InfillTokenizer(), [FIXTURES / "corrupt_truncated.mid", FIXTURES / "no_notes.mid", FIXTURES / "bach_bwv66.6.mid"], progress=False)
-    assert words.files == 1 and words.skipped == {"MidiFileError": 1, "EmptyScoreError": 1}
+def test_unreadable_files_are_skipped_and_counted(trained):
+    _, words, _ = trained  # gathered from the fixtures folder
+    assert words.files == 1 and words.skipped == {"MidiFileError": 3, "EmptyScoreError": 1}

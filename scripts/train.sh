@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Pretrain MIDI-RWKV: tokenizer -> dataset -> train -> export.
+#
+#   scripts/train.sh                                   # POP909 from ../shared/data, tiny model, CPU
+#   PRESET=paper STEPS=20000 BATCH=12 scripts/train.sh  # the paper's 12 x 384 model
+#   DATA="gigamidi:Metacreation/GigaMIDI::all-instruments-with-drums" TOKENIZER=tok.json \
+#     PRESET=paper DEVICES=8 STRATEGY=deepspeed_stage_2 scripts/train.sh
+#   RESUME=1 OUT=runs/pretrain scripts/train.sh         # continue an interrupted run
+#   SMOKE=1 OUT=/tmp/smoke scripts/train.sh             # a few steps on the test fixtures (CI)
+#
+# It never deletes anything: a new run refuses an OUT that already holds one.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# ---- knobs ------------------------------------------------------------------------------
+DATA=${DATA:-"pop909:../shared/data/pop909"}  # corpora, space-separated: pop909:PATH folder:PATH gigamidi:NAME[::SUBSET]
+OUT=${OUT:-runs/pretrain}                      # output folder
+TOKENIZER=${TOKENIZER:-$OUT/bpe.json}          # learned from DATA when the file is missing
+VOCAB_SIZE=${VOCAB_SIZE:-16000}                # BPE vocabulary size
+PRESET=${PRESET:-tiny}                         # tiny (2 x 64) | paper (12 x 384, 35.1 M parameters)
+CTX_LEN=${CTX_LEN:-2048}                       # tokens per training sequence
+BATCH=${BATCH:-12}                             # sequences per step and device
+LR=${LR:-1e-4}                                 # peak learning rate
+LR_FINAL=${LR_FINAL:-1e-5}                     # learning rate at the last step (cosine)
+WARMUP=${WARMUP:-10}                           # warm-up steps
+STEPS=${STEPS:-1000}                           # optimiser steps in the whole run
+VAL_EVERY=${VAL_EVERY:-200}                    # validate every N steps
+CKPT_EVERY=${CKPT_EVERY:-500}                  # checkpoint every N steps (all kept)
+ACCELERATOR=${ACCELERATOR:-auto}               # auto | cpu | gpu
+DEVICES=${DEVICES:-1}                          # devices per node
+NODES=${NODES:-1}                              # nodes
+STRATEGY=${STRATEGY:-auto}                     # auto | ddp | deepspeed_stage_2
+WORKERS=${WORKERS:-1}                          # DataLoader workers
+RESUME=${RESUME:-0}                            # 1: continue the run in OUT
+SMOKE=${SMOKE:-0}                              # 1: tiny run on tests/fixtures
+
+if [[ "$SMOKE" == 1 ]]; then
+  DATA="folder:tests/fixtures" PRESET=tiny CTX_LEN=256 BATCH=1 STEPS=4 VAL_EVERY=2 CKPT_EVERY=2 VOCAB_SIZE=700 WORKERS=0
+fi
+
+banner() { printf '\n==== %s ====\n' "$*"; }
+
+banner "1/4 tokenizer"
+if [[ -f "$TOKENIZER" ]]; then
+  echo "using $TOKENIZER"
+else
+  midi-rwkv train-tokenizer $DATA --vocab-size "$VOCAB_SIZE" -o "$TOKENIZER"
+fi
+
+banner "2/4 dataset"
+echo "prefilter and splits run inside training (cached in $OUT/cache; report in $OUT/manifest.json)"
+
+banner "3/4 train"
+data_args=()
+for spec in $DATA; do data_args+=(--data "$spec"); done
+resume_args=()
+[[ "$RESUME" == 1 ]] && resume_args=(--resume)
+python -m midi_rwkv.train "${data_args[@]}" --out "$OUT" --tokenizer "$TOKENIZER" --preset "$PRESET" \
+  --ctx-len "$CTX_LEN" --batch-size "$BATCH" --steps "$STEPS" --lr-init "$LR" --lr-final "$LR_FINAL" \
+  --warmup-steps "$WARMUP" --val-every "$VAL_EVERY" --ckpt-every "$CKPT_EVERY" --accelerator "$ACCELERATOR" \
+  --devices "$DEVICES" --nodes "$NODES" --strategy "$STRATEGY" --workers "$WORKERS" "${resume_args[@]}"
+
+banner "4/4 export"
+ls -l "$OUT/model.pth" "$OUT/model.json" "$OUT/tokenizer.json" "$OUT/loss.png"

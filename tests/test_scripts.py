@@ -1,0 +1,24 @@
+"""The shell pipelines run end to end (their CPU smoke variants)."""
+
+import os
+import shutil
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.skipif(shutil.which("midi-rwkv") is None, reason="the package is not installed (pip install -e .)")
+def test_train_sh_smoke_run(tmp_path):
+    out = tmp_path / "run"
+    env = os.environ | {"SMOKE": "1", "OUT": str(out)}
+    done = subprocess.run(["bash", "scripts/train.sh"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    for name in ("model.pth", "model.json", "tokenizer.json", "bpe.json", "loss.csv", "loss.png", "config.json", "manifest.json"):
+        assert (out / name).is_file(), name
+    assert stat.S_IMODE((out / "model.pth").stat().st_mode) & 0o044  # readable by others, as the umask allows
+    again = subprocess.run(["bash", "scripts/train.sh"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode != 0 and "already holds a run" in again.stderr  # never overwrites a run
