@@ -10,9 +10,10 @@ from torch import nn
 from midi_rwkv.model.rwkv7 import RWKV7
 
 
-def _orthogonal(tensor: torch.Tensor, gain: float) -> None:
+def _orthogonal(tensor: torch.Tensor, gain: float, tall_factor: bool = False) -> None:
+    """Orthogonal init; ``tall_factor`` adds RWKV-LM's sqrt(rows/cols) for the in-module low-rank matrices."""
     rows, cols = tensor.shape
-    nn.init.orthogonal_(tensor, gain=gain * (math.sqrt(rows / cols) if rows > cols else 1.0))
+    nn.init.orthogonal_(tensor, gain=gain * (math.sqrt(rows / cols) if tall_factor and rows > cols else 1.0))
 
 
 @torch.no_grad()
@@ -39,7 +40,7 @@ def init_weights(model: RWKV7, seed: int | None = None) -> RWKV7:
         for low in (att.w1, att.a1, att.v1, att.g1):
             low.zero_()
         for up in (att.w2, att.a2, att.v2, att.g2):
-            _orthogonal(up, 0.1)
+            _orthogonal(up, 0.1, tall_factor=True)
         att.a0.zero_()
         att.v0.fill_(1.0)
         att.k_k.fill_(0.85)
@@ -55,5 +56,5 @@ def init_weights(model: RWKV7, seed: int | None = None) -> RWKV7:
         att.ln_x.weight.fill_(((layer + 1) / L) ** 0.7)
         att.ln_x.bias.zero_()
     nn.init.uniform_(model.emb.weight, -1e-4, 1e-4)
-    _orthogonal(model.head.weight, 0.5 * math.sqrt(V / C) if V > C else 0.5)
+    _orthogonal(model.head.weight, 0.5 * math.sqrt(V / C) if V > C else 0.5)  # logits start with std ~0.5
     return model

@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 
@@ -74,6 +76,17 @@ def test_init_follows_the_paper():
     assert torch.allclose(b2.att.ln_x.weight, torch.full((64,), 1.0))
     assert b0.att.w0.max() < -0.9 and model.emb.weight.abs().max() <= 1e-4
     assert hasattr(b0, "ln0") and not hasattr(b2, "ln0")
+
+
+@pytest.mark.parametrize("vocab", [663, 16000])
+def test_initial_loss_is_near_uniform(vocab):
+    """The head's gain 0.5 * sqrt(V / C) gives logits with std ~0.5, so the first loss is close to ln V."""
+    model = init_weights(RWKV7(RWKVConfig(n_layer=2, n_embd=64, vocab_size=vocab, head_size=16)), seed=0)
+    idx = torch.randint(0, vocab, (2, 64), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        logits, _ = model(idx)
+    loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), idx.flatten())
+    assert 0.3 < logits.std() < 0.7 and abs(loss.item() - math.log(vocab)) < 0.5
 
 
 @pytest.mark.parametrize("kwargs", [dict(n_embd=100, head_size=64), dict(n_layer=0)], ids=["width", "layers"])
