@@ -94,3 +94,19 @@ def test_config_is_validated(kwargs):
     base = dict(n_layer=2, n_embd=64, vocab_size=10, head_size=16) | kwargs
     with pytest.raises(ValueError):
         RWKVConfig(**base)
+
+
+def test_gradient_checkpointing_gives_the_same_gradients():
+    model = init_weights(RWKV7(tiny_config()), seed=0).train()
+    idx = torch.randint(0, 663, (2, 20), generator=torch.Generator().manual_seed(3))
+
+    def grads(checkpointing):
+        model.zero_grad()
+        model.gradient_checkpointing = checkpointing
+        with use_backend("cpu"):
+            logits, _ = model(idx)
+        logits.logsumexp(-1).sum().backward()
+        return [p.grad.clone() for p in model.parameters()]
+
+    for a, b in zip(grads(False), grads(True)):
+        assert torch.allclose(a, b, atol=1e-6)
