@@ -106,7 +106,7 @@ def test_gradient_checkpointing_gives_the_same_gradients():
         with use_backend("cpu"):
             logits, _ = model(idx)
         logits.logsumexp(-1).sum().backward()
-        return [p.grad.clone() for p in model.parameters()]
+        return [None if p.grad is None else p.grad.clone() for p in model.parameters()]  # layer 0's v0/v1/v2 are unused
 
     for a, b in zip(grads(False), grads(True)):
-        assert torch.allclose(a, b, atol=1e-6)
+        assert (a is None and b is None) or torch.allclose(a, b, atol=1e-6)
