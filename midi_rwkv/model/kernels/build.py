@@ -63,7 +63,8 @@ def load_cpu_op():
         raise KernelBuildError("no C++ compiler found (install g++ to build the fast CPU kernel)")
     source = CSRC / "wkv7_cpu.cpp"
     flags = ["-O3", "-march=native", "-ffast-math", "-fno-finite-math-only"]
-    name = f"midi_rwkv_wkv7_cpu_{_key(source.read_text(), ' '.join(flags), _cpu_flags())}"
+    # one build per source, flags, CPU and Python environment (torch's headers live in the environment)
+    name = f"midi_rwkv_wkv7_cpu_{_key(source.read_text(), ' '.join(flags), _cpu_flags(), torch.__file__)}"
     _build(name, [source], extra_cflags=flags)
     return torch.ops.midi_rwkv_wkv7_cpu
 
@@ -75,6 +76,6 @@ def load_cuda_op(head_size: int):
         raise KernelBuildError("CUDA is not available")
     sources = [CSRC / "wkv7_cuda.cu", CSRC / "wkv7_cuda_op.cpp"]
     flags = ["-res-usage", "--use_fast_math", "-O3", "-Xptxas -O3", "--extra-device-vectorization", f"-D_N_={head_size}", f"-D_CHUNK_LEN_=16"]
-    name = f"midi_rwkv_wkv7_cuda_{head_size}_{_key(*(s.read_text() for s in sources), ' '.join(flags))}"
+    name = f"midi_rwkv_wkv7_cuda_{head_size}_{_key(*(s.read_text() for s in sources), ' '.join(flags), torch.__file__)}"
     _build(name, sources, extra_cuda_cflags=flags)
     return torch.ops.midi_rwkv_wkv7_cuda

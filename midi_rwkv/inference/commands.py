@@ -1,0 +1,117 @@
+"""The ``midi-rwkv infill`` command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from midi_rwkv.errors import ControlError, MidiRwkvError
+from midi_rwkv.inference.infill import ControlRequest, Infiller
+from midi_rwkv.inference.sampler import SamplerConfig
+from midi_rwkv.io import atomic_write
+from midi_rwkv.tokenizer.commands import parse_bars
+from midi_rwkv.tokenizer.controls import DURATIONS
+
+DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "midi_rwkv.pth"
+_DURATION_NAMES = {"whole": 0, "half": 1, "quarter": 2, "eighth": 3, "sixteenth": 4}
+
+
+def parse_spans(text: str) -> list[tuple[int, int]]:
+    return [parse_bars(part) for part in text.split(",") if part]
+
+
+def parse_request(args) -> ControlRequest:
+    density = polyphony = durations = None
+    if args.density:
+        try:
+            density = [int(v) for v in args.density.split(",")]
+        except ValueError:
+            raise ControlError(f"--density '{args.density}': expected numbers like 6,8,8,4") from None
+        if any(d < 0 for d in density):
+            raise ControlError("--density values must be 0 or more")
+    if args.polyphony:
+        low, _, high = args.polyphony.partition("-")
+        try:
+            polyphony = (int(low), int(high or low))
+        except ValueError:
+            raise ControlError(f"--polyphony '{args.polyphony}': expected MIN-MAX like 1-3") from None
+        if not 1 <= polyphony[0] <= polyphony[1] <= 6:
+            raise ControlError("--polyphony needs 1 <= MIN <= MAX <= 6")
+    if args.duration:
+        names = [n.strip().lower() for n in args.duration.split(",")]
+        unknown = [n for n in names if n not in _DURATION_NAMES]
+        if unknown:
+            raise ControlError(f"--duration: unknown value(s) {unknown}; use {', '.join(_DURATION_NAMES)}")
+        durations = tuple(name.lower() in names for name in ("whole", "half", "quarter", "eighth", "sixteenth"))
+    assert len(DURATIONS) == 5
+    return ControlRequest(density, polyphony, durations)
+
+
+def _describe(controls) -> str:
+    out = []
+    for c in controls:
+        poly = f" poly {c.polyphony[0]}-{c.polyphony[1]}" if c.polyphony else ""
+        durs = "" if c.durations is None else " dur " + ("".join(n[0] if f else "." for (n, _), f in zip(DURATIONS, c.durations)))
+        out.append(f"[density {c.density}{poly}{durs}]")
+    return " ".join(out)
+
+
+def run_infill(args) -> int:
+    model = Path(args.model) if args.model else DEFAULT_MODEL
+    if not model.is_file():
+        raise MidiRwkvError(f"no model at {model}: train one with scripts/train.sh and pass --model OUT/model.pth")
+    spans = parse_spans(args.bars)
+    request = parse_request(args)
+    if len(spans) > 1 and request.density and len(request.density) > 1:
+        raise ControlError("with several spans, --density takes one value for every bar")
+    sampler = SamplerConfig(args.temperature, args.top_k, args.top_p, args.epsilon, args.repetition_penalty)
+    infiller = Infiller.load(model, args.tokenizer)
+    out = Path(args.output)
+    source = Path(args.midi)
+    piece = infiller.tokenizer.prepare(source)
+    for span in spans:
+        piece.token_span(*span)  # check every span before generating anything
+    results = infiller.infill(piece, args.track, spans[0], request, args.n, sampler, args.context, args.max_tokens, args.seed)
+    for span in spans[1:]:  # later spans see each candidate's earlier result
+        results = [infiller.infill(infiller.tokenizer.prepare(c.score, piece.name), args.track, span, request, 1, sampler,
+                                   args.context, args.max_tokens, args.seed)[0] for c in results]
+    if args.rank:
+        results.sort(key=lambda c: c.control_error)
+    bars_text = ",".join(f"{a + 1}-{b}" for a, b in spans)
+    for i, c in enumerate(results, 1):
+        path = out / f"{source.stem}_track{args.track}_bars{bars_text}_{i}.mid"
+        atomic_write(path, lambda tmp, score=c.score: score.dump_midi(tmp))
+        g = c.generation
+        note = "" if g.stopped == "done" else f" (stopped at --max-tokens: {c.report.bars_generated}/{c.report.bars_expected} bars)"
+        print(f"{path}: {c.report.notes_added} notes, {g.sampled} tokens sampled in {g.seconds:.1f} s{note}, control error {c.control_error:g}")
+        print(f"  requested {_describe(c.requested)}")
+        print(f"  realised  {_describe(c.realised)}")
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "infill",
+        help="generate new bars for one track of a MIDI file",
+        description="Replace bars of one track with candidates from the model; every other bar of every track is kept as it is. "
+        "Without control options, each bar's controls are those of the original bar.",
+    )
+    p.add_argument("midi", help="input MIDI file")
+    p.add_argument("--track", type=int, required=True, help="track to infill, counted from 0 as in the file")
+    p.add_argument("--bars", required=True, help="bars to infill, FIRST:LAST counted from 1, inclusive; several spans: 3:4,9:12")
+    p.add_argument("--density", help="notes per bar: one number for all bars, or one per bar (e.g. 6,8,8,4)")
+    p.add_argument("--polyphony", help="notes starting together, MIN-MAX in 1..6 (e.g. 1-3); not for drums")
+    p.add_argument("--duration", help="note values present in each bar: whole,half,quarter,eighth,sixteenth; not for drums")
+    p.add_argument("-n", type=int, default=4, help="candidates to generate (default: 4)")
+    p.add_argument("-o", "--output", default="infilled", help="output folder (default: ./infilled)")
+    p.add_argument("--model", help=f"model .pth (default: {DEFAULT_MODEL.name} in the repository)")
+    p.add_argument("--tokenizer", help="tokenizer JSON (default: tokenizer.json beside the model)")
+    p.add_argument("--context", type=int, default=16, help="bars of context on each side (default: 16)")
+    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature, 0 = greedy (default: 1.0)")
+    p.add_argument("--top-k", type=int, default=20, help="keep the k most likely tokens, 0 = off (default: 20)")
+    p.add_argument("--top-p", type=float, default=0.95, help="nucleus sampling threshold (default: 0.95)")
+    p.add_argument("--epsilon", type=float, default=9e-4, help="drop tokens below this probability (default: 9e-4)")
+    p.add_argument("--repetition-penalty", type=float, default=1.2, help="penalty on tokens already seen (default: 1.2)")
+    p.add_argument("--max-tokens", type=int, default=2000, help="stop a candidate after this many tokens (default: 2000)")
+    p.add_argument("--seed", type=int, help="random seed, for repeatable candidates")
+    p.add_argument("--rank", action="store_true", help="order candidates by how well they follow the controls")
+    p.set_defaults(run=run_infill)

@@ -1,0 +1,119 @@
+"""The inference engine: token ids in, token ids out. MIDI and the tokenizer stay outside it.
+
+A prompt is read once in sequence mode. Its state is cached, keyed by the prompt, and a longer
+prompt that extends a cached one continues from it. K candidates start from copies of that state
+and advance together, one token per stream per step. Per-stream rules (banned tokens, tokens to
+inject, when to stop) come from a :class:`Constraint`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from midi_rwkv.inference.sampler import SamplerConfig, sample
+from midi_rwkv.model import RWKV7, RWKVState
+
+
+class Constraint:
+    """Default rules: nothing banned, every sampled token fed back, never done."""
+
+    done: bool = False
+
+    def banned(self) -> Tensor | None:
+        """Boolean [V] mask of tokens that must not be sampled next (or None)."""
+        return None
+
+    def after_sample(self, token: int) -> list[int]:
+        """Tokens to feed for a sampled ``token``: usually ``[token]``; may replace or extend it."""
+        return [token]
+
+
+@dataclass
+class Generation:
+    ids: list[int] = field(default_factory=list)  # every token fed after the prompt
+    sampled: int = 0  # how many of them were sampled (the rest were injected)
+    stopped: str = "max_tokens"  # "done" when the constraint finished, else "max_tokens"
+    seconds: float = 0.0
+
+
+class Engine:
+    def __init__(self, model: RWKV7, cache_size: int = 8):
+        self.model = model.eval()
+        self.vocab_size = model.config.vocab_size
+        self._cache: OrderedDict[tuple[int, ...], tuple[Tensor, RWKVState]] = OrderedDict()
+        self.cache_size = cache_size
+
+    @torch.no_grad()
+    def prefill(self, prompt: list[int]) -> tuple[Tensor, RWKVState]:
+        """Logits [V] after the prompt and the state, from the cache when possible."""
+        key = tuple(prompt)
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            return self._cache[key]
+        start, state, logits = 0, None, None
+        for cached in self._cache:  # the longest cached prefix of this prompt
+            if len(cached) > start and key[: len(cached)] == cached:
+                start, (logits, state) = len(cached), self._cache[cached]
+        if start < len(key):
+            out, state = self.model(torch.tensor([key[start:]]), state)
+            logits = out[0, -1]
+        self._cache[key] = (logits, state)
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+        return logits, state
+
+    @torch.no_grad()
+    def generate(
+        self,
+        prompt: list[int],
+        constraints: list[Constraint],
+        sampler: SamplerConfig | None = None,
+        max_tokens: int = 2000,
+        seed: int | None = None,
+    ) -> list[Generation]:
+        """One candidate per constraint, generated together from the prompt's state."""
+        sampler = sampler or SamplerConfig()
+        k = len(constraints)
+        start = time.perf_counter()
+        logits, state = self.prefill(prompt)
+        logits = logits.expand(k, -1).clone()
+        state = state.select([0] * k)
+        generator = torch.Generator().manual_seed(seed) if seed is not None else None
+        seen = torch.zeros(k, self.vocab_size, dtype=torch.bool)
+        seen[:, torch.tensor(sorted(set(prompt)), dtype=torch.long)] = True
+        out = [Generation() for _ in range(k)]
+        pending: list[list[int]] = [[] for _ in range(k)]
+        finished = [False] * k
+        for _ in range(max_tokens):
+            need = [i for i in range(k) if not finished[i] and not pending[i]]
+            if need:
+                banned = [constraints[i].banned() for i in need]
+                mask = torch.stack([b if b is not None else torch.zeros(self.vocab_size, dtype=torch.bool) for b in banned])
+                drawn = sample(logits[need], sampler, generator, seen[need], mask)
+                for i, token in zip(need, drawn.tolist()):
+                    out[i].sampled += 1
+                    pending[i] = constraints[i].after_sample(token)
+            feed = []
+            for i in range(k):
+                if finished[i] or not pending[i]:
+                    feed.append(0)  # PAD for finished streams; their outputs are ignored
+                    continue
+                token = pending[i].pop(0)
+                out[i].ids.append(token)
+                seen[i, token] = True
+                feed.append(token)
+                if not pending[i] and constraints[i].done:
+                    finished[i] = True
+                    out[i].stopped = "done"
+            if all(finished):
+                break
+            logits, state = self.model.step(torch.tensor(feed), state)
+        elapsed = time.perf_counter() - start
+        for g in out:
+            g.seconds = elapsed
+        return out

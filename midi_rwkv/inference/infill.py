@@ -1,0 +1,121 @@
+"""Infilling MIDI: prompt from the piece, K candidates from the engine, merged back and measured."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from symusic import Score
+
+from midi_rwkv.errors import ControlError, EmptyScoreError, MidiRwkvError, TrackIndexError
+from midi_rwkv.inference.constraints import BarInfillConstraint, TokenTables
+from midi_rwkv.inference.engine import Engine, Generation
+from midi_rwkv.inference.sampler import SamplerConfig
+from midi_rwkv.model import load_checkpoint
+from midi_rwkv.tokenizer import BarControls, InfillTokenizer, Piece
+from midi_rwkv.tokenizer.controls import bar_controls
+from midi_rwkv.tokenizer.infill import resolve_bar_controls
+from midi_rwkv.tokenizer.merge import MergeReport
+
+
+@dataclass
+class ControlRequest:
+    """What the user asked for; ``None`` fields keep the original bars' values."""
+
+    density: list[int] | None = None  # one per real bar, or one for all
+    polyphony: tuple[int, int] | None = None
+    durations: tuple[bool, ...] | None = None
+
+
+@dataclass
+class Candidate:
+    score: Score
+    report: MergeReport
+    requested: list[BarControls]
+    realised: list[BarControls]
+    generation: Generation
+
+    @property
+    def control_error(self) -> float:
+        """Sum over bars of |density error| + |polyphony errors| + wrong duration flags (0 = all honoured)."""
+        total = 0.0
+        for want, got in zip(self.requested, self.realised):
+            total += abs(want.density - got.density)
+            if want.polyphony and got.polyphony:
+                total += abs(want.polyphony[0] - got.polyphony[0]) + abs(want.polyphony[1] - got.polyphony[1])
+            elif want.polyphony or got.polyphony:
+                total += 1
+            if want.durations and got.durations:
+                total += sum(a != b for a, b in zip(want.durations, got.durations))
+        return total
+
+
+def apply_request(piece: Piece, base: list[BarControls], bars: tuple[int, int], request: ControlRequest, is_drum: bool) -> list[BarControls]:
+    """Per tokenizer bar controls: the original bars', overridden by the request."""
+    if is_drum and (request.polyphony or request.durations):
+        raise ControlError("this is a drum track: only --density applies (no --polyphony or --duration)")
+    n_real = bars[1] - bars[0]
+    density = request.density
+    if density is not None and len(density) not in (1, n_real):
+        raise ControlError(f"--density has {len(density)} values for {n_real} bars (give one, or one per bar)")
+    out, first = [], piece.first_token_bar
+    for real in range(*bars):
+        parts = range(first[real] - first[bars[0]], first[real + 1] - first[bars[0]])
+        for part in parts:
+            c = base[part]
+            if density is not None:  # a real bar written as several tokenizer bars shares its density
+                value = density[0] if len(density) == 1 else density[real - bars[0]]
+                c = replace(c, density=round(value / len(parts)))
+            if request.polyphony and not is_drum:
+                c = replace(c, polyphony=request.polyphony)
+            if request.durations and not is_drum:
+                c = replace(c, durations=request.durations)
+            out.append(c)
+    return out
+
+
+class Infiller:
+    def __init__(self, engine: Engine, tokenizer: InfillTokenizer):
+        self.engine, self.tokenizer = engine, tokenizer
+        self.tables = TokenTables.build(tokenizer.codec)
+
+    @classmethod
+    def load(cls, model_path: str | Path, tokenizer_path: str | Path | None = None) -> "Infiller":
+        model_path = Path(model_path)
+        tokenizer_path = Path(tokenizer_path) if tokenizer_path else model_path.with_name("tokenizer.json")
+        if not tokenizer_path.is_file():
+            raise MidiRwkvError(f"no tokenizer at {tokenizer_path}: pass --tokenizer")
+        tokenizer = InfillTokenizer.load(tokenizer_path)
+        model = load_checkpoint(model_path, vocab_size=tokenizer.vocab_size).float()
+        return cls(Engine(model), tokenizer)
+
+    def infill(self, piece: Piece, track: int, bars: tuple[int, int], request: ControlRequest | None = None, n: int = 4,
+               sampler: SamplerConfig | None = None, context_bars: int = 16, max_tokens: int = 2000, seed: int | None = None) -> list[Candidate]:
+        tok = self.tokenizer
+        enc = tok.encode(piece)
+        t = piece.track_index(track)
+        span = piece.token_span(*bars)
+        base = resolve_bar_controls(enc, t, span, None)
+        requested = apply_request(piece, base, bars, request or ControlRequest(), enc.tracks[t].is_drum)
+        seq = tok.bar_infill(enc, track, bars, controls=requested, context_bars=context_bars,
+                             max_len=self.engine.model.config.ctx_len * 4, with_target=False)
+        section = [(s.header, s.controls) for s in seq.section]
+        generations = self.engine.generate(seq.ids, [BarInfillConstraint(self.tables, section) for _ in range(n)],
+                                           sampler, max_tokens, seed)
+        candidates = []
+        for g in generations:
+            score, report = tok.merge(piece, seq, g.ids)
+            realised = self._realised(score, piece.name, track, bars, len(requested), enc.tracks[t].is_drum)
+            candidates.append(Candidate(score, report, requested, realised, g))
+        return candidates
+
+    def _realised(self, score: Score, name: str, track: int, bars: tuple[int, int], count: int, is_drum: bool) -> list[BarControls]:
+        """The controls the merged span actually has (empty bars when the track lost every note)."""
+        try:
+            merged = self.tokenizer.prepare(score, name)
+            t = merged.track_index(track)
+        except (TrackIndexError, EmptyScoreError):
+            return [BarControls(0) if is_drum else BarControls(0, None, (False,) * 5)] * count
+        span = merged.token_span(*bars)
+        realised = bar_controls(merged.score.tracks[t], merged.token_bars[span[0] : span[1]], merged.score.ticks_per_quarter)
+        return [BarControls(c.density) for c in realised] if is_drum else realised

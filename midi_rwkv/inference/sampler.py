@@ -1,0 +1,62 @@
+"""Sampling from logits: temperature, repetition penalty, epsilon cutoff, top-k, top-p (in that order).
+
+Defaults are the paper's evaluation settings (spec §5.4). Unlike the original, the repetition
+penalty has the usual (Hugging Face) meaning: a seen token's positive logit is divided by the
+penalty and a negative one multiplied, so both become less likely (the original divides
+negative logits, making seen tokens *more* likely, spec §8.19).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+
+@dataclass
+class SamplerConfig:
+    temperature: float = 1.0  # 0 means greedy
+    top_k: int = 20  # 0 disables
+    top_p: float = 0.95  # 1 disables
+    epsilon: float = 9e-4  # drop tokens below this probability; 0 disables
+    repetition_penalty: float = 1.2  # 1 disables
+
+    def __post_init__(self):
+        if self.temperature < 0 or self.top_k < 0 or not 0 < self.top_p <= 1 or self.epsilon < 0 or self.repetition_penalty <= 0:
+            raise ValueError(f"invalid sampler settings: {self}")
+
+
+def filter_logits(logits: Tensor, config: SamplerConfig, seen: Tensor | None = None, banned: Tensor | None = None) -> Tensor:
+    """Apply every rule to ``logits`` [K, V]; ``seen``/``banned`` are boolean [K, V] or [V] masks."""
+    scores = logits.float().clone()
+    if banned is not None:
+        scores = scores.masked_fill(banned, float("-inf"))
+    if config.temperature > 0 and config.temperature != 1:
+        scores = scores / config.temperature
+    if seen is not None and config.repetition_penalty != 1:
+        penalised = torch.where(scores > 0, scores / config.repetition_penalty, scores * config.repetition_penalty)
+        scores = torch.where(seen, penalised, scores)
+    if config.epsilon > 0:
+        probs = scores.softmax(-1)
+        keep_best = probs == probs.max(-1, keepdim=True).values  # never drop everything
+        scores = scores.masked_fill((probs < config.epsilon) & ~keep_best, float("-inf"))
+    if 0 < config.top_k < scores.shape[-1]:
+        kth = scores.topk(config.top_k, dim=-1).values[..., -1:]
+        scores = scores.masked_fill(scores < kth, float("-inf"))
+    if config.top_p < 1:
+        sorted_scores, order = scores.sort(-1, descending=True)
+        cumulative = sorted_scores.softmax(-1).cumsum(-1)
+        remove = cumulative > config.top_p
+        remove[..., 1:] = remove[..., :-1].clone()  # keep the token that crosses the threshold
+        remove[..., 0] = False
+        scores = scores.masked_fill(remove.scatter(-1, order, remove), float("-inf"))
+    return scores
+
+
+def sample(logits: Tensor, config: SamplerConfig, generator: torch.Generator | None = None, seen=None, banned=None) -> Tensor:
+    """One token id per row of ``logits`` [K, V]."""
+    scores = filter_logits(logits, config, seen, banned)
+    if config.temperature == 0:
+        return scores.argmax(-1)
+    return torch.multinomial(scores.softmax(-1), 1, generator=generator).squeeze(-1)

@@ -1,0 +1,133 @@
+import pytest
+import torch
+from symusic import Score
+
+from midi_rwkv.cli import main
+from midi_rwkv.inference.constraints import BarInfillConstraint, TokenTables
+from midi_rwkv.inference.engine import Constraint, Engine
+from midi_rwkv.inference.infill import ControlRequest, Infiller
+from midi_rwkv.inference.sampler import SamplerConfig, filter_logits, sample
+from midi_rwkv.model import RWKV7, init_weights, save_checkpoint, tiny_config
+from midi_rwkv.tokenizer import BarControls
+from tests.conftest import FIXTURES, note_tuples
+
+CHORALE = FIXTURES / "bach_bwv66.6.mid"
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    m = init_weights(RWKV7(tiny_config(663)), seed=0)
+    with torch.no_grad():
+        for p in m.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    return m.eval()
+
+
+def test_repetition_penalty_lowers_seen_tokens_of_either_sign():
+    logits = torch.tensor([[2.0, -2.0, 0.5]])
+    seen = torch.tensor([[True, True, False]])
+    out = filter_logits(logits, SamplerConfig(top_k=0, top_p=1, epsilon=0, repetition_penalty=2.0), seen)
+    assert out.tolist() == [[1.0, -4.0, 0.5]]  # the original would have raised -2 to -1
+
+
+def test_top_k_top_p_epsilon_and_bans():
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.0499, 0.0001]]))
+    keep = lambda cfg, banned=None: torch.isfinite(filter_logits(logits, cfg, banned=banned))[0].tolist()  # noqa: E731
+    assert keep(SamplerConfig(top_k=2, top_p=1, epsilon=0, repetition_penalty=1)) == [True, True, False, False, False]
+    assert keep(SamplerConfig(top_k=0, top_p=0.7, epsilon=0, repetition_penalty=1)) == [True, True, False, False, False]
+    assert keep(SamplerConfig(top_k=0, top_p=1, epsilon=1e-3, repetition_penalty=1)) == [True, True, True, True, False]
+    banned = torch.tensor([True, False, False, False, False])
+    assert keep(SamplerConfig(top_k=1, top_p=1, epsilon=0, repetition_penalty=1), banned) == [False, True, False, False, False]
+    assert sample(logits, SamplerConfig(temperature=0)).tolist() == [0]
+
+
+def test_forked_candidates_equal_separate_runs(model):
+    prompt = torch.randint(0, 663, (30,), generator=torch.Generator().manual_seed(1)).tolist()
+    engine = Engine(model)
+    greedy = SamplerConfig(temperature=0, repetition_penalty=1)
+    together = engine.generate(prompt, [Constraint() for _ in range(3)], greedy, max_tokens=8)
+    alone = Engine(model).generate(prompt, [Constraint()], greedy, max_tokens=8)
+    assert all(g.ids == alone[0].ids for g in together) and len(alone[0].ids) == 8
+    with torch.no_grad():  # the cached, continued state gives the logits of a fresh run
+        full, _ = model(torch.tensor([prompt + alone[0].ids[:3]]))
+    logits, _ = engine.prefill(prompt + alone[0].ids[:3])
+    assert torch.allclose(logits, full[0, -1], atol=1e-4)
+
+
+def test_bar_constraint_injects_headers_and_controls_and_stops(tok):
+    tables = TokenTables.build(tok.codec)
+    vocab = tok.codec.vocab
+    bars = [((vocab.bar, vocab["TimeSig_3/4"]), (vocab["ACBarNoteDensity_2"],))] * 3
+    c = BarInfillConstraint(tables, bars)
+    assert tables.banned[vocab["FillBar_End"]] and tables.banned[vocab["ACBarNoteDensity_2"]] and tables.banned[vocab["Track_End"]]
+    assert not tables.banned[vocab["Pitch_60"]] and not tables.banned[vocab.bar]
+    assert c.after_sample(vocab["Pitch_60"]) == [vocab["Pitch_60"]]
+    assert c.after_sample(vocab.bar) == [vocab.bar, vocab["TimeSig_3/4"], vocab["ACBarNoteDensity_2"]]  # bar 2 opens
+    assert c.after_sample(vocab.bar)[0] == vocab.bar and not c.done  # bar 3
+    assert c.after_sample(vocab.bar) == [vocab["FillBar_End"]] and c.done  # three bars written
+
+
+def test_infill_changes_only_the_span_and_reports_controls(tok, model):
+    infiller = Infiller(Engine(model), tok)
+    piece = tok.prepare(CHORALE)
+    request = ControlRequest(density=[3], polyphony=(1, 1))
+    candidates = infiller.infill(piece, 1, (3, 5), request, n=3, max_tokens=300, seed=0)
+    assert len(candidates) == 3
+    start, end = piece.bars[3].start, piece.bars[4].end
+    for c in candidates:
+        assert [r.density for r in c.requested] == [3, 3] and c.requested[0].polyphony == (1, 1)
+        assert len(c.realised) == 2 and c.control_error >= 0
+        for i, (a, b) in enumerate(zip(piece.original.tracks, c.score.tracks)):
+            assert note_tuples(a, None, start) == note_tuples(b, None, start) and note_tuples(a, end) == note_tuples(b, end)
+            if i != 1:
+                assert note_tuples(a) == note_tuples(b)
+
+
+def test_infill_command_writes_candidates(tmp_path, model, tok, capsys):
+    path = save_checkpoint(model, tmp_path / "m.pth")
+    tok.save(tmp_path / "tokenizer.json")
+    out = tmp_path / "out"
+    argv = ["infill", str(CHORALE), "--track", "2", "--bars", "2:3,6:6", "-n", "2", "--seed", "1", "--model", str(path),
+            "--density", "4", "--duration", "quarter", "--rank", "--max-tokens", "300", "-o", str(out)]
+    assert main(argv) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["bach_bwv66.6_track2_bars2-3,6-6_1.mid", "bach_bwv66.6_track2_bars2-3,6-6_2.mid"]
+    printed = capsys.readouterr().out
+    assert "requested [density 4 poly" in printed and "realised" in printed
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--bars", "40:42"], "outside the piece"),
+        (["--bars", "2:3", "--density", "1,2,3"], "3 values for 2 bars"),
+        (["--bars", "2:3", "--polyphony", "0-9"], "1 <= MIN <= MAX <= 6"),
+        (["--bars", "2:3", "--duration", "breve"], "unknown value"),
+        (["--bars", "2:3", "--track", "9"], "track 9 does not exist"),
+    ],
+    ids=["bars", "density", "polyphony", "duration", "track"],
+)
+def test_infill_errors_are_one_line(tmp_path, model, tok, capsys, extra, message):
+    path = save_checkpoint(model, tmp_path / "m.pth")
+    tok.save(tmp_path / "tokenizer.json")
+    argv = ["infill", str(CHORALE), "--track", "1", "--model", str(path), "-o", str(tmp_path / "out"), *extra]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err
+    assert not (tmp_path / "out").exists()  # nothing written
+
+
+def test_drum_tracks_refuse_pitch_controls(tmp_path, model, tok, band, capsys):
+    band.dump_midi(tmp_path / "band.mid")
+    drums = [t.is_drum for t in Score(str(tmp_path / "band.mid")).tracks].index(True)  # the empty track is not written
+    path = save_checkpoint(model, tmp_path / "m.pth")
+    tok.save(tmp_path / "tokenizer.json")
+    argv = ["infill", str(tmp_path / "band.mid"), "--track", str(drums), "--bars", "1:2", "--polyphony", "1-2", "--model", str(path)]
+    assert main(argv) == 2 and "drum track" in capsys.readouterr().err
+    candidates = Infiller(Engine(model), tok).infill(tok.prepare(band), 2, (0, 2), ControlRequest(density=[5]), n=1, max_tokens=200)
+    assert candidates[0].requested == [BarControls(5), BarControls(5)]
+
+
+def test_missing_model_is_a_clear_error(tmp_path, capsys):
+    assert main(["infill", str(CHORALE), "--track", "0", "--bars", "1:2", "--model", str(tmp_path / "none.pth")]) == 2
+    assert "no model at" in capsys.readouterr().err
