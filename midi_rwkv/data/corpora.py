@@ -144,7 +144,7 @@ class GigaMidiCorpus(Corpus):
         except ImportError:
             raise MidiRwkvError("GigaMIDI needs the 'datasets' package: pip install datasets") from None
         path = Path(source)
-        if path.is_dir() and (path / "dataset_info.json").exists() or (path / "state.json").exists():
+        if path.is_dir():  # a save_to_disk folder
             table = datasets.load_from_disk(str(path))
         elif path.suffix in (".parquet", ".arrow"):
             table = datasets.load_dataset(path.suffix[1:], data_files={split: str(path)}, split=split)

@@ -12,7 +12,7 @@ from midi_rwkv.tokenizer.commands import parse_bars
 from midi_rwkv.tokenizer.controls import DURATIONS
 
 DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "midi_rwkv.pth"
-_DURATION_NAMES = {"whole": 0, "half": 1, "quarter": 2, "eighth": 3, "sixteenth": 4}
+_DURATION_NAMES = ("whole", "half", "quarter", "eighth", "sixteenth")  # the order of the duration flags
 
 
 def parse_spans(text: str) -> list[tuple[int, int]]:
@@ -41,8 +41,7 @@ def parse_request(args) -> ControlRequest:
         unknown = [n for n in names if n not in _DURATION_NAMES]
         if unknown:
             raise ControlError(f"--duration: unknown value(s) {unknown}; use {', '.join(_DURATION_NAMES)}")
-        durations = tuple(name.lower() in names for name in ("whole", "half", "quarter", "eighth", "sixteenth"))
-    assert len(DURATIONS) == 5
+        durations = tuple(name in names for name in _DURATION_NAMES)
     return ControlRequest(density, polyphony, durations)
 
 

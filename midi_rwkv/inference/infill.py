@@ -97,6 +97,7 @@ class Infiller:
         span = piece.token_span(*bars)
         base = resolve_bar_controls(enc, t, span, None)
         requested = apply_request(piece, base, bars, request or ControlRequest(), enc.tracks[t].is_drum)
+        # RWKV reads past its training length; 4x ctx_len only bounds the time spent on the prompt
         seq = tok.bar_infill(enc, track, bars, controls=requested, context_bars=context_bars,
                              max_len=self.engine.model.config.ctx_len * 4, with_target=False)
         section = [(s.header, s.controls) for s in seq.section]
