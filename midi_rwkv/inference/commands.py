@@ -63,7 +63,7 @@ def run_infill(args) -> int:
     if len(spans) > 1 and request.density and len(request.density) > 1:
         raise ControlError("with several spans, --density takes one value for every bar")
     sampler = SamplerConfig(args.temperature, args.top_k, args.top_p, args.epsilon, args.repetition_penalty)
-    infiller = Infiller.load(model, args.tokenizer)
+    infiller = Infiller.load(model, args.tokenizer, args.state, args.lora)
     out = Path(args.output)
     source = Path(args.midi)
     piece = infiller.tokenizer.prepare(source)
@@ -104,6 +104,8 @@ def register(sub) -> None:
     p.add_argument("-o", "--output", default="infilled", help="output folder (default: ./infilled)")
     p.add_argument("--model", help=f"model .pth (default: {DEFAULT_MODEL.name} in the repository)")
     p.add_argument("--tokenizer", help="tokenizer JSON (default: tokenizer.json beside the model)")
+    p.add_argument("--state", help="a tuned style (.safetensors from tune-style or state tuning) that starts every prompt")
+    p.add_argument("--lora", help="a LoRA adapter (.safetensors) merged into the model")
     p.add_argument("--context", type=int, default=16, help="bars of context on each side (default: 16)")
     p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature, 0 = greedy (default: 1.0)")
     p.add_argument("--top-k", type=int, default=20, help="keep the k most likely tokens, 0 = off (default: 20)")

@@ -42,8 +42,10 @@ class Generation:
 
 
 class Engine:
-    def __init__(self, model: RWKV7, cache_size: int = 8):
+    def __init__(self, model: RWKV7, cache_size: int = 8, initial_state: RWKVState | None = None):
+        """``initial_state`` (batch 1), e.g. a tuned style, starts every prompt; it costs nothing per token."""
         self.model = model.eval()
+        self.initial_state = initial_state
         self.vocab_size = model.config.vocab_size
         self._cache: OrderedDict[tuple[int, ...], tuple[Tensor, RWKVState]] = OrderedDict()
         self.cache_size = cache_size
@@ -55,7 +57,7 @@ class Engine:
         if key in self._cache:
             self._cache.move_to_end(key)
             return self._cache[key]
-        start, state, logits = 0, None, None
+        start, state, logits = 0, self.initial_state, None
         for cached in self._cache:  # the longest cached prefix of this prompt
             if len(cached) > start and key[: len(cached)] == cached:
                 start, (logits, state) = len(cached), self._cache[cached]

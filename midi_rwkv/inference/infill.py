@@ -80,14 +80,29 @@ class Infiller:
         self.tables = TokenTables.build(tokenizer.codec)
 
     @classmethod
-    def load(cls, model_path: str | Path, tokenizer_path: str | Path | None = None) -> "Infiller":
+    def load(cls, model_path: str | Path, tokenizer_path: str | Path | None = None, state: str | Path | None = None,
+             lora: str | Path | None = None) -> "Infiller":
+        """A model, its tokenizer, and optionally a tuned state (``--state``) and a LoRA merged in (``--lora``)."""
+        from midi_rwkv.peft.adapters import LoRA, StateAdapter, load_adapter
+
         model_path = Path(model_path)
         tokenizer_path = Path(tokenizer_path) if tokenizer_path else model_path.with_name("tokenizer.json")
         if not tokenizer_path.is_file():
             raise MidiRwkvError(f"no tokenizer at {tokenizer_path}: pass --tokenizer")
         tokenizer = InfillTokenizer.load(tokenizer_path)
         model = load_checkpoint(model_path, vocab_size=tokenizer.vocab_size).float()
-        return cls(Engine(model), tokenizer)
+        initial = None
+        if state:
+            adapter = load_adapter(state, model)  # checked against the base before anything changes it
+            if not isinstance(adapter, StateAdapter):
+                raise MidiRwkvError(f"{state} is a {adapter.kind} adapter; pass it with --lora")
+            initial = adapter.initial_state(1)
+        if lora:
+            adapter = load_adapter(lora, model)
+            if not isinstance(adapter, LoRA):
+                raise MidiRwkvError(f"{lora} is a {adapter.kind} adapter; pass it with --state")
+            adapter.merge()  # folded into the weights: no cost per token
+        return cls(Engine(model, initial_state=initial), tokenizer)
 
     def infill(self, piece: Piece, track: int, bars: tuple[int, int], request: ControlRequest | None = None, n: int = 4,
                sampler: SamplerConfig | None = None, context_bars: int = 16, max_tokens: int = 2000, seed: int | None = None) -> list[Candidate]:

@@ -1,0 +1,1 @@
+"""Personalisation: state tuning and LoRA on a frozen base model (``python -m midi_rwkv.peft``)."""

@@ -1,0 +1,174 @@
+"""Adapters on a frozen base model: a tuned initial state, or LoRA on the projection matrices.
+
+Each is saved as safetensors (only what was trained) plus a JSON file naming the base model by a
+fingerprint of its weights; loading onto another base model is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from midi_rwkv.errors import MidiRwkvError
+from midi_rwkv.io import atomic_write, atomic_write_json
+from midi_rwkv.model import RWKV7, RWKVState
+
+LORA_TARGETS = ("att.receptance", "att.key", "att.value", "att.output", "ffn.key", "ffn.value")
+
+
+class AdapterError(MidiRwkvError):
+    """An adapter file is missing, malformed, or was trained on another base model."""
+
+
+def fingerprint(model: RWKV7) -> str:
+    """sha256 of the base weights rounded to bf16 (so fp32 and bf16 copies of one model agree)."""
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().to(torch.bfloat16).contiguous().view(torch.int16).cpu().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+class StateAdapter(nn.Module):
+    """The tuned initial WKV state of every layer, [L, H, N, N] (token-shift states stay zero)."""
+
+    kind = "state"
+
+    def __init__(self, model: RWKV7):
+        super().__init__()
+        c = model.config
+        self.config = c
+        self.wkv = nn.Parameter(torch.zeros(c.n_layer, c.n_head, c.head_size, c.head_size))
+
+    def initial_state(self, batch: int) -> RWKVState:
+        zeros = RWKVState.zeros(self.config, batch, device=self.wkv.device)
+        return RWKVState(zeros.att_shift, zeros.ffn_shift, self.wkv[:, None].expand(-1, batch, -1, -1, -1))
+
+    def forward(self, model: RWKV7, idx: torch.Tensor) -> torch.Tensor:
+        return model(idx, self.initial_state(idx.shape[0]))[0]
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        return {"wkv": self.wkv.detach().float().contiguous()}
+
+    def options(self) -> dict:
+        return {}
+
+
+class LoRA(nn.Module):
+    """Low-rank updates W + (alpha / r) B A on the projection matrices, applied by forward hooks.
+
+    Hooks keep the base model's parameter names (and checkpoints) unchanged; :meth:`merge` folds
+    the update into the weights for inference at no extra cost, :meth:`unmerge` takes it out again.
+    """
+
+    kind = "lora"
+
+    def __init__(self, model: RWKV7, rank: int = 4, alpha: float = 4.0, targets: tuple[str, ...] = LORA_TARGETS):
+        super().__init__()
+        if rank <= 0:
+            raise AdapterError(f"LoRA rank must be positive, got {rank}")
+        self.rank, self.alpha, self.targets = rank, alpha, targets
+        self.scale = alpha / rank
+        self.A, self.B = nn.ParameterDict(), nn.ParameterDict()
+        self.modules_ = {}
+        for name, module in model.named_modules():
+            if isinstance(module, nn.Linear) and name.endswith(targets):
+                key = name.replace(".", "__")
+                self.A[key] = nn.Parameter(torch.empty(rank, module.in_features))
+                nn.init.kaiming_uniform_(self.A[key], a=math.sqrt(5))
+                self.B[key] = nn.Parameter(torch.zeros(module.out_features, rank))
+                self.modules_[key] = module
+        self._hooks = []
+        self.merged = False
+
+    def attach(self) -> "LoRA":
+        self.detach()
+        for key, module in self.modules_.items():
+            hook = lambda mod, inputs, out, key=key: out + self.scale * (inputs[0] @ self.A[key].t().to(out.dtype)) @ self.B[key].t().to(out.dtype)  # noqa: E731
+            self._hooks.append(module.register_forward_hook(hook))
+        return self
+
+    def detach(self) -> None:
+        for hook in self._hooks:
+            hook.remove()
+        self._hooks = []
+
+    @torch.no_grad()
+    def merge(self) -> None:
+        """W += (alpha / r) B A in every target, and stop the hooks."""
+        self.detach()
+        for key, module in self.modules_.items():
+            module.weight += (self.scale * self.B[key] @ self.A[key]).to(module.weight.dtype)
+        self.merged = True
+
+    @torch.no_grad()
+    def unmerge(self) -> None:
+        for key, module in self.modules_.items():
+            module.weight -= (self.scale * self.B[key] @ self.A[key]).to(module.weight.dtype)
+        self.merged = False
+
+    def forward(self, model: RWKV7, idx: torch.Tensor) -> torch.Tensor:
+        return model(idx)[0]
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        out = {f"{k}.A": v.detach().float().contiguous() for k, v in self.A.items()}
+        out.update({f"{k}.B": v.detach().float().contiguous() for k, v in self.B.items()})
+        return out
+
+    def options(self) -> dict:
+        return {"rank": self.rank, "alpha": self.alpha, "targets": list(self.targets)}
+
+
+def trainable_parameters(adapter: nn.Module) -> int:
+    return sum(p.numel() for p in adapter.parameters())
+
+
+def save_adapter(adapter: StateAdapter | LoRA, model: RWKV7, path: str | Path, extra: dict | None = None) -> Path:
+    """``path`` (safetensors) and ``path`` with ``.json`` (kind, options, base fingerprint), atomically."""
+    path = Path(path)
+    atomic_write(path, lambda tmp: save_file(adapter.tensors(), tmp))
+    meta = {"kind": adapter.kind, **adapter.options(), "base_model": {"fingerprint": fingerprint(model), "config": model.config.to_dict()},
+            "trainable_parameters": trainable_parameters(adapter), **(extra or {})}
+    atomic_write_json(path.with_suffix(".json"), meta)
+    return path
+
+
+def load_adapter(path: str | Path, model: RWKV7) -> StateAdapter | LoRA:
+    """Load an adapter for ``model``; raises AdapterError when it was tuned on another base model."""
+    path = Path(path)
+    sidecar = path.with_suffix(".json")
+    if not path.is_file() or not sidecar.is_file():
+        raise AdapterError(f"adapter not found: {path} (and its {sidecar.name})")
+    try:
+        meta = json.loads(sidecar.read_text())
+        tensors = load_file(str(path))
+    except Exception as err:
+        raise AdapterError(f"{path}: not a readable adapter ({str(err).splitlines()[0]})") from None
+    if meta.get("base_model", {}).get("fingerprint") != fingerprint(model):
+        raise AdapterError(f"{path} was tuned on another base model (fingerprint {meta.get('base_model', {}).get('fingerprint')}, this model {fingerprint(model)})")
+    if meta.get("kind") == "state":
+        adapter = StateAdapter(model)
+    elif meta.get("kind") == "lora":
+        adapter = LoRA(model, meta["rank"], meta["alpha"], tuple(meta["targets"]))
+    else:
+        raise AdapterError(f"{sidecar}: unknown adapter kind {meta.get('kind')!r}")
+    try:
+        with torch.no_grad():
+            for name, value in adapter.tensors().items():
+                if tensors[name].shape != value.shape:
+                    raise KeyError(name)
+            if isinstance(adapter, StateAdapter):
+                adapter.wkv.copy_(tensors["wkv"])
+            else:
+                for key in adapter.A:
+                    adapter.A[key].copy_(tensors[f"{key}.A"])
+                    adapter.B[key].copy_(tensors[f"{key}.B"])
+    except KeyError as err:
+        raise AdapterError(f"{path}: tensor {err} is missing or has the wrong shape for this model") from None
+    return adapter
