@@ -6,14 +6,15 @@ import argparse
 import sys
 
 from midi_rwkv.errors import MidiRwkvError
-from midi_rwkv.peft.run import TuneConfig, run
+from midi_rwkv.peft.run import TuneConfig, merge_lora_checkpoint, run
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m midi_rwkv.peft", description=__doc__)
     p.add_argument("--base", required=True, help="base model .pth (tokenizer.json beside it)")
-    p.add_argument("--data", required=True, help="corpus: pop909:PATH, folder:PATH, ...")
-    p.add_argument("--out", required=True, help="output folder: adapter, split.json, report.json")
+    p.add_argument("--data", help="corpus: pop909:PATH, folder:PATH, ... (required unless --merge-lora)")
+    p.add_argument("--out", required=True, help="output folder: adapter, split.json, report.json (with --merge-lora: the merged .pth)")
+    p.add_argument("--merge-lora", metavar="ADAPTER", help="instead of tuning: write --base with this LoRA merged in to --out")
     p.add_argument("--method", choices=["state", "lora"], default="state", help="what to train (default: state)")
     p.add_argument("--rank", type=int, default=4, help="LoRA rank (default: 4)")
     p.add_argument("--alpha", type=float, default=4.0, help="LoRA alpha (default: 4)")
@@ -28,7 +29,13 @@ def main(argv=None) -> int:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = vars(p.parse_args(argv))
     progress = not args.pop("no_progress")
+    merge = args.pop("merge_lora")
     try:
+        if merge:
+            print(f"wrote {merge_lora_checkpoint(args['base'], merge, args['out'])}")
+            return 0
+        if not args["data"]:
+            p.error("--data is required unless --merge-lora is given")
         run(TuneConfig(**args), progress)
     except MidiRwkvError as err:
         print(f"midi-rwkv peft: error: {err}", file=sys.stderr)

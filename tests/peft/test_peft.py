@@ -122,3 +122,25 @@ def test_tune_style_command_and_infill_with_it(tmp_path, tok, capsys):
     tok.save(tmp_path / "other" / "tokenizer.json")
     assert main(["infill", str(FIXTURES / "bach_bwv66.6.mid"), "--track", "0", "--bars", "2:3", "--model", str(other), "--state", str(style)]) == 2
     assert "tuned on another base model" in capsys.readouterr().err
+
+
+def test_merge_lora_into_a_checkpoint(tmp_path, tok):
+    from midi_rwkv.model import load_checkpoint
+    from midi_rwkv.peft.__main__ import main as peft_main
+
+    model = _model()
+    base = save_checkpoint(model, tmp_path / "base" / "model.pth", dtype=torch.bfloat16)
+    tok.save(tmp_path / "base" / "tokenizer.json")
+    model = load_checkpoint(base).float()
+    lora = LoRA(model, rank=4, alpha=4)
+    with torch.no_grad():
+        for p in lora.B.values():
+            p.normal_(0, 0.1)
+    adapter = save_adapter(lora, model, tmp_path / "lora.safetensors")
+    assert peft_main(["--base", str(base), "--merge-lora", str(adapter), "--out", str(tmp_path / "merged" / "model.pth")]) == 0
+    merged = load_checkpoint(tmp_path / "merged" / "model.pth").float()
+    lora.merge()
+    assert torch.allclose(merged.blocks[1].ffn.value.weight, model.blocks[1].ffn.value.weight.bfloat16().float())
+    assert (tmp_path / "merged" / "tokenizer.json").is_file()
+    state = save_adapter(StateAdapter(model), model, tmp_path / "state.safetensors")
+    assert peft_main(["--base", str(base), "--merge-lora", str(state), "--out", str(tmp_path / "x.pth")]) == 2
