@@ -36,9 +36,14 @@ def midi_files(*roots: str | Path) -> list[Path]:
 
 
 class Corpus:
-    """Base class: ``ids`` (stable, unique piece names) and ``load``."""
+    """Base class: ``ids`` (stable, unique piece names) and ``load``.
+
+    ``name`` identifies the corpus on this machine (for caches); ``label`` is a short, location-free
+    prefix for piece ids, so that splits do not depend on where the data lives.
+    """
 
     name = "corpus"
+    label = "corpus"
 
     def __init__(self, ids: list[str]):
         self.ids = ids
@@ -57,6 +62,7 @@ class FolderCorpus(Corpus):
         self.root = Path(root)
         self.files = midi_files(self.root)
         self.name = f"folder:{self.root.resolve()}"
+        self.label = "folder"
         super().__init__([str(p.relative_to(self.root)) for p in self.files])
 
     def load(self, index: int) -> Score:
@@ -121,6 +127,7 @@ class Pop909Corpus(Corpus):
             raise MidiRwkvError(f"{self.root}: not a POP909 folder (no index.xlsx)")
         self.metre = read_pop909_index(index)
         self.name = f"pop909:{self.root.resolve()}"
+        self.label = "pop909"
         super().__init__(sorted(song for song in self.metre if (self.root / song / f"{song}.mid").is_file()))
 
     def load(self, index: int) -> Score:
@@ -156,6 +163,7 @@ class GigaMidiCorpus(Corpus):
             raise MidiRwkvError(f"{source}: no 'music' column (found {table.column_names})")
         self.table = table
         self.name = f"gigamidi:{source}:{subset or ''}:{split}"
+        self.label = "gigamidi"
         column = table[id_column] if id_column in table.column_names else [str(i) for i in range(len(table))]
         super().__init__([str(x) for x in column])
 

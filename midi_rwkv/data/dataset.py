@@ -64,7 +64,7 @@ class StepSampler(Sampler):
     """
 
     def __init__(self, size: int, batch_size: int, total_steps: int, start: int = 0, seed: int = 0):
-        if size < batch_size:
+        if size == 0 or size < batch_size:
             raise ValueError(f"{size} pieces are fewer than one batch of {batch_size}")
         self.size, self.batch_size, self.total, self.start, self.seed = size, batch_size, total_steps, start, seed
         self.steps_per_epoch = size // batch_size

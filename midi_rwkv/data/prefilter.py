@@ -39,6 +39,16 @@ class Manifest:
             "skipped": dict(Counter(r.split(":")[0] for r in self.skipped.values())),
         }
 
+    def usable_splits(self, min_pieces: int = 10) -> tuple[list[int], list[int], list[int]]:
+        """(train, validation, test); a corpus too small to split uses all its pieces for each."""
+        kept = sorted(i for ids in self.splits.values() for i in ids)
+        if not kept:
+            raise MidiRwkvError(f"{self.corpus}: no usable piece (see the manifest for why each was skipped)")
+        if len(kept) < min_pieces or not self.splits["train"]:
+            print(f"warning: only {len(kept)} usable pieces, too few to split; training and evaluating on all of them")
+            return kept, kept, kept
+        return self.splits["train"], self.splits["validation"] or self.splits["train"][:1], self.splits["test"] or self.splits["validation"]
+
     def save(self, path: Path) -> None:
         atomic_write_json(path, asdict(self) | {"summary": self.summary()})
 

@@ -69,10 +69,10 @@ def run(config: TuneConfig, progress: bool = True) -> dict:
     print(f"split by song (seed {config.seed}): " + ", ".join(f"{k} {len(v)}" for k, v in split.items()) + f" -> {out / 'split.json'}")
     adapter = StateAdapter(model) if config.method == "state" else LoRA(model, config.rank, config.alpha).attach()
     lr = config.lr or (5e-2 if config.method == "state" else 1e-3)
-    test = manifest.splits["test"] or manifest.splits["train"][:1]
+    train_ids, _, test = manifest.usable_splits()
     test_loader = example_loader(corpus, test, tokenizer, config.ctx_len, config.batch_size, config.eval_batches, config.seed + 7)
     before = evaluate(model, None, test_loader)
-    train_loader = example_loader(corpus, manifest.splits["train"], tokenizer, config.ctx_len, config.batch_size, config.steps, config.seed)
+    train_loader = example_loader(corpus, train_ids, tokenizer, config.ctx_len, config.batch_size, config.steps, config.seed)
     history = tune(model, adapter, train_loader, lr, lr / 10, progress)
     after = evaluate(model, adapter, test_loader)
     report = {"method": config.method, "trainable_parameters": trainable_parameters(adapter), "lr": lr,

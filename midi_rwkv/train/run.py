@@ -64,7 +64,7 @@ class _Corpora(Corpus):
         ids = []
         for c in corpora:
             self.offsets.append(len(ids))
-            ids += [f"{c.name}/{i}" for i in c.ids]
+            ids += [f"{c.label}/{i}" for i in c.ids]
         super().__init__(ids)
 
     def load(self, index: int):
@@ -116,8 +116,7 @@ def train(config: RunConfig, resume: bool = False, progress: bool = True, stop_a
     manifest = prefilter(corpus, tokenizer, Path(config.cache or out / "cache") / "manifest.json", seed=config.seed, progress=progress)
     shutil.copyfile(Path(config.cache or out / "cache") / "manifest.json", out / "manifest.json")
     print(f"data: {json.dumps(manifest.summary())}")
-    train_ids = manifest.splits["train"]
-    val_ids = manifest.splits["validation"] or train_ids[:1]  # a corpus of a few pieces may have no validation piece
+    train_ids, val_ids, _ = manifest.usable_splits()
 
     examples = ExampleConfig(**({"max_len": config.ctx_len + 1} | config.examples))  # inputs are ids[:-1]
     ckpt_path, start = _resume_step(ckpt_dir) if resume else (None, 0)

@@ -116,3 +116,23 @@ def test_step_sampler_resumes_mid_epoch():
     assert list(StepSampler(10, 3, total_steps=8, start=5, seed=4)) == full[5:]
     epoch0 = [k[0] for b in full[:3] for k in b]
     assert len(set(epoch0)) == 9  # no piece twice within an epoch
+
+
+def test_splits_do_not_depend_on_where_the_data_lives(tmp_path):
+    import shutil
+
+    from midi_rwkv.train.run import _Corpora
+
+    for where in ("a", "b/c"):
+        shutil.copytree(FIXTURES, tmp_path / where, ignore=shutil.ignore_patterns("*.py", "*.json"))
+    ids = [_Corpora([FolderCorpus(tmp_path / where)]).ids for where in ("a", "b/c")]
+    assert ids[0] == ids[1] and ids[0][0].startswith("folder/")
+
+
+def test_tiny_corpora_use_every_piece_for_each_split(tmp_path, capsys):
+    manifest = prefilter(FolderCorpus(FIXTURES), InfillTokenizer(), tmp_path / "m.json", min_bars=4, progress=False)
+    train, val, test = manifest.usable_splits()
+    assert train == val == test and len(train) == 1
+    assert "too few to split" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="fewer than one batch"):
+        StepSampler(0, 1, 5)
