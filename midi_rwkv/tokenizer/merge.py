@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from symusic import Note, Score
 
 from midi_rwkv.tokenizer.codec import Codec
-from midi_rwkv.tokenizer.remi import BarIds, decoded_track
+from midi_rwkv.tokenizer.remi import BarIds, decoded_track, split_bars
 from midi_rwkv.tokenizer.score import Piece
 
 
@@ -36,17 +36,9 @@ def split_section(codec: Codec, section_ids: list[int]) -> list[BarIds]:
     """
     vocab = codec.vocab
     stops = {vocab["FillBar_End"], vocab["Track_End"], vocab["EOS_None"]}
-    bars: list[tuple[list[int], list[int]]] = []
-    for i in codec.decode(section_ids):
-        if i in stops:
-            break
-        if i == vocab.bar:
-            bars.append(([i], []))
-        elif bars and len(bars[-1][0]) == 1 and i in vocab.time_sig_ids:
-            bars[-1][0].append(i)
-        elif bars:
-            bars[-1][1].append(i)
-    return [(tuple(h), tuple(b)) for h, b in bars]
+    ids = codec.decode(section_ids)
+    end = next((n for n, i in enumerate(ids) if i in stops), len(ids))
+    return split_bars(ids[:end], vocab)
 
 
 def merge_section(piece: Piece, codec: Codec, track: int, bars: tuple[int, int], section_ids: list[int]) -> tuple[Score, MergeReport]:

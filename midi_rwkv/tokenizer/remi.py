@@ -58,6 +58,19 @@ class BaseVocab:
         return sum(1 for i in body if i in self.note_ids)
 
 
+def split_bars(ids, vocab: BaseVocab) -> list[BarIds]:
+    """Cut base ids into bars at each ``Bar_None``: (``Bar_None TimeSig``, the rest). Ids before the first bar are ignored."""
+    bars: list[tuple[list[int], list[int]]] = []
+    for i in ids:
+        if i == vocab.bar:
+            bars.append(([i], []))
+        elif bars and len(bars[-1][0]) == 1 and i in vocab.time_sig_ids:
+            bars[-1][0].append(i)
+        elif bars:
+            bars[-1][1].append(i)
+    return [(tuple(h), tuple(b)) for h, b in bars]
+
+
 def encode_tracks(piece: Piece, vocab: BaseVocab) -> list[TrackBars]:
     """Every track of ``piece.score`` as bars on the piece's tokenizer-bar grid."""
     sequences = vocab.tokenizer.encode(
@@ -70,22 +83,14 @@ def encode_tracks(piece: Piece, vocab: BaseVocab) -> list[TrackBars]:
         program = -1 if track.is_drum else track.program
         if ids[:2] != [vocab["Track_Start"], vocab.program(program)] or ids[-1] != vocab["Track_End"]:
             raise RuntimeError(f"unexpected MidiTok track layout: {seq.tokens[:3]} ... {seq.tokens[-1]}")
-        bars: list[BarIds] = []
-        for i in ids[2:-1]:
-            if i == vocab.bar:
-                bars.append(([i], []))
-            elif len(bars[-1][0]) == 1:
-                bars[-1][0].append(i)
-            else:
-                bars[-1][1].append(i)
-        extra = bars[len(headers):]
-        if any(vocab.count_notes(body) for _, body in extra):
+        bars = split_bars(ids[2:-1], vocab)
+        if any(vocab.count_notes(body) for _, body in bars[len(headers):]):
             raise RuntimeError(f"{piece.name}: notes after the last bar of the grid")
-        bars = bars[: len(headers)] + [(list(h), []) for h in headers[len(bars):]]
+        bars = bars[: len(headers)] + [(h, ()) for h in headers[len(bars):]]
         for index, ((header, _), expected) in enumerate(zip(bars, headers)):
-            if tuple(header) != expected:
+            if header != expected:
                 raise RuntimeError(f"{piece.name}: bar {index} has header {header}, grid says {expected}")
-        tracks.append(TrackBars(program, track.is_drum, [(tuple(h), tuple(b)) for h, b in bars]))
+        tracks.append(TrackBars(program, track.is_drum, bars))
     return tracks
 
 
