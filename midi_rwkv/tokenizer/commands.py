@@ -94,8 +94,8 @@ def run_check_data(args) -> int:
             skipped[type(err).__name__] += 1
             continue
         dropped.update(enc.piece.dropped_notes)
-        base_tokens += sum(3 + sum(len(h) + len(b) for h, b in t.bars) for t in enc.tracks)
-        model_tokens += sum(3 + sum(len(h) + len(b) for h, b in bars) for bars in enc.bars)
+        base_tokens += enc.base_length()
+        model_tokens += enc.length()
         seq = builder(score, rng)
         if seq is None:
             skipped["no example"] += 1

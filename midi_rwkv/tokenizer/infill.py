@@ -78,6 +78,14 @@ class EncodedPiece:
         header, body = self.bars[track][bar]
         return len(header) + len(body)
 
+    def length(self) -> int:
+        """Model tokens of the whole piece as a plain multitrack sequence (Track_Start Program bars Track_End)."""
+        return sum(3 + sum(self.cost(t, b) for b in range(len(bars))) for t, bars in enumerate(self.bars))
+
+    def base_length(self) -> int:
+        """The same, in base (pre-BPE) tokens."""
+        return sum(3 + sum(len(h) + len(b) for h, b in track.bars) for track in self.tracks)
+
     def has_notes(self, track: int, start: int, end: int, codec: Codec) -> bool:
         return self.tracks[track].notes_in(start, end, codec.vocab) > 0
 
