@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from midi_rwkv.data.corpora import FolderCorpus
+from midi_rwkv.data.prefilter import check_piece
 from midi_rwkv.errors import MidiRwkvError
 from midi_rwkv.inference.commands import DEFAULT_MODEL
 from midi_rwkv.model import load_checkpoint
@@ -25,11 +26,11 @@ def run_tune_style(args) -> int:
     corpus = FolderCorpus(args.pieces)
     usable = []
     for i in range(len(corpus)):
-        try:
-            tokenizer.prepare(corpus.load(i), corpus.ids[i])
+        reason = check_piece(corpus, i, tokenizer, min_bars=1, min_notes=0)
+        if reason:
+            print(f"skipping {corpus.ids[i]}: {reason}")
+        else:
             usable.append(i)
-        except MidiRwkvError as err:
-            print(f"skipping {corpus.ids[i]}: {err}")
     if not usable:
         raise MidiRwkvError(f"no usable MIDI file in {args.pieces}")
     torch.manual_seed(args.seed)
