@@ -14,7 +14,7 @@ import random
 from collections.abc import Iterator
 
 import torch
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from midi_rwkv.data.corpora import Corpus
 from midi_rwkv.tokenizer import InfillTokenizer
@@ -87,7 +87,8 @@ class Collator:
 
     It never truncates: a sequence longer than ``max_len`` is an error (the example builder keeps
     the section, ``FillBar_End`` included, within the limit). Examples that could not be built
-    (``None``) are dropped and counted in ``self.dropped``.
+    (``None``) are dropped and counted, in ``self.dropped`` and in each batch's ``"dropped"``
+    (the one that reaches the training process when collation runs in DataLoader workers).
     """
 
     def __init__(self, max_len: int, pad_id: int = 0):
@@ -95,7 +96,8 @@ class Collator:
 
     def __call__(self, batch: list[dict | None]) -> dict[str, torch.Tensor]:
         items = [b for b in batch if b is not None]
-        self.dropped += len(batch) - len(items)
+        dropped = len(batch) - len(items)
+        self.dropped += dropped
         if not items:
             raise RuntimeError("no example in this batch could be built")
         longest = max(len(b["input_ids"]) for b in items)
@@ -106,4 +108,12 @@ class Collator:
         for row, b in enumerate(items):
             inputs[row, : len(b["input_ids"])] = torch.tensor(b["input_ids"])
             labels[row, : len(b["labels"])] = torch.tensor(b["labels"])
-        return {"input_ids": inputs, "labels": labels}
+        return {"input_ids": inputs, "labels": labels, "dropped": dropped}
+
+
+def example_loader(corpus: Corpus, indices: list[int], tokenizer: InfillTokenizer, examples: ExampleConfig, ctx_len: int,
+                   batch: int, steps: int, start: int = 0, seed: int = 0, workers: int = 0) -> DataLoader:
+    """Batches of random examples for steps ``start .. steps - 1`` (see :class:`StepSampler`)."""
+    data = InfillDataset(corpus, indices, tokenizer, examples)
+    sampler = StepSampler(len(data), min(batch, len(data)), steps, start, seed)
+    return DataLoader(data, batch_sampler=sampler, collate_fn=Collator(ctx_len), num_workers=workers, persistent_workers=workers > 0)

@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from midi_rwkv.data.corpora import Corpus
-from midi_rwkv.data.dataset import Collator, InfillDataset, StepSampler
+from midi_rwkv.data.dataset import example_loader as make_loader
 from midi_rwkv.model import RWKV7
 from midi_rwkv.tokenizer import InfillTokenizer
 from midi_rwkv.tokenizer.examples import ExampleConfig
@@ -24,9 +24,8 @@ def freeze(model: RWKV7) -> RWKV7:
 
 
 def example_loader(corpus: Corpus, indices: list[int], tokenizer: InfillTokenizer, ctx_len: int, batch: int, steps: int, seed: int) -> DataLoader:
-    data = InfillDataset(corpus, indices, tokenizer, ExampleConfig(max_len=ctx_len + 1))
-    sampler = StepSampler(len(data), min(batch, len(data)), steps, 0, seed)
-    return DataLoader(data, batch_sampler=sampler, collate_fn=Collator(ctx_len), num_workers=0)
+    """Default-knob examples fitting ``ctx_len`` (inputs are ids[:-1]), in the main process."""
+    return make_loader(corpus, indices, tokenizer, ExampleConfig(max_len=ctx_len + 1), ctx_len, batch, steps, seed=seed)
 
 
 @torch.no_grad()

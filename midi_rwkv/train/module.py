@@ -94,8 +94,10 @@ class RWKVLightning(L.LightningModule):
         super().__init__()
         self.model, self.optim = model, optim
         self._last_time: float | None = None
+        self.dropped_examples = 0  # examples the collator could not build (summed from every batch)
 
     def training_step(self, batch, batch_idx):
+        self.dropped_examples += int(batch.get("dropped", 0))
         logits, _ = self.model(batch["input_ids"])
         loss = L2Wrap.apply(lm_loss(logits, batch["labels"]), logits)
         tokens = int((batch["labels"] != IGNORE).sum())

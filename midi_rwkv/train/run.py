@@ -10,10 +10,8 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader
-
 from midi_rwkv.data.corpora import Corpus, open_corpus
-from midi_rwkv.data.dataset import Collator, InfillDataset, StepSampler
+from midi_rwkv.data.dataset import example_loader
 from midi_rwkv.data.prefilter import prefilter
 from midi_rwkv.errors import MidiRwkvError
 from midi_rwkv.model import PRESETS, RWKV7, init_weights, load_checkpoint, save_checkpoint
@@ -120,14 +118,9 @@ def train(config: RunConfig, resume: bool = False, progress: bool = True, stop_a
 
     examples = ExampleConfig(**({"max_len": config.ctx_len + 1} | config.examples))  # inputs are ids[:-1]
     ckpt_path, start = _resume_step(ckpt_dir) if resume else (None, 0)
-    train_data = InfillDataset(corpus, train_ids, tokenizer, examples)
-    val_data = InfillDataset(corpus, val_ids, tokenizer, examples)
     batch = min(config.batch_size, len(train_ids))
-    collate = Collator(config.ctx_len)
-    loader = lambda data, sampler: DataLoader(data, batch_sampler=sampler, collate_fn=collate, num_workers=config.workers, persistent_workers=config.workers > 0)  # noqa: E731
-    train_loader = loader(train_data, StepSampler(len(train_data), batch, config.steps, start, config.seed))
-    val_batch = min(batch, len(val_ids))
-    val_loader = loader(val_data, StepSampler(len(val_data), val_batch, config.val_batches, 0, config.seed + 1))
+    train_loader = example_loader(corpus, train_ids, tokenizer, examples, config.ctx_len, batch, config.steps, start, config.seed, config.workers)
+    val_loader = example_loader(corpus, val_ids, tokenizer, examples, config.ctx_len, batch, config.val_batches, 0, config.seed + 1, config.workers)
 
     model_config = PRESETS[config.preset](vocab_size=tokenizer.vocab_size)
     model_config.ctx_len = config.ctx_len
@@ -146,8 +139,8 @@ def train(config: RunConfig, resume: bool = False, progress: bool = True, stop_a
         plugins=[AtomicCheckpointIO()], enable_progress_bar=progress, enable_model_summary=False, deterministic=False,
     )
     trainer.fit(module, train_loader, val_loader, ckpt_path=str(ckpt_path) if ckpt_path else None, weights_only=True)
-    if collate.dropped:
-        print(f"warning: {collate.dropped} examples could not be built and were dropped")
+    if module.dropped_examples:
+        print(f"warning: {module.dropped_examples} examples could not be built and were dropped")
     if trainer.global_rank != 0 or trainer.global_step < config.steps:
         return out / "model.pth"  # export once, by one process, when the run is complete
     model_path = save_checkpoint(module.model, out / "model.pth", dtype=torch.bfloat16,

@@ -94,7 +94,7 @@ def test_collator_pads_and_refuses_to_cut(tok):
     batch = collate([{"input_ids": [1, 2, 3], "labels": [2, 3, 6]}, None, {"input_ids": [4], "labels": [6]}])
     assert batch["input_ids"].tolist() == [[1, 2, 3], [4, 0, 0]]
     assert batch["labels"].tolist() == [[2, 3, 6], [6, -100, -100]]
-    assert collate.dropped == 1
+    assert collate.dropped == 1 and batch["dropped"] == 1  # the batch carries it out of DataLoader workers
     with pytest.raises(ValueError, match="refusing to cut"):
         collate([{"input_ids": list(range(6)), "labels": list(range(6))}])
 
