@@ -73,8 +73,8 @@ def main() -> None:
             cu = time_fwd_bwd(wkv7_cuda, make_inputs(B, T, H, N, "cuda", dtype), args.runs, sync)
             rows.append(("cuda", f"CUDA operator ({name})", *cu, sum(gref) / sum(cu)))
     print(f"WKV7 forward+backward, B={B} T={T} H={H} N={N}, {torch.get_num_threads()} CPU threads, median of {args.runs}")
-    print(f"| device | kernel | forward s | backward s | fwd+bwd tokens/s | speed-up |")
-    print(f"|---|---|---:|---:|---:|---:|")
+    print("| device | kernel | forward s | backward s | fwd+bwd tokens/s | speed-up |")
+    print("|---|---|---:|---:|---:|---:|")
     for device, name, f, b, speedup in rows:
         print(f"| {device} | {name} | {f:.3f} | {b:.3f} | {tokens / (f + b):,.0f} | {speedup:.1f}x |")
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -19,8 +18,6 @@ from midi_rwkv.tokenizer import InfillTokenizer
 from midi_rwkv.tokenizer.examples import ExampleConfig
 from midi_rwkv.train.callbacks import AtomicCheckpointIO, LossCurve, PeriodicCheckpoint
 from midi_rwkv.train.module import OptimConfig, RWKVLightning
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -111,8 +108,9 @@ def train(config: RunConfig, resume: bool = False, progress: bool = True, stop_a
 
     tokenizer = InfillTokenizer.load(config.tokenizer) if config.tokenizer else InfillTokenizer()
     corpus = _Corpora([open_corpus(spec) for spec in config.data])
-    manifest = prefilter(corpus, tokenizer, Path(config.cache or out / "cache") / "manifest.json", seed=config.seed, progress=progress)
-    shutil.copyfile(Path(config.cache or out / "cache") / "manifest.json", out / "manifest.json")
+    cached = Path(config.cache or out / "cache") / "manifest.json"
+    manifest = prefilter(corpus, tokenizer, cached, seed=config.seed, progress=progress)
+    shutil.copyfile(cached, out / "manifest.json")
     print(f"data: {json.dumps(manifest.summary())}")
     train_ids, val_ids, _ = manifest.usable_splits()
 

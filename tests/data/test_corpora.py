@@ -1,9 +1,6 @@
-import random
 import zipfile
 
-import numpy as np
 import pytest
-from symusic import Score
 
 from midi_rwkv.data.corpora import FolderCorpus, GigaMidiCorpus, Pop909Corpus, open_corpus
 from midi_rwkv.data.dataset import Collator, InfillDataset, StepSampler, make_labels, unlearned_ids

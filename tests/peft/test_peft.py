@@ -7,7 +7,7 @@ from midi_rwkv.cli import main
 from midi_rwkv.data.corpora import FolderCorpus
 from midi_rwkv.inference.engine import Engine
 from midi_rwkv.inference.infill import Infiller
-from midi_rwkv.model import RWKV7, RWKVConfig, init_weights, paper_config, save_checkpoint, tiny_config
+from midi_rwkv.model import RWKV7, init_weights, paper_config, save_checkpoint, tiny_config
 from midi_rwkv.model.kernels import use_backend
 from midi_rwkv.peft.adapters import AdapterError, LoRA, StateAdapter, load_adapter, save_adapter, trainable_parameters
 from midi_rwkv.peft.tune import evaluate, example_loader, tune

@@ -8,7 +8,6 @@ reuse it. The CPU build uses ``-march=native``, so its cache key includes this m
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
 import platform
 import shutil
@@ -16,8 +15,6 @@ from functools import lru_cache
 from pathlib import Path
 
 import torch
-
-log = logging.getLogger(__name__)
 CSRC = Path(__file__).parent / "csrc"
 
 
@@ -75,7 +72,7 @@ def load_cuda_op(head_size: int):
     if not torch.cuda.is_available():
         raise KernelBuildError("CUDA is not available")
     sources = [CSRC / "wkv7_cuda.cu", CSRC / "wkv7_cuda_op.cpp"]
-    flags = ["-res-usage", "--use_fast_math", "-O3", "-Xptxas -O3", "--extra-device-vectorization", f"-D_N_={head_size}", f"-D_CHUNK_LEN_=16"]
+    flags = ["-res-usage", "--use_fast_math", "-O3", "-Xptxas -O3", "--extra-device-vectorization", f"-D_N_={head_size}", "-D_CHUNK_LEN_=16"]
     name = f"midi_rwkv_wkv7_cuda_{head_size}_{_key(*(s.read_text() for s in sources), ' '.join(flags), torch.__file__)}"
     _build(name, sources, extra_cuda_cflags=flags)
     return torch.ops.midi_rwkv_wkv7_cuda
