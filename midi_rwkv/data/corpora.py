@@ -171,6 +171,20 @@ class GigaMidiCorpus(Corpus):
         return load_score(self.table[index]["music"])
 
 
+class SubsetCorpus(Corpus):
+    """Some pieces of another corpus (same name prefix and label, so piece ids and splits agree)."""
+
+    def __init__(self, corpus: Corpus, indices: list[int], tag: str):
+        self.corpus = corpus
+        self.indices = list(indices)
+        self.name = f"{corpus.name}[{tag}]"
+        self.label = corpus.label
+        super().__init__([corpus.ids[i] for i in self.indices])
+
+    def load(self, index: int) -> Score:
+        return self.corpus.load(self.indices[index])
+
+
 def open_corpus(spec: str) -> Corpus:
     """``folder:PATH``, ``pop909:PATH``, ``gigamidi:NAME_OR_FILE[:SUBSET]``, or a bare folder path."""
     kind, _, rest = spec.partition(":")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from midi_rwkv.data.corpora import Corpus
+from midi_rwkv.data.corpora import Corpus, SubsetCorpus
 from midi_rwkv.errors import MidiRwkvError
 from midi_rwkv.io import atomic_write_json
 from midi_rwkv.tokenizer import InfillTokenizer
@@ -59,12 +59,23 @@ class Manifest:
         return cls(**data)
 
 
+SPLIT_RATIOS = (0.9, 0.05, 0.05)  # train, validation, test
+
+
 def split_of(piece_id: str, seed: int, ratios: tuple[float, float, float]) -> str:
     """Deterministic split of a piece from a hash of its id."""
     u = int(hashlib.sha1(f"{seed}:{piece_id}".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
     if u < ratios[0]:
         return "train"
     return "validation" if u < ratios[0] + ratios[1] else "test"
+
+
+def split_subset(corpus: Corpus, split: str, seed: int = 0, ratios: tuple[float, float, float] = SPLIT_RATIOS) -> SubsetCorpus:
+    """The pieces of ``corpus`` that training's hash split puts in ``split`` (before any filtering)."""
+    if split not in SPLITS:
+        raise MidiRwkvError(f"unknown split {split!r}: use one of {', '.join(SPLITS)}")
+    keep = [i for i, piece in enumerate(corpus.ids) if split_of(f"{corpus.label}/{piece}", seed, ratios) == split]
+    return SubsetCorpus(corpus, keep, split)
 
 
 def check_piece(corpus: Corpus, index: int, tokenizer: InfillTokenizer, min_bars: int, min_notes: int) -> str | None:
@@ -89,7 +100,7 @@ def prefilter(
     min_bars: int = 8,
     min_notes: int = 100,
     seed: int = 0,
-    ratios: tuple[float, float, float] = (0.9, 0.05, 0.05),
+    ratios: tuple[float, float, float] = SPLIT_RATIOS,
     progress: bool = True,
 ) -> Manifest:
     """Filter and split ``corpus``; reuse ``cache`` when it was made with the same corpus and criteria."""

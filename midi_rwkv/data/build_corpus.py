@@ -1,0 +1,137 @@
+"""Build the default model's pretraining corpus from ``../shared/data``.
+
+Converts the MusicXML sources (OpenScore Lieder and String Quartets) to MIDI once (a file already
+converted is kept, so an interrupted build resumes), then writes ``manifest.json`` with one row per
+piece of every source: source, licence, path, tracks, notes and split. The split is the one training
+uses (a hash of the location-free piece id), so POP909's test songs are never trained on.
+
+    python -m midi_rwkv.data.build_corpus --shared ../shared/data --out runs/corpus
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from tqdm import tqdm
+
+from midi_rwkv.data.corpora import FolderCorpus, Pop909Corpus
+from midi_rwkv.data.prefilter import SPLIT_RATIOS, split_of
+from midi_rwkv.errors import MidiRwkvError
+from midi_rwkv.io import atomic_write, atomic_write_json
+
+# name -> (folder under the shared data, licence, MusicXML to convert?)
+SOURCES = {
+    "music21_poly": ("music21_poly", "public domain works; music21 encodings for research use", False),
+    "mutopia": ("mutopia", "public domain / CC BY / CC BY-SA (per piece)", False),
+    "nottingham": ("nottingham", "GPL-3.0", False),
+    "groove": ("groove", "CC BY 4.0", False),
+    "lieder": ("sources/lieder/scores", "CC0", True),
+    "quartets": ("sources/quartets/scores", "CC0", True),
+    "pop909": ("pop909", "MIT", False),
+}
+SPLIT_SEED = 0  # the training default (data.prefilter.prefilter)
+
+
+def _convert(job: tuple[str, str]) -> str | None:
+    """Convert one MusicXML file; returns the error line, or None on success."""
+    from midi_rwkv.data.musicxml import musicxml_to_score
+
+    source, target = job
+    warnings.simplefilter("ignore")  # music21 warns about every overfull measure
+    try:
+        score = musicxml_to_score(source)
+        atomic_write(Path(target), score.dump_midi)
+    except Exception as exc:  # one bad score must not stop the build
+        return f"{source}: {exc}"
+    return None
+
+
+def convert_folder(src: Path, dst: Path, workers: int) -> list[str]:
+    """MusicXML under ``src`` -> MIDI under ``dst`` (same relative paths); returns the failures."""
+    jobs = []
+    for path in sorted(p for p in src.rglob("*") if p.suffix in (".mxl", ".musicxml", ".xml")):
+        target = (dst / path.relative_to(src)).with_suffix(".mid")
+        if not target.exists():
+            jobs.append((str(path), str(target)))
+    failures = []
+    with ProcessPoolExecutor(workers) as pool:
+        for error in tqdm(pool.map(_convert, jobs, chunksize=1), total=len(jobs), desc=f"convert {dst.name}", unit="score"):
+            if error:
+                failures.append(error)
+    return failures
+
+
+def _rows(name: str, corpus, licence: str) -> list[dict]:
+    rows = []
+    for index, piece in enumerate(tqdm(corpus.ids, desc=f"manifest {name}", unit="piece")):
+        try:
+            score = corpus.load(index)
+            tracks, notes = len(score.tracks), score.note_num()
+        except MidiRwkvError:
+            tracks = notes = 0
+        rows.append({"source": name, "licence": licence, "id": piece, "tracks": tracks, "notes": notes,
+                     "split": split_of(f"{corpus.label}/{piece}", SPLIT_SEED, SPLIT_RATIOS)})
+    return rows
+
+
+def build(shared: Path, out: Path, sources: list[str], workers: int, convert: bool = True) -> dict:
+    """Convert what needs converting and return the manifest; ``data`` lists the training specs.
+
+    ``convert=False`` takes the MusicXML sources as far as they were converted before.
+    """
+    rows, failures, data = [], {}, []
+    for name in sources:
+        folder, licence, is_xml = SOURCES[name]
+        src = shared / folder
+        if not src.is_dir():
+            raise MidiRwkvError(f"{src}: missing (see ../shared/data/README.md)")
+        if is_xml:
+            failures[name] = convert_folder(src, out / name, workers) if convert else []
+            src = out / name
+            if not src.is_dir():
+                raise MidiRwkvError(f"{src}: nothing converted yet (run without --no-convert)")
+        corpus = Pop909Corpus(src) if name == "pop909" else FolderCorpus(src)
+        data.append(f"{'pop909' if name == 'pop909' else 'folder'}:{src}")
+        rows += _rows(name, corpus, licence)
+    summary = {}
+    for row in rows:
+        entry = summary.setdefault(row["source"], {"pieces": 0, "notes": 0, "train": 0, "validation": 0, "test": 0})
+        entry["pieces"] += 1
+        entry["notes"] += row["notes"]
+        entry[row["split"]] += 1
+    return {"data": data, "summary": summary, "failures": failures, "pieces": rows}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m midi_rwkv.data.build_corpus", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--shared", default="../shared/data", help="the shared data folder (default: %(default)s)")
+    parser.add_argument("--out", default="runs/corpus", help="converted MIDI and manifest.json go here (default: %(default)s)")
+    parser.add_argument("--sources", default=",".join(SOURCES), help="comma-separated subset of: %(default)s")
+    parser.add_argument("--workers", type=int, default=2, help="conversion processes (default: %(default)s)")
+    parser.add_argument("--no-convert", action="store_true", help="use the MusicXML sources only as far as already converted")
+    args = parser.parse_args(argv)
+    sources = [s for s in args.sources.split(",") if s]
+    unknown = sorted(set(sources) - set(SOURCES))
+    if unknown:
+        parser.error(f"unknown sources {unknown}; choose from {list(SOURCES)}")
+    try:
+        manifest = build(Path(args.shared), Path(args.out), sources, args.workers, convert=not args.no_convert)
+    except MidiRwkvError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    atomic_write_json(Path(args.out) / "manifest.json", manifest)
+    for name, entry in manifest["summary"].items():
+        print(f"{name:13s} {entry['pieces']:5d} pieces {entry['notes']:9,d} notes  "
+              f"train/val/test {entry['train']}/{entry['validation']}/{entry['test']}  "
+              f"failed {len(manifest['failures'].get(name, []))}")
+    print(" ".join(manifest["data"]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
