@@ -93,13 +93,26 @@ def count_bpe_tokens(tokenizer: InfillTokenizer, words: CorpusWords) -> int:
     return words.base_tokens - in_words + sum(len(e.ids) * words.words[w] for w, e in zip(texts, encoded))
 
 
-def train_from_corpora(specs: list[str], vocab_size: int = 16000, limit: int | None = None, progress: bool = True) -> tuple[InfillTokenizer, dict]:
+def train_from_corpora(
+    specs: list[str],
+    vocab_size: int = 16000,
+    limit: int | None = None,
+    progress: bool = True,
+    split: str | None = None,
+    sweep: Iterable[int] = (),
+) -> tuple[InfillTokenizer, dict]:
     """Gather words from corpora (``pop909:PATH``, folders, ...) and train BPE; returns the tokenizer and statistics.
 
-    ``limit`` caps the pieces taken from each corpus.
+    ``limit`` caps the pieces taken from each corpus; ``split`` keeps only the pieces training puts in
+    that split (e.g. ``train``, so that no test piece shapes the vocabulary). Each size in ``sweep`` is
+    also trained, and its tokens per piece reported in ``stats["sweep"]``, to choose a size by measurement.
     """
+    from midi_rwkv.data.prefilter import split_subset  # the data package imports this one
+
     base = InfillTokenizer()
     corpora = [open_corpus(spec) for spec in specs]
+    if split is not None:
+        corpora = [split_subset(corpus, split) for corpus in corpora]
     if limit is not None:
         for corpus in corpora:
             corpus.ids = corpus.ids[:limit]
@@ -115,6 +128,7 @@ def train_from_corpora(specs: list[str], vocab_size: int = 16000, limit: int | N
     bpe_tokens = count_bpe_tokens(trained, words)
     stats = {
         "files": sum(map(len, corpora)),
+        "split": split,
         "tokenized": words.files,
         "skipped": dict(words.skipped),
         "distinct_words": len(words.words),
@@ -126,4 +140,17 @@ def train_from_corpora(specs: list[str], vocab_size: int = 16000, limit: int | N
         "seconds_tokenizing": round(gathered - start, 1),
         "seconds_training": round(done - gathered, 1),
     }
+    if sweep:
+        stats["sweep"] = vocab_sweep(base, words, sorted(set(sweep) | {vocab_size}), progress)
     return trained, stats
+
+
+def vocab_sweep(base: InfillTokenizer, words: CorpusWords, sizes: list[int], progress: bool = True) -> list[dict]:
+    """Corpus tokens, tokens per piece and compression over the base vocabulary, for each vocabulary size."""
+    rows = []
+    for size in tqdm(sizes, desc="vocabulary sweep", unit="size", disable=not progress):
+        tok = train_bpe(base, words, size, progress=False)
+        tokens = count_bpe_tokens(tok, words)
+        rows.append({"vocab_size": size, "tokens": tokens, "tokens_per_file": round(tokens / words.files, 1),
+                     "compression": round(words.base_tokens / tokens, 3)})
+    return rows

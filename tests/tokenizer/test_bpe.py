@@ -68,3 +68,14 @@ def test_midi_files_finds_files_recursively_and_rejects_missing(tmp_path):
 def test_unreadable_files_are_skipped_and_counted(trained):
     _, words, _ = trained  # gathered from the fixtures folder
     assert words.files == 1 and words.skipped == {"MidiFileError": 3, "EmptyScoreError": 1}
+
+
+def test_vocabulary_sweep_reports_fewer_tokens_for_larger_vocabularies():
+    from midi_rwkv.tokenizer.bpe import train_from_corpora
+
+    tok, stats = train_from_corpora([f"folder:{FIXTURES}"], vocab_size=800, progress=False, sweep=[700, 900])
+    sizes = [row["vocab_size"] for row in stats["sweep"]]
+    tokens = [row["tokens"] for row in stats["sweep"]]
+    assert sizes == [700, 800, 900] and tok.vocab_size == 800
+    assert tokens[0] >= tokens[1] >= tokens[2] and tokens[1] == stats["bpe_tokens"]
+    assert stats["sweep"][0]["compression"] == pytest.approx(stats["base_tokens"] / tokens[0], rel=1e-3)
