@@ -69,10 +69,13 @@ def run_infill(args) -> int:
     piece = infiller.tokenizer.prepare(source)
     for span in spans:
         piece.token_span(*span)  # check every span before generating anything
-    results = infiller.infill(piece, args.track, spans[0], request, args.n, sampler, args.context, args.max_tokens, args.seed)
+    if args.free and request != ControlRequest():
+        raise ControlError("--free takes no --density, --polyphony or --duration")
+    options = dict(sampler=sampler, context_bars=args.context, max_tokens=args.max_tokens, seed=args.seed, free=args.free)
+    results = infiller.infill(piece, args.track, spans[0], request, args.n, **options)
     for span in spans[1:]:  # later spans see each candidate's earlier result
-        results = [infiller.infill(infiller.tokenizer.prepare(c.score, piece.name), args.track, span, request, 1, sampler,
-                                   args.context, args.max_tokens, args.seed)[0] for c in results]
+        results = [infiller.infill(infiller.tokenizer.prepare(c.score, piece.name), args.track, span, request, 1, **options)[0]
+                   for c in results]
     if args.rank:
         results.sort(key=lambda c: c.control_error)
     bars_text = ",".join(f"{a + 1}-{b}" for a, b in spans)
@@ -92,7 +95,8 @@ def register(sub) -> None:
         "infill",
         help="generate new bars for one track of a MIDI file",
         description="Replace bars of one track with candidates from the model; every other bar of every track is kept as it is. "
-        "Without control options, each bar's controls are those of the original bar.",
+        "Without control options, each bar's controls are those of the original bar; with --free the model gets none "
+        "and chooses (the printed 'requested' line then shows the original bars' controls, for comparison).",
     )
     p.add_argument("midi", help="input MIDI file")
     p.add_argument("--track", type=int, required=True, help="track to infill, counted from 0 as in the file")
@@ -100,10 +104,11 @@ def register(sub) -> None:
     p.add_argument("--density", help="notes per bar: one number for all bars, or one per bar (e.g. 6,8,8,4)")
     p.add_argument("--polyphony", help="notes starting together, MIN-MAX in 1..6 (e.g. 1-3); not for drums")
     p.add_argument("--duration", help="note values present in each bar: whole,half,quarter,eighth,sixteenth; not for drums")
+    p.add_argument("--free", action="store_true", help="give the model no bar controls at all: it chooses density, polyphony and durations")
     p.add_argument("-n", type=int, default=4, help="candidates to generate (default: 4)")
     p.add_argument("-o", "--output", default="infilled", help="output folder (default: ./infilled)")
     p.add_argument("--model", help=f"model .pth (default: {DEFAULT_MODEL.name} in the repository)")
-    p.add_argument("--tokenizer", help="tokenizer JSON (default: tokenizer.json beside the model)")
+    p.add_argument("--tokenizer", help="tokenizer JSON (default: MODEL_STEM.tokenizer.json, else tokenizer.json, beside the model)")
     p.add_argument("--state", help="a tuned style (.safetensors from tune-style or state tuning) that starts every prompt")
     p.add_argument("--lora", help="a LoRA adapter (.safetensors) merged into the model")
     p.add_argument("--context", type=int, default=16, help="bars of context on each side (default: 16)")

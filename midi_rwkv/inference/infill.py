@@ -7,13 +7,13 @@ from pathlib import Path
 
 from symusic import Score
 
-from midi_rwkv.errors import ControlError, EmptyScoreError, MidiRwkvError, TrackIndexError
+from midi_rwkv.errors import ControlError, MidiRwkvError
 from midi_rwkv.inference.constraints import BarInfillConstraint, TokenTables
 from midi_rwkv.inference.engine import Engine, Generation
 from midi_rwkv.inference.sampler import SamplerConfig
+from midi_rwkv.metrics.controls import realised_controls
 from midi_rwkv.model import load_checkpoint
 from midi_rwkv.tokenizer import BarControls, InfillTokenizer, Piece
-from midi_rwkv.tokenizer.controls import bar_controls
 from midi_rwkv.tokenizer.infill import resolve_bar_controls
 from midi_rwkv.tokenizer.merge import MergeReport
 
@@ -74,6 +74,12 @@ def apply_request(piece: Piece, base: list[BarControls], bars: tuple[int, int], 
     return out
 
 
+def default_tokenizer(model_path: Path) -> Path:
+    """``midi_rwkv.tokenizer.json`` beside ``midi_rwkv.pth``, else the run folder's ``tokenizer.json``."""
+    own = model_path.with_name(f"{model_path.stem}.tokenizer.json")
+    return own if own.is_file() else model_path.with_name("tokenizer.json")
+
+
 class Infiller:
     def __init__(self, engine: Engine, tokenizer: InfillTokenizer):
         self.engine, self.tokenizer = engine, tokenizer
@@ -86,7 +92,7 @@ class Infiller:
         from midi_rwkv.peft.adapters import LoRA, StateAdapter, load_adapter
 
         model_path = Path(model_path)
-        tokenizer_path = Path(tokenizer_path) if tokenizer_path else model_path.with_name("tokenizer.json")
+        tokenizer_path = Path(tokenizer_path) if tokenizer_path else default_tokenizer(model_path)
         if not tokenizer_path.is_file():
             raise MidiRwkvError(f"no tokenizer at {tokenizer_path}: pass --tokenizer")
         tokenizer = InfillTokenizer.load(tokenizer_path)
@@ -105,7 +111,15 @@ class Infiller:
         return cls(Engine(model, initial_state=initial), tokenizer)
 
     def infill(self, piece: Piece, track: int, bars: tuple[int, int], request: ControlRequest | None = None, n: int = 4,
-               sampler: SamplerConfig | None = None, context_bars: int = 16, max_tokens: int = 2000, seed: int | None = None) -> list[Candidate]:
+               sampler: SamplerConfig | None = None, context_bars: int = 16, max_tokens: int = 2000, seed: int | None = None,
+               free: bool = False) -> list[Candidate]:
+        """K candidates for real bars ``bars`` = [start, end) of ``track``.
+
+        ``free``: give the model no bar controls (it chooses); ``requested`` then holds the original
+        bars' controls, so that adherence can still be measured against them.
+        """
+        if free and request is not None and request != ControlRequest():
+            raise ControlError("free infilling takes no controls (--density, --polyphony, --duration)")
         tok = self.tokenizer
         enc = tok.encode(piece)
         t = piece.track_index(track)
@@ -114,24 +128,13 @@ class Infiller:
         requested = apply_request(piece, base, bars, request or ControlRequest(), enc.tracks[t].is_drum)
         # RWKV reads past its training length; 4x ctx_len only bounds the time spent on the prompt
         seq = tok.bar_infill(enc, track, bars, controls=requested, context_bars=context_bars,
-                             max_len=self.engine.model.config.ctx_len * 4, with_target=False)
+                             max_len=self.engine.model.config.ctx_len * 4, with_target=False, free=free)
         section = [(s.header, s.controls) for s in seq.section]
         generations = self.engine.generate(seq.ids, [BarInfillConstraint(self.tables, section) for _ in range(n)],
                                            sampler, max_tokens, seed)
         candidates = []
         for g in generations:
             score, report = tok.merge(piece, seq, g.ids)
-            realised = self._realised(score, piece.name, track, bars, len(requested), enc.tracks[t].is_drum)
+            realised = realised_controls(tok, score, piece.name, track, bars, len(requested), enc.tracks[t].is_drum)
             candidates.append(Candidate(score, report, requested, realised, g))
         return candidates
-
-    def _realised(self, score: Score, name: str, track: int, bars: tuple[int, int], count: int, is_drum: bool) -> list[BarControls]:
-        """The controls the merged span actually has (empty bars when the track lost every note)."""
-        try:
-            merged = self.tokenizer.prepare(score, name)
-            t = merged.track_index(track)
-        except (TrackIndexError, EmptyScoreError):
-            return [BarControls(0) if is_drum else BarControls(0, None, (False,) * 5)] * count
-        span = merged.token_span(*bars)
-        realised = bar_controls(merged.score.tracks[t], merged.token_bars[span[0] : span[1]], merged.score.ticks_per_quarter)
-        return [BarControls(c.density) for c in realised] if is_drum else realised

@@ -3,7 +3,8 @@
 What differs from the original, on purpose:
   * the kept tracks stay in the file's order (the original shuffles them in training but not at
     inference, spec §8.13);
-  * bar controls describe each bar alone, and every masked bar has them (§8.11);
+  * bar controls describe each bar alone, and every masked bar has them (§8.11), except in a
+    share of examples (``free_ratio``) that have none, so that the model can also infill freely;
   * track infill really moves the track to the end, after ``Infill_Track`` (§8.12);
   * the window keeps the section whole; a section that cannot fit is shortened, never cut (§8.15);
   * augmentation happens once per attempt on a fresh copy, never cumulatively (§8.14).
@@ -35,10 +36,13 @@ class ExampleConfig:
     pitch_offset: int = 6  # pitch shifts drawn from -6..6 semitones (within each program's range)
     velocity_offset: int = 2  # velocity shifts drawn from -2..2
     attempts: int = 4  # tries before giving up on a piece
+    free_ratio: float = 0.1  # bar-infill examples without bar controls (not in the paper: it makes --free work)
 
     def __post_init__(self):
         if not 0.0 <= self.bar_infill_ratio <= 1.0:
             raise ValueError("bar_infill_ratio must be in [0, 1]")
+        if not 0.0 <= self.free_ratio <= 1.0:
+            raise ValueError("free_ratio must be in [0, 1]")
         if not 0.0 < self.span_ratio[0] <= self.span_ratio[1] <= 1.0:
             raise ValueError("span_ratio must satisfy 0 < low <= high <= 1")
         if not 0.0 < self.track_ratio[0] <= self.track_ratio[1] <= 1.0:
@@ -110,9 +114,10 @@ class ExampleBuilder:
         n_bars = last + 1
         span = max(min(rng.choice(c.span_choices), n_bars), round(n_bars * rng.uniform(*c.span_ratio)))
         start = rng.randrange(n_bars - span + 1)
+        free = rng.random() < c.free_ratio
         while True:
             try:
-                return tok.bar_infill(enc, piece.track_ids[track], (start, start + span), max_len=c.max_len, rng=rng)
+                return tok.bar_infill(enc, piece.track_ids[track], (start, start + span), max_len=c.max_len, rng=rng, free=free)
             except SequenceTooLongError:
                 if span == 1:
                     raise

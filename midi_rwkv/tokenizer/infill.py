@@ -176,11 +176,13 @@ def build_bar_infill(
     max_len: int | None = None,
     with_target: bool = True,
     rng: random.Random | None = None,
+    free: bool = False,
 ) -> InfillSequence:
     """A bar-infill sequence for the user's ``track`` and real bars ``[start, end)``.
 
     Args:
         controls: one per masked tokenizer bar; default: those of the original bars.
+        free: no bar controls at all (the model chooses; training shows it some examples like this).
         context_bars: at most this many real bars of context on each side (default: all).
         max_len: the whole sequence (prompt and target) fits in this many tokens.
         with_target: include the original bodies of the masked bars (training) or not (generation).
@@ -193,7 +195,8 @@ def build_bar_infill(
     section = []
     for bar, control in zip(range(*span), controls):
         header, body = enc.bars[t][bar]
-        section.append(SectionBar(header, codec.atomic(control.tokens()), body if with_target else ()))
+        tokens = () if free else codec.atomic(control.tokens())
+        section.append(SectionBar(header, tokens, body if with_target else ()))
     n_tracks = len(enc.tracks)
     section_cost = sum(len(s.header) + len(s.controls) + len(s.body) for s in section) + 2
     costs = [sum(enc.cost(i, b) for i in range(n_tracks) if i != t or not span[0] <= b < span[1]) for b in range(len(piece.token_bars))]

@@ -3,6 +3,7 @@ import torch
 from symusic import Score
 
 from midi_rwkv.cli import main
+from midi_rwkv.errors import ControlError
 from midi_rwkv.inference.constraints import BarInfillConstraint, TokenTables
 from midi_rwkv.inference.engine import Constraint, Engine
 from midi_rwkv.inference.infill import ControlRequest, Infiller
@@ -131,3 +132,23 @@ def test_drum_tracks_refuse_pitch_controls(tmp_path, model, tok, band, capsys):
 def test_missing_model_is_a_clear_error(tmp_path, capsys):
     assert main(["infill", str(CHORALE), "--track", "0", "--bars", "1:2", "--model", str(tmp_path / "none.pth")]) == 2
     assert "no model at" in capsys.readouterr().err
+
+
+def test_free_infill_sends_no_controls_but_reports_the_originals(tok, model):
+    infiller = Infiller(Engine(model), tok)
+    piece = tok.prepare(CHORALE)
+    free = infiller.infill(piece, 1, (3, 5), n=1, max_tokens=300, seed=0, free=True)[0]
+    guided = infiller.infill(piece, 1, (3, 5), n=1, max_tokens=300, seed=0)[0]
+    assert free.requested == guided.requested  # the original bars' controls, for measuring adherence
+    control_ids = tok.codec.vocab.control_ids
+    assert not any(t in control_ids for t in free.generation.ids)
+    assert any(t in control_ids for t in guided.generation.ids)
+    with pytest.raises(ControlError):
+        infiller.infill(piece, 1, (3, 5), ControlRequest(density=[3]), n=1, free=True)
+
+
+def test_free_flag_refuses_controls(tmp_path, model, tok, capsys):
+    path = save_checkpoint(model, tmp_path / "m.pth")
+    tok.save(tmp_path / "tokenizer.json")
+    argv = ["infill", str(CHORALE), "--track", "1", "--bars", "2:3", "--free", "--density", "3", "--model", str(path)]
+    assert main(argv) == 2 and "--free takes no" in capsys.readouterr().err
