@@ -11,7 +11,6 @@ uses (a hash of the location-free piece id), so POP909's test songs are never tr
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import warnings
 from concurrent.futures import ProcessPoolExecutor

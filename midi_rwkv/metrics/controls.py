@@ -1,0 +1,54 @@
+"""Control adherence: did each generated bar get the note density, polyphony and durations asked for?
+
+Requested controls are per tokenizer bar (what the model was given); realised controls are measured
+the same way on the merged result (``tokenizer.controls.bar_controls`` on the quantised score), so a
+bar that honours its controls exactly has zero error.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from symusic import Score
+
+from midi_rwkv.errors import EmptyScoreError, TrackIndexError
+from midi_rwkv.tokenizer import BarControls, InfillTokenizer
+from midi_rwkv.tokenizer.controls import DURATIONS, bar_controls
+
+
+def realised_controls(tokenizer: InfillTokenizer, score: Score, name: str, track: int, bars: tuple[int, int],
+                      count: int, is_drum: bool) -> list[BarControls]:
+    """The controls the span ``bars`` (real bars [start, end)) of ``track`` has in ``score``.
+
+    A track that lost every note reads as ``count`` empty bars.
+    """
+    empty = BarControls(0) if is_drum else BarControls(0, None, (False,) * len(DURATIONS))
+    try:
+        piece = tokenizer.prepare(score, name)
+        t = piece.track_index(track)
+    except (TrackIndexError, EmptyScoreError):
+        return [empty] * count
+    span = piece.token_span(*bars)
+    realised = bar_controls(piece.score.tracks[t], piece.token_bars[span[0] : span[1]], piece.score.ticks_per_quarter)
+    return [BarControls(c.density) for c in realised] if is_drum else realised
+
+
+def adherence(requested: list[BarControls], realised: list[BarControls]) -> dict[str, float]:
+    """Mean per-bar errors between what was asked and what came out.
+
+    * ``density_error``: |realised - requested| notes per bar (18 means "18 or more");
+    * ``polyphony_error``: |min error| + |max error| over bars where both have notes;
+    * ``duration_accuracy``: share of the five duration flags that agree (1 = all honoured).
+    NaN where no bar carries that control (drums: polyphony and durations).
+    """
+    density = [abs(a.density - b.density) for a, b in zip(requested, realised)]
+    polyphony = [abs(a.polyphony[0] - b.polyphony[0]) + abs(a.polyphony[1] - b.polyphony[1])
+                 for a, b in zip(requested, realised) if a.polyphony and b.polyphony]
+    flags = [x == y for a, b in zip(requested, realised) if a.durations and b.durations
+             for x, y in zip(a.durations, b.durations)]
+    mean = lambda values: float(np.mean(values)) if values else float("nan")  # noqa: E731
+    return {"density_error": mean(density), "polyphony_error": mean(polyphony), "duration_accuracy": mean(flags)}
+
+
+def density_deltas(requested: list[BarControls], realised: list[BarControls]) -> list[int]:
+    """Realised minus requested note density, per bar (the paper's Figures 3-6 plot these)."""
+    return [b.density - a.density for a, b in zip(requested, realised)]

@@ -1,0 +1,185 @@
+"""The evaluation run: prompts -> generations (stored, resumable) -> metrics -> report.
+
+Layout of the output folder:
+  prompts.json                       the prompts and the settings that chose them
+  generations/SYSTEM/PROMPT.mid      the whole piece with the span infilled
+  generations/SYSTEM/PROMPT.json     requested and realised controls, time, tokens
+  results.csv, summary.md, *.png     written by :mod:`midi_rwkv.metrics.report`
+
+Re-running with the same folder skips every generation already on disk (the JSON is written last,
+so a generation interrupted half-way is redone).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from symusic import Score
+from tqdm import tqdm
+
+from midi_rwkv.data.corpora import open_corpus
+from midi_rwkv.errors import MidiRwkvError
+from midi_rwkv.io import atomic_write, atomic_write_json
+from midi_rwkv.metrics.controls import adherence, density_deltas, realised_controls
+from midi_rwkv.metrics.music import music_metrics
+from midi_rwkv.metrics.prompts import Prompt, choose_prompts
+from midi_rwkv.metrics.region import Region
+from midi_rwkv.metrics.systems import REFERENCES, System, reference_score
+from midi_rwkv.tokenizer import BarControls, InfillTokenizer, Piece
+from midi_rwkv.tokenizer.infill import resolve_bar_controls
+
+
+@dataclass
+class EvalConfig:
+    out: str
+    systems: list[System]
+    data: str = "pop909:../shared/data/pop909"
+    tokenizer: str | None = None  # chooses prompts; default: the first system's
+    prompts: int = 40
+    bars: int = 4
+    context: int = 16
+    track: int | None = 0  # POP909: 0 is the melody, as in the paper; None draws a track per piece
+    split: str = "test"
+    seed: int = 0
+    max_tokens: int = 2000
+    faithful: bool = False  # the original release's metric definitions
+    references: tuple[str, ...] = field(default=REFERENCES)
+
+    def prompt_settings(self) -> dict:
+        return {k: getattr(self, k) for k in ("data", "prompts", "bars", "context", "track", "split", "seed")}
+
+
+def _controls_to_json(controls: list[BarControls]) -> list[dict]:
+    return [asdict(c) for c in controls]
+
+
+def _controls_from_json(rows: list[dict]) -> list[BarControls]:
+    return [BarControls(r["density"], tuple(r["polyphony"]) if r["polyphony"] else None,
+                        tuple(r["durations"]) if r["durations"] is not None else None) for r in rows]
+
+
+class Evaluation:
+    def __init__(self, config: EvalConfig, progress: bool = True):
+        self.config, self.progress = config, progress
+        self.out = Path(config.out)
+        model_systems = [s for s in config.systems if not s.is_reference]
+        if not model_systems and not config.tokenizer:
+            raise MidiRwkvError("give at least one model system, or --tokenizer for reference rows alone")
+        self.tokenizer = InfillTokenizer.load(config.tokenizer or self._tokenizer_of(model_systems[0]))
+        self.systems = list(config.systems) + [System(name) for name in config.references]
+        self._pieces: dict[str, Piece] = {}
+        self._corpus = None
+
+    @staticmethod
+    def _tokenizer_of(system: System) -> Path:
+        from midi_rwkv.inference.infill import default_tokenizer
+
+        return Path(system.tokenizer) if system.tokenizer else default_tokenizer(Path(system.model))
+
+    # ---- prompts --------------------------------------------------------------------------
+    def prompts(self) -> list[Prompt]:
+        path = self.out / "prompts.json"
+        settings = self.config.prompt_settings()
+        if path.is_file():
+            saved = json.loads(path.read_text())
+            if saved["settings"] != settings:
+                raise MidiRwkvError(f"{self.out} holds an evaluation with other prompt settings ({saved['settings']}); use another --out")
+            return [Prompt(**p) for p in saved["prompts"]]
+        c = self.config
+        prompts = choose_prompts(c.data, self.tokenizer, c.prompts, c.bars, c.context, c.track, c.split, c.seed, self.progress)
+        if not prompts:
+            raise MidiRwkvError(f"{c.data}: no piece of the {c.split} split has {c.bars} bars with notes to infill")
+        atomic_write_json(path, {"settings": settings, "prompts": [p.to_dict() for p in prompts]})
+        return prompts
+
+    def piece(self, prompt: Prompt) -> Piece:
+        if prompt.id not in self._pieces:
+            if self._corpus is None:
+                self._corpus = open_corpus(prompt.corpus)
+            index = self._corpus.ids.index(prompt.piece)
+            self._pieces[prompt.id] = self.tokenizer.prepare(self._corpus.load(index), prompt.piece)
+        return self._pieces[prompt.id]
+
+    # ---- generations ----------------------------------------------------------------------
+    def _paths(self, system: System, prompt: Prompt) -> tuple[Path, Path]:
+        folder = self.out / "generations" / system.name
+        return folder / f"{prompt.id}.mid", folder / f"{prompt.id}.json"
+
+    def generate(self, prompts: list[Prompt]) -> None:
+        infillers: dict[tuple, object] = {}
+        for system in self.systems:
+            todo = [p for p in prompts if not self._paths(system, p)[1].is_file()]
+            if not todo:
+                continue
+            if not system.is_reference:
+                from midi_rwkv.inference.infill import Infiller
+
+                key = (system.model, system.tokenizer, system.state, system.lora)
+                if key not in infillers:
+                    infillers[key] = Infiller.load(system.model, system.tokenizer, system.state, system.lora)
+                infiller = infillers[key]
+            for prompt in tqdm(todo, desc=f"generating {system.name}", unit="prompt", disable=not self.progress):
+                piece = self.piece(prompt)
+                bars = (prompt.start, prompt.end)
+                if system.is_reference:
+                    record = self._reference(system.name, piece, prompt, bars)
+                    score = record.pop("score")
+                else:
+                    seed = self.config.seed * 1_000_003 + prompts.index(prompt)
+                    c = infiller.infill(piece, prompt.track, bars, None, 1, system.sampler, self.config.context,
+                                        self.config.max_tokens, seed, free=system.free)[0]
+                    score = c.score
+                    record = {"requested": _controls_to_json(c.requested), "realised": _controls_to_json(c.realised),
+                              "seconds": round(c.generation.seconds, 3), "tokens": c.generation.sampled,
+                              "stopped": c.generation.stopped, "notes_added": c.report.notes_added}
+                midi, meta = self._paths(system, prompt)
+                atomic_write(midi, score.dump_midi)
+                atomic_write_json(meta, {"prompt": prompt.to_dict(), "system": system.to_dict(), **record})
+
+    def _reference(self, name: str, piece: Piece, prompt: Prompt, bars: tuple[int, int]) -> dict:
+        enc = self.tokenizer.encode(piece)
+        t = piece.track_index(prompt.track)
+        requested = resolve_bar_controls(enc, t, piece.token_span(*bars), None)
+        score = reference_score(name, piece, prompt.track, bars)
+        realised = realised_controls(self.tokenizer, score, piece.name, prompt.track, bars, len(requested), enc.tracks[t].is_drum)
+        return {"score": score, "requested": _controls_to_json(requested), "realised": _controls_to_json(realised),
+                "seconds": 0.0, "tokens": 0, "stopped": "done", "notes_added": 0}
+
+    # ---- metrics --------------------------------------------------------------------------
+    def measure(self, prompts: list[Prompt]) -> list[dict]:
+        """One row per (prompt, system, metric); density deltas per bar go in ``metric = density_delta_bar_K``."""
+        rows = []
+        for prompt in tqdm(prompts, desc="measuring", unit="prompt", disable=not self.progress):
+            piece = self.piece(prompt)
+            region = Region(prompt.track, tuple(piece.bars[prompt.start : prompt.end]), piece.original.ticks_per_quarter)
+            for system in self.systems:
+                midi, meta = self._paths(system, prompt)
+                if not meta.is_file():
+                    continue
+                record = json.loads(meta.read_text())
+                generated = Score(str(midi))
+                values = music_metrics(generated, piece.original, region, self.config.faithful)
+                requested, realised = _controls_from_json(record["requested"]), _controls_from_json(record["realised"])
+                values |= adherence(requested, realised)
+                values["seconds"] = record["seconds"]
+                for i, delta in enumerate(density_deltas(requested, realised)):
+                    values[f"density_delta_bar_{i}"] = delta
+                rows += [{"prompt": prompt.id, "system": system.name, "metric": k, "value": v} for k, v in values.items()]
+        return rows
+
+    def run(self) -> list[dict]:
+        prompts = self.prompts()
+        self.generate(prompts)
+        rows = self.measure(prompts)
+        atomic_write(self.out / "results.csv", lambda tmp: _write_csv(tmp, rows))
+        return rows
+
+
+def _write_csv(path: str, rows: list[dict]) -> None:
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["prompt", "system", "metric", "value"])
+        writer.writeheader()
+        writer.writerows(rows)

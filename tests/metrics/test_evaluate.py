@@ -1,0 +1,80 @@
+"""The evaluation pipeline end to end on fixtures, with a tiny random model."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+
+import pytest
+import torch
+
+from midi_rwkv.errors import MidiRwkvError
+from midi_rwkv.metrics.__main__ import main
+from midi_rwkv.metrics.systems import parse_system, reference_score
+from midi_rwkv.model import RWKV7, init_weights, save_checkpoint, tiny_config
+from tests.conftest import FIXTURES, note_tuples
+
+CHORALE = FIXTURES / "bach_bwv66.6.mid"
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory, tok):
+    root = tmp_path_factory.mktemp("eval")
+    data = root / "data"
+    data.mkdir()
+    for name in ("a", "b", "c"):
+        shutil.copy(CHORALE, data / f"{name}.mid")
+    torch.manual_seed(0)
+    model = init_weights(RWKV7(tiny_config(tok.vocab_size)), seed=0)
+    path = save_checkpoint(model, root / "m.pth")
+    tok.save(root / "tokenizer.json")
+    return root, data, path
+
+
+def _run(root, data, path, out, *extra):
+    return main(["--out", str(out), "--data", f"folder:{data}", "--model", str(path), "--split", "all", "--prompts", "2",
+                 "--bars", "2", "--context", "2", "--track", "1", "--max-tokens", "200", *extra])
+
+
+def test_evaluation_writes_results_summary_and_plots_and_resumes(setup, capsys):
+    root, data, path = setup
+    out = root / "report"
+    assert _run(root, data, path, out) == 0
+    rows = list(csv.DictReader(open(out / "results.csv")))
+    systems = {r["system"] for r in rows}
+    assert systems == {"model", "free", "original", "copy"}
+    assert len({r["prompt"] for r in rows}) == 2
+    cp = {(r["system"], r["prompt"]): float(r["value"]) for r in rows if r["metric"] == "content_preservation"}
+    assert all(v == pytest.approx(1.0) for (s, _), v in cp.items() if s == "original")  # the ceiling
+    errors = [float(r["value"]) for r in rows if r["system"] == "original" and r["metric"] == "density_error"]
+    assert errors == [0.0, 0.0]  # the original bars follow their own controls exactly
+    summary = (out / "summary.md").read_text()
+    for text in ("## Musical similarity", "## Control adherence", "## Paired tests", "| copy | model | CP |"):
+        assert text in summary
+    assert (out / "metrics.png").stat().st_size > 0 and (out / "controls.png").stat().st_size > 0
+    generated = sorted((out / "generations" / "model").glob("*.mid"))
+    assert len(generated) == 2
+    stamps = [p.stat().st_mtime_ns for p in generated]
+    assert _run(root, data, path, out) == 0  # resumed: nothing regenerated
+    assert [p.stat().st_mtime_ns for p in generated] == stamps
+    assert _run(root, data, path, out, "--bars", "1") == 2  # other prompt settings: refused, not mixed
+    assert "other prompt settings" in capsys.readouterr().err
+
+
+def test_copy_reference_copies_the_previous_bars(tok):
+    piece = tok.prepare(CHORALE)
+    score = reference_score("copy", piece, 1, (4, 6))
+    bars = piece.bars
+    shift = bars[4].start - bars[2].start
+    copied = [(t - shift, d, p) for t, d, p, _ in note_tuples(score.tracks[1], bars[4].start, bars[6].start)]
+    source = [(t, d, p) for t, d, p, _ in note_tuples(piece.original.tracks[1], bars[2].start, bars[4].start)]
+    assert [c[0] for c in copied] == [s[0] for s in source] and [c[2] for c in copied] == [s[2] for s in source]
+    assert note_tuples(score.tracks[0]) == note_tuples(piece.original.tracks[0])
+
+
+@pytest.mark.parametrize("text, message", [("orig inal", "letters"), ("original", "reserved"), ("x:temp=1", "unknown key"),
+                                           ("x:top_k=a", "needs a number"), ("x:top_p=2", "invalid sampler")])
+def test_system_specs_are_checked(text, message):
+    with pytest.raises(MidiRwkvError, match=message):
+        parse_system(text, "m.pth")
+    assert parse_system("t08:temperature=0.8,free=1", "m.pth").sampler.temperature == 0.8
