@@ -73,4 +73,9 @@ def tiny_config(vocab_size: int = 663) -> RWKVConfig:
     return RWKVConfig(n_layer=2, n_embd=64, vocab_size=vocab_size, head_size=16, ctx_len=256)
 
 
-PRESETS = {"paper": paper_config, "tiny": tiny_config}
+def small_config(vocab_size: int = 4000) -> RWKVConfig:
+    """6 x 128 with 32-wide heads: the shipped default model, sized for a couple of CPU hours of training."""
+    return RWKVConfig(n_layer=6, n_embd=128, vocab_size=vocab_size, head_size=32, ctx_len=2048)
+
+
+PRESETS = {"paper": paper_config, "small": small_config, "tiny": tiny_config}
