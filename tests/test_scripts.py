@@ -22,3 +22,12 @@ def test_train_sh_smoke_run(tmp_path):
     assert stat.S_IMODE((out / "model.pth").stat().st_mode) & 0o044  # readable by others, as the umask allows
     again = subprocess.run(["bash", "scripts/train.sh"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert again.returncode != 0 and "already holds a run" in again.stderr  # never overwrites a run
+    # an intermediate checkpoint exports to the same weights format; the last one equals model.pth
+    from midi_rwkv.model import load_checkpoint
+    from midi_rwkv.train.export import export
+
+    step2 = export(out, step=2)
+    last = export(out)
+    assert step2.name == "model-step-2.pth" and (out / "model-step-2.tokenizer.json").is_file()
+    final, exported = load_checkpoint(out / "model.pth"), load_checkpoint(last)
+    assert all((a == b).all() for a, b in zip(final.state_dict().values(), exported.state_dict().values()))

@@ -66,6 +66,11 @@ class Evaluation:
         self.config, self.progress = config, progress
         self.out = Path(config.out)
         model_systems = [s for s in config.systems if not s.is_reference]
+        for system in model_systems:
+            for kind in ("model", "tokenizer", "state", "lora"):
+                path = getattr(system, kind)
+                if path and not Path(path).is_file():
+                    raise MidiRwkvError(f"system '{system.name}': no {kind} at {path}")
         if not model_systems and not config.tokenizer:
             raise MidiRwkvError("give at least one model system, or --tokenizer for reference rows alone")
         self.tokenizer = InfillTokenizer.load(config.tokenizer or self._tokenizer_of(model_systems[0]))

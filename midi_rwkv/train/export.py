@@ -1,0 +1,60 @@
+"""Export any checkpoint of a run as a model: ``python -m midi_rwkv.train.export RUN [--step N]``.
+
+Training exports ``model.pth`` only when the run completes; this takes an intermediate (or the last)
+``checkpoints/step-*.ckpt`` instead, e.g. to listen to a run in progress or to keep an earlier step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from midi_rwkv.errors import MidiRwkvError
+from midi_rwkv.model import PRESETS, RWKV7, save_checkpoint
+from midi_rwkv.tokenizer import InfillTokenizer
+
+
+def export(run: Path, step: int | None = None, output: Path | None = None) -> Path:
+    """Write ``output`` (default RUN/model-step-N.pth) + sidecar from a run's checkpoint at ``step`` (default: the last)."""
+    config = json.loads((run / "config.json").read_text()) if (run / "config.json").is_file() else None
+    marker = run / "checkpoints" / "last.json"
+    if config is None or not marker.is_file():
+        raise MidiRwkvError(f"{run}: not a training run with checkpoints")
+    step = json.loads(marker.read_text())["step"] if step is None else step
+    ckpt = run / "checkpoints" / f"step-{step:07d}.ckpt"
+    if not ckpt.is_file():
+        raise MidiRwkvError(f"{ckpt}: no checkpoint at step {step}")
+    tokenizer = InfillTokenizer.load(config["tokenizer"]) if config["tokenizer"] else InfillTokenizer()
+    model_config = PRESETS[config["preset"]](vocab_size=tokenizer.vocab_size)
+    model_config.ctx_len = config["ctx_len"]
+    state = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
+    model = RWKV7(model_config)
+    model.load_state_dict({k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")})
+    output = output or run / f"model-step-{step}.pth"
+    path = save_checkpoint(model, output, dtype=torch.bfloat16,
+                           extra={"steps": step, "data": config["data"], "tokenizer_vocab_size": tokenizer.vocab_size})
+    tokenizer.save(output.with_name(f"{output.stem}.tokenizer.json"))
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m midi_rwkv.train.export", description=__doc__.split("\n\n")[0])
+    parser.add_argument("run", help="a training run folder (scripts/train.sh OUT)")
+    parser.add_argument("--step", type=int, help="checkpoint step (default: the last)")
+    parser.add_argument("-o", "--output", help="model .pth to write (default: RUN/model-step-N.pth)")
+    args = parser.parse_args(argv)
+    try:
+        path = export(Path(args.run), args.step, Path(args.output) if args.output else None)
+    except MidiRwkvError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {path}, its .json sidecar and {path.stem}.tokenizer.json")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
