@@ -5,6 +5,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from symusic import Score
+
+from midi_rwkv.tokenizer import InfillTokenizer
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -19,9 +23,23 @@ def test_readme_has_two_commands_and_ci_runs_the_test_one():
     assert run_tests in (ROOT / ".ci" / "run").read_text().splitlines()
 
 
-def test_readme_main_job_runs():
+def test_readme_main_job_infills_with_the_shipped_model(tmp_path):
     main_job = _readme_commands()[0].split("&&")[-1].split()
-    assert main_job[0] == "midi-rwkv"
-    done = subprocess.run([sys.executable, "-m", "midi_rwkv", *main_job[1:]], cwd=ROOT, capture_output=True, text=True)
+    assert main_job[:2] == ["midi-rwkv", "infill"]
+    out = tmp_path / "infilled"
+    argv = [sys.executable, "-m", "midi_rwkv", *main_job[1:], "-o", str(out), "--seed", "0"]  # the last -o wins
+    done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    assert "FillBar_Start" in done.stdout
+    assert "requested" in done.stdout and "realised" in done.stdout
+    source = Score(str(ROOT / "tests" / "fixtures" / "bach_bwv66.6.mid"))
+    piece = InfillTokenizer().prepare(source)
+    start, end = piece.bars[2].start, piece.bars[3].end  # --bars 3:4, counted from 1
+    written = sorted(out.glob("*.mid"))
+    assert len(written) == 2
+    for path in written:
+        score = Score(str(path))
+        new = [n for n in score.tracks[1].notes if start <= n.time < end]
+        assert new and all(36 <= n.pitch <= 84 for n in new)  # music in a voice's range, not noise
+        for a, b in zip(source.tracks, score.tracks):
+            outside = lambda t: sorted((n.time, n.duration, n.pitch) for n in t.notes if not start <= n.time < end)  # noqa: E731
+            assert outside(a) == outside(b)
