@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 from symusic import Score
 
-from midi_rwkv.metrics.region import Notes, Region, track_notes
+from midi_rwkv.metrics.region import Notes, Region, span_notes, track_notes
 
 FRAMES_PER_BAR = 16
 SMOOTHING = 8  # frames in the moving average, [i - 4, i + 4)
@@ -109,7 +109,7 @@ def groove_consistency(score: Score, region: Region, faithful: bool = False) -> 
 
 def pitch_class_entropy(score: Score, region: Region) -> float:
     """H = -sum p log2 p of the 12-bin pitch-class histogram of notes starting in the span; NaN if none."""
-    pitches = track_notes(score, region.track).onset_in(region.start, region.end).pitch
+    pitches = span_notes(score, region).pitch
     if not len(pitches):
         return float("nan")
     p = np.bincount(pitches % 12, minlength=12) / len(pitches)
@@ -141,8 +141,8 @@ def onset_f1(generated: Score, original: Score, region: Region) -> float:
 
     Both spans empty: NaN (nothing to find); one empty: 0.
     """
-    gen = track_notes(generated, region.track).onset_in(region.start, region.end)
-    orig = track_notes(original, region.track).onset_in(region.start, region.end)
+    gen = span_notes(generated, region)
+    orig = span_notes(original, region)
     if not len(gen) and not len(orig):
         return float("nan")
     tolerance = max(1, region.tpq // 8)
@@ -158,7 +158,7 @@ def onset_f1(generated: Score, original: Score, region: Region) -> float:
 def note_density_difference(generated: Score, original: Score, region: Region) -> float:
     """|notes per bar, generated - original| over the span."""
     def per_bar(score: Score) -> float:
-        return len(track_notes(score, region.track).onset_in(region.start, region.end)) / len(region.bars)
+        return len(span_notes(score, region)) / len(region.bars)
     return abs(per_bar(generated) - per_bar(original))
 
 
@@ -172,15 +172,15 @@ def _mean_polyphony(notes: Notes) -> float:
 
 def polyphony_difference(generated: Score, original: Score, region: Region) -> float:
     """|mean onset polyphony, generated - original|; NaN when either span has no notes."""
-    gen = track_notes(generated, region.track).onset_in(region.start, region.end)
-    orig = track_notes(original, region.track).onset_in(region.start, region.end)
+    gen = span_notes(generated, region)
+    orig = span_notes(original, region)
     return abs(_mean_polyphony(gen) - _mean_polyphony(orig))
 
 
 def pitch_range_difference(generated: Score, original: Score, region: Region) -> float:
     """|(max - min pitch), generated - original| in semitones; NaN when either span has no notes."""
     def span(score: Score) -> float:
-        pitches = track_notes(score, region.track).onset_in(region.start, region.end).pitch
+        pitches = span_notes(score, region).pitch
         return float(pitches.max() - pitches.min()) if len(pitches) else float("nan")
     return abs(span(generated) - span(original))
 

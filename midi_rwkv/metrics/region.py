@@ -58,3 +58,8 @@ def track_notes(score: Score, track: int) -> Notes:
     arrays = score.tracks[track].notes.numpy()
     order = np.argsort(arrays["time"], kind="stable")
     return Notes(*(arrays[key][order].astype(np.int64) for key in ("time", "duration", "pitch")))
+
+
+def span_notes(score: Score, region: Region) -> Notes:
+    """Notes of the region's track that start inside the region."""
+    return track_notes(score, region.track).onset_in(region.start, region.end)
