@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from midi_rwkv.data.corpora import open_corpus
 from midi_rwkv.errors import MidiRwkvError
+from midi_rwkv.inference.infill import Infiller, default_tokenizer
 from midi_rwkv.io import atomic_write, atomic_write_json
 from midi_rwkv.metrics.controls import adherence, density_deltas, realised_controls
 from midi_rwkv.metrics.music import music_metrics
@@ -80,8 +81,6 @@ class Evaluation:
 
     @staticmethod
     def _tokenizer_of(system: System) -> Path:
-        from midi_rwkv.inference.infill import default_tokenizer
-
         return Path(system.tokenizer) if system.tokenizer else default_tokenizer(Path(system.model))
 
     # ---- prompts --------------------------------------------------------------------------
@@ -114,14 +113,13 @@ class Evaluation:
         return folder / f"{prompt.id}.mid", folder / f"{prompt.id}.json"
 
     def generate(self, prompts: list[Prompt]) -> None:
-        infillers: dict[tuple, object] = {}
+        infillers: dict[tuple, Infiller] = {}
+        position = {prompt.id: i for i, prompt in enumerate(prompts)}  # the sampling seed of each prompt
         for system in self.systems:
             todo = [p for p in prompts if not self._paths(system, p)[1].is_file()]
             if not todo:
                 continue
             if not system.is_reference:
-                from midi_rwkv.inference.infill import Infiller
-
                 key = (system.model, system.tokenizer, system.state, system.lora)
                 if key not in infillers:
                     infillers[key] = Infiller.load(system.model, system.tokenizer, system.state, system.lora)
@@ -133,7 +131,7 @@ class Evaluation:
                     record = self._reference(system.name, piece, prompt, bars)
                     score = record.pop("score")
                 else:
-                    seed = self.config.seed * 1_000_003 + prompts.index(prompt)
+                    seed = self.config.seed * 1_000_003 + position[prompt.id]
                     c = infiller.infill(piece, prompt.track, bars, None, 1, system.sampler, self.config.context,
                                         self.config.max_tokens, seed, free=system.free)[0]
                     score = c.score
