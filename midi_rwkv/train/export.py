@@ -14,31 +14,27 @@ from pathlib import Path
 import torch
 
 from midi_rwkv.errors import MidiRwkvError
-from midi_rwkv.model import PRESETS, RWKV7, save_checkpoint
+from midi_rwkv.model import RWKV7
 from midi_rwkv.tokenizer import InfillTokenizer
+from midi_rwkv.train.run import export_model, last_checkpoint, model_config
 
 
 def export(run: Path, step: int | None = None, output: Path | None = None) -> Path:
     """Write ``output`` (default RUN/model-step-N.pth) + sidecar from a run's checkpoint at ``step`` (default: the last)."""
-    config = json.loads((run / "config.json").read_text()) if (run / "config.json").is_file() else None
-    marker = run / "checkpoints" / "last.json"
-    if config is None or not marker.is_file():
+    last, last_step = last_checkpoint(run / "checkpoints")
+    if not (run / "config.json").is_file() or last is None:
         raise MidiRwkvError(f"{run}: not a training run with checkpoints")
-    step = json.loads(marker.read_text())["step"] if step is None else step
+    config = json.loads((run / "config.json").read_text())
+    step = last_step if step is None else step
     ckpt = run / "checkpoints" / f"step-{step:07d}.ckpt"
     if not ckpt.is_file():
         raise MidiRwkvError(f"{ckpt}: no checkpoint at step {step}")
     tokenizer = InfillTokenizer.load(config["tokenizer"]) if config["tokenizer"] else InfillTokenizer()
-    model_config = PRESETS[config["preset"]](vocab_size=tokenizer.vocab_size)
-    model_config.ctx_len = config["ctx_len"]
     state = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
-    model = RWKV7(model_config)
+    model = RWKV7(model_config(config["preset"], config["ctx_len"], tokenizer))
     model.load_state_dict({k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")})
     output = output or run / f"model-step-{step}.pth"
-    path = save_checkpoint(model, output, dtype=torch.bfloat16,
-                           extra={"steps": step, "data": config["data"], "tokenizer_vocab_size": tokenizer.vocab_size})
-    tokenizer.save(output.with_name(f"{output.stem}.tokenizer.json"))
-    return path
+    return export_model(model, output, tokenizer, output.with_name(f"{output.stem}.tokenizer.json"), step, config["data"])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,7 +13,7 @@ from midi_rwkv.data.corpora import Corpus, open_corpus
 from midi_rwkv.data.dataset import example_loader
 from midi_rwkv.data.prefilter import prefilter
 from midi_rwkv.errors import MidiRwkvError
-from midi_rwkv.model import PRESETS, RWKV7, init_weights, load_checkpoint, save_checkpoint
+from midi_rwkv.model import PRESETS, RWKV7, RWKVConfig, init_weights, load_checkpoint, save_checkpoint
 from midi_rwkv.tokenizer import InfillTokenizer
 from midi_rwkv.tokenizer.examples import ExampleConfig
 from midi_rwkv.train.callbacks import AtomicCheckpointIO, LossCurve, PeriodicCheckpoint
@@ -83,7 +83,23 @@ def _strategy(name: str):
     return name
 
 
-def _resume_step(folder: Path) -> tuple[Path | None, int]:
+def model_config(preset: str, ctx_len: int, tokenizer: InfillTokenizer) -> RWKVConfig:
+    """The architecture a run trains: its preset, sized to the tokenizer, with the run's context length."""
+    config = PRESETS[preset](vocab_size=tokenizer.vocab_size)
+    config.ctx_len = ctx_len
+    return config
+
+
+def export_model(model: RWKV7, path: Path, tokenizer: InfillTokenizer, tokenizer_path: Path, steps: int, data: list[str]) -> Path:
+    """The bf16 ``.pth`` + sidecar a run ships, and the tokenizer beside it."""
+    model_path = save_checkpoint(model, path, dtype=torch.bfloat16,
+                                 extra={"steps": steps, "data": data, "tokenizer_vocab_size": tokenizer.vocab_size})
+    tokenizer.save(tokenizer_path)
+    return model_path
+
+
+def last_checkpoint(folder: Path) -> tuple[Path | None, int]:
+    """The newest checkpoint in ``folder`` (as ``last.json`` names it) and its step; (None, 0) when none."""
     marker = folder / "last.json"
     if not marker.is_file():
         return None, 0
@@ -115,14 +131,13 @@ def train(config: RunConfig, resume: bool = False, progress: bool = True, stop_a
     train_ids, val_ids, _ = manifest.usable_splits()
 
     examples = ExampleConfig(**({"max_len": config.ctx_len + 1} | config.examples))  # inputs are ids[:-1]
-    ckpt_path, start = _resume_step(ckpt_dir) if resume else (None, 0)
+    ckpt_path, start = last_checkpoint(ckpt_dir) if resume else (None, 0)
     batch = min(config.batch_size, len(train_ids))
     train_loader = example_loader(corpus, train_ids, tokenizer, examples, config.ctx_len, batch, config.steps, start, config.seed, config.workers)
     val_loader = example_loader(corpus, val_ids, tokenizer, examples, config.ctx_len, batch, config.val_batches, 0, config.seed + 1, config.workers)
 
-    model_config = PRESETS[config.preset](vocab_size=tokenizer.vocab_size)
-    model_config.ctx_len = config.ctx_len
-    model = load_checkpoint(config.init, vocab_size=tokenizer.vocab_size).float() if config.init else init_weights(RWKV7(model_config), seed=config.seed)
+    architecture = model_config(config.preset, config.ctx_len, tokenizer)
+    model = load_checkpoint(config.init, vocab_size=tokenizer.vocab_size).float() if config.init else init_weights(RWKV7(architecture), seed=config.seed)
     model.gradient_checkpointing = config.grad_checkpointing
     optim = OptimConfig(config.lr_init, config.lr_final, config.warmup_steps, config.steps, weight_decay=config.weight_decay)
     module = RWKVLightning(model, optim)
@@ -141,8 +156,6 @@ def train(config: RunConfig, resume: bool = False, progress: bool = True, stop_a
         print(f"warning: {module.dropped_examples} examples could not be built and were dropped")
     if trainer.global_rank != 0 or trainer.global_step < config.steps:
         return out / "model.pth"  # export once, by one process, when the run is complete
-    model_path = save_checkpoint(module.model, out / "model.pth", dtype=torch.bfloat16,
-                                 extra={"steps": trainer.global_step, "data": config.data, "tokenizer_vocab_size": tokenizer.vocab_size})
-    tokenizer.save(out / "tokenizer.json")
+    model_path = export_model(module.model, out / "model.pth", tokenizer, out / "tokenizer.json", trainer.global_step, config.data)
     print(f"exported {model_path} ({model_path.stat().st_size / 2**20:.1f} MiB) and {out / 'tokenizer.json'}")
     return model_path
