@@ -4,6 +4,10 @@ A prompt is read once in sequence mode. Its state is cached, keyed by the prompt
 prompt that extends a cached one continues from it. K candidates start from copies of that state
 and advance together, one token per stream per step. Per-stream rules (banned tokens, tokens to
 inject, when to stop) come from a :class:`Constraint`.
+
+The numbers come from a backend: :class:`TorchBackend` (the PyTorch model, the default) or the
+GGML backend (llama.cpp, ``midi_rwkv.inference.ggml``). Sampling, control injection and the
+prompt cache are the engine's, the same for both.
 """
 
 from __future__ import annotations
@@ -11,12 +15,57 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor
 
 from midi_rwkv.inference.sampler import SamplerConfig, sample
-from midi_rwkv.model import RWKV7, RWKVState
+from midi_rwkv.model import RWKV7, RWKVConfig, RWKVState
+
+
+class Streams(Protocol):
+    def step(self, tokens: list[int | None]) -> Tensor:
+        """Feed one token per stream (None: the stream has finished) and return logits [K, V]."""
+
+
+class Backend(Protocol):
+    config: RWKVConfig
+    name: str  # for people: which engine, which settings
+
+    def prefill(self, tokens: list[int], state: Any | None) -> tuple[Tensor, Any]:
+        """Read ``tokens`` from ``state`` (None: the initial state); logits [V] after the last one, and the state."""
+
+    def fork(self, state: Any, k: int) -> Streams:
+        """K streams, each starting from ``state``."""
+
+
+class TorchBackend:
+    """The PyTorch model; ``initial_state`` (batch 1), e.g. a tuned style, starts every prompt."""
+
+    name = "PyTorch"
+
+    def __init__(self, model: RWKV7, initial_state: RWKVState | None = None):
+        self.model, self.config, self.initial_state = model.eval(), model.config, initial_state
+
+    @torch.no_grad()
+    def prefill(self, tokens: list[int], state: RWKVState | None) -> tuple[Tensor, RWKVState]:
+        out, state = self.model(torch.tensor([tokens]), state if state is not None else self.initial_state)
+        return out[0, -1], state
+
+    def fork(self, state: RWKVState, k: int) -> TorchStreams:
+        return TorchStreams(self.model, state.select([0] * k))
+
+
+class TorchStreams:
+    def __init__(self, model: RWKV7, state: RWKVState):
+        self.model, self.state = model, state
+
+    @torch.no_grad()
+    def step(self, tokens: list[int | None]) -> Tensor:
+        feed = torch.tensor([0 if t is None else t for t in tokens])  # PAD for finished streams, outputs ignored
+        logits, self.state = self.model.step(feed, self.state)
+        return logits
 
 
 class Constraint:
@@ -42,28 +91,30 @@ class Generation:
 
 
 class Engine:
-    def __init__(self, model: RWKV7, cache_size: int = 8, initial_state: RWKVState | None = None):
-        """``initial_state`` (batch 1), e.g. a tuned style, starts every prompt; it costs nothing per token."""
-        self.model = model.eval()
-        self.initial_state = initial_state
-        self.vocab_size = model.config.vocab_size
-        self._cache: OrderedDict[tuple[int, ...], tuple[Tensor, RWKVState]] = OrderedDict()
+    def __init__(self, backend: Backend | RWKV7, cache_size: int = 8, initial_state: RWKVState | None = None):
+        """``backend``: a :class:`Backend`, or a PyTorch model (with an optional ``initial_state``)."""
+        if isinstance(backend, RWKV7):
+            backend = TorchBackend(backend, initial_state)
+        elif initial_state is not None:
+            raise ValueError("initial_state goes to the backend")
+        self.backend = backend
+        self.config = backend.config
+        self.vocab_size = backend.config.vocab_size
+        self._cache: OrderedDict[tuple[int, ...], tuple[Tensor, Any]] = OrderedDict()
         self.cache_size = cache_size
 
-    @torch.no_grad()
-    def prefill(self, prompt: list[int]) -> tuple[Tensor, RWKVState]:
+    def prefill(self, prompt: list[int]) -> tuple[Tensor, Any]:
         """Logits [V] after the prompt and the state, from the cache when possible."""
         key = tuple(prompt)
         if key in self._cache:
             self._cache.move_to_end(key)
             return self._cache[key]
-        start, state, logits = 0, self.initial_state, None
+        start, state, logits = 0, None, None
         for cached in self._cache:  # the longest cached prefix of this prompt
             if len(cached) > start and key[: len(cached)] == cached:
                 start, (logits, state) = len(cached), self._cache[cached]
         if start < len(key):
-            out, state = self.model(torch.tensor([key[start:]]), state)
-            logits = out[0, -1]
+            logits, state = self.backend.prefill(list(key[start:]), state)
         self._cache[key] = (logits, state)
         while len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
@@ -84,7 +135,7 @@ class Engine:
         start = time.perf_counter()
         logits, state = self.prefill(prompt)
         logits = logits.expand(k, -1).clone()
-        state = state.select([0] * k)
+        streams = self.backend.fork(state, k)
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
         seen = torch.zeros(k, self.vocab_size, dtype=torch.bool)
         seen[:, torch.tensor(sorted(set(prompt)), dtype=torch.long)] = True
@@ -100,10 +151,10 @@ class Engine:
                 for i, token in zip(need, drawn.tolist()):
                     out[i].sampled += 1
                     pending[i] = constraints[i].after_sample(token)
-            feed = []
+            feed: list[int | None] = []
             for i in range(k):
                 if finished[i] or not pending[i]:
-                    feed.append(0)  # PAD for finished streams; their outputs are ignored
+                    feed.append(None)
                     continue
                 token = pending[i].pop(0)
                 out[i].ids.append(token)
@@ -114,7 +165,7 @@ class Engine:
                     out[i].stopped = "done"
             if all(finished):
                 break
-            logits, state = self.model.step(torch.tensor(feed), state)
+            logits = streams.step(feed)
         elapsed = time.perf_counter() - start
         for g in out:
             g.seconds = elapsed

@@ -128,7 +128,7 @@ class Infiller:
         requested = apply_request(piece, base, bars, request or ControlRequest(), enc.tracks[t].is_drum)
         # RWKV reads past its training length; 4x ctx_len only bounds the time spent on the prompt
         seq = tok.bar_infill(enc, track, bars, controls=requested, context_bars=context_bars,
-                             max_len=self.engine.model.config.ctx_len * 4, with_target=False, free=free)
+                             max_len=self.engine.config.ctx_len * 4, with_target=False, free=free)
         section = [(s.header, s.controls) for s in seq.section]
         generations = self.engine.generate(seq.ids, [BarInfillConstraint(self.tables, section) for _ in range(n)],
                                            sampler, max_tokens, seed)
