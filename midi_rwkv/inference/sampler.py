@@ -41,22 +41,32 @@ def filter_logits(logits: Tensor, config: SamplerConfig, seen: Tensor | None = N
         probs = scores.softmax(-1)
         keep_best = probs == probs.max(-1, keepdim=True).values  # never drop everything
         scores = scores.masked_fill((probs < config.epsilon) & ~keep_best, float("-inf"))
-    if 0 < config.top_k < scores.shape[-1]:
-        kth = scores.topk(config.top_k, dim=-1).values[..., -1:]
-        scores = scores.masked_fill(scores < kth, float("-inf"))
+    top = order = None
+    if 0 < config.top_k < scores.shape[-1]:  # exactly k survive (ties at the k-th are broken by topk)
+        top, order = scores.topk(config.top_k, dim=-1)
+        scores = torch.full_like(scores, float("-inf")).scatter(-1, order, top)
     if config.top_p < 1:
-        sorted_scores, order = scores.sort(-1, descending=True)
-        cumulative = sorted_scores.softmax(-1).cumsum(-1)
+        if order is None:  # without top-k, the whole vocabulary is sorted (slow: ~5 ms for 8 x 16,000)
+            top, order = scores.sort(-1, descending=True)
+        cumulative = top.softmax(-1).cumsum(-1)
         remove = cumulative > config.top_p
         remove[..., 1:] = remove[..., :-1].clone()  # keep the token that crosses the threshold
         remove[..., 0] = False
-        scores = scores.masked_fill(remove.scatter(-1, order, remove), float("-inf"))
+        scores = scores.scatter(-1, order, top.masked_fill(remove, float("-inf")))
     return scores
 
 
 def sample(logits: Tensor, config: SamplerConfig, generator: torch.Generator | None = None, seen=None, banned=None) -> Tensor:
-    """One token id per row of ``logits`` [K, V]."""
+    """One token id per row of ``logits`` [K, V].
+
+    With top-k on, the draw is among the k survivors only: the same distribution, but torch's
+    multinomial over the whole vocabulary costs ~4 ms for 8 x 16,000 (a decoding step of the
+    GGML engine on the paper-size model takes ~20 ms).
+    """
     scores = filter_logits(logits, config, seen, banned)
     if config.temperature == 0:
         return scores.argmax(-1)
+    if 0 < config.top_k < scores.shape[-1]:
+        top, order = scores.topk(config.top_k, dim=-1)
+        return order.gather(-1, torch.multinomial(top.softmax(-1), 1, generator=generator)).squeeze(-1)
     return torch.multinomial(scores.softmax(-1), 1, generator=generator).squeeze(-1)

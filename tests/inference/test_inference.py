@@ -5,7 +5,7 @@ from symusic import Score
 from midi_rwkv.cli import main
 from midi_rwkv.errors import ControlError
 from midi_rwkv.inference.constraints import BarInfillConstraint, TokenTables
-from midi_rwkv.inference.engine import Constraint, Engine
+from midi_rwkv.inference.engine import Constraint, Engine, TorchBackend
 from midi_rwkv.inference.infill import ControlRequest, Infiller
 from midi_rwkv.inference.sampler import SamplerConfig, filter_logits, sample
 from midi_rwkv.model import RWKV7, init_weights, save_checkpoint, tiny_config
@@ -134,8 +134,39 @@ def test_missing_model_is_a_clear_error(tmp_path, capsys):
     assert "no model at" in capsys.readouterr().err
 
 
+class BarsAtOnce:
+    """The tiny model as a backend, with a bar-starting token made certain: every bar ends at once.
+
+    (A random model may go hundreds of tokens without a bar, and controls are injected only at bars.)
+    """
+
+    name = "test"
+
+    def __init__(self, model, bar_id: int):
+        self.inner, self.config, self.bar_id = TorchBackend(model), model.config, bar_id
+
+    def boost(self, logits):
+        logits = logits.clone()
+        logits[..., self.bar_id] = 1e4
+        return logits
+
+    def prefill(self, tokens, state):
+        logits, state = self.inner.prefill(tokens, state)
+        return self.boost(logits), state
+
+    def fork(self, state, k):
+        streams, boost = self.inner.fork(state, k), self.boost
+
+        class Streams:
+            def step(self, tokens):
+                return boost(streams.step(tokens))
+
+        return Streams()
+
+
 def test_free_infill_sends_no_controls_but_reports_the_originals(tok, model):
-    infiller = Infiller(Engine(model), tok)
+    bar_id = int(TokenTables.build(tok.codec).starts_bar.nonzero()[0])
+    infiller = Infiller(Engine(BarsAtOnce(model, bar_id)), tok)
     piece = tok.prepare(CHORALE)
     free = infiller.infill(piece, 1, (3, 5), n=1, max_tokens=300, seed=0, free=True)[0]
     guided = infiller.infill(piece, 1, (3, 5), n=1, max_tokens=300, seed=0)[0]
