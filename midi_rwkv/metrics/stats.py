@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats as sps
 
 
 def bootstrap_ci(values, level: float = 0.95, resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
@@ -64,6 +63,8 @@ def paired_test(metric: str, a: dict[str, float], b: dict[str, float], seed: int
     d = np.array([b[k] - a[k] for k in keys], dtype=float)
     statistic = p = float("nan")
     if len(d) and np.any(d != 0):
+        from scipy import stats as sps  # here, not at the top: scipy.stats takes ~1 s to import, and infill needs none of it
+
         result = sps.wilcoxon(d)
         statistic, p = float(result.statistic), float(result.pvalue)
     mean = float(d.mean()) if len(d) else float("nan")

@@ -13,11 +13,12 @@ from midi_rwkv.errors import MidiRwkvError
 from midi_rwkv.inference.commands import DEFAULT_MODEL
 from midi_rwkv.model import load_checkpoint
 from midi_rwkv.peft.adapters import StateAdapter, save_adapter
-from midi_rwkv.peft.tune import evaluate, example_loader, tune
 from midi_rwkv.tokenizer import InfillTokenizer
 
 
 def run_tune_style(args) -> int:
+    from midi_rwkv.peft.tune import evaluate, example_loader, tune  # imports Lightning (~3 s): only when tuning
+
     model_path = Path(args.model) if args.model else DEFAULT_MODEL
     if not model_path.is_file():
         raise MidiRwkvError(f"no model at {model_path}: pass --model")
