@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
+
 from midi_rwkv.errors import ControlError, MidiRwkvError
+from midi_rwkv.inference.engine import TorchBackend
+from midi_rwkv.inference.ggml import ENGINES
+from midi_rwkv.inference.ggml.export import DTYPES
 from midi_rwkv.inference.infill import ControlRequest, Infiller
 from midi_rwkv.inference.sampler import SamplerConfig
 from midi_rwkv.io import atomic_write
@@ -63,7 +68,12 @@ def run_infill(args) -> int:
     if len(spans) > 1 and request.density and len(request.density) > 1:
         raise ControlError("with several spans, --density takes one value for every bar")
     sampler = SamplerConfig(args.temperature, args.top_k, args.top_p, args.epsilon, args.repetition_penalty)
-    infiller = Infiller.load(model, args.tokenizer, args.state, args.lora)
+    if args.threads is not None and args.threads < 1:
+        raise MidiRwkvError("--threads must be 1 or more")
+    infiller = Infiller.load(model, args.tokenizer, args.state, args.lora, engine=args.engine, threads=args.threads or 1)
+    if args.threads or not isinstance(infiller.engine.backend, TorchBackend):
+        torch.set_num_threads(args.threads or 1)  # the sampler's (and the PyTorch engine's) threads
+    print(f"engine: {infiller.engine.backend.name}")
     out = Path(args.output)
     source = Path(args.midi)
     piece = infiller.tokenizer.prepare(source)
@@ -84,7 +94,7 @@ def run_infill(args) -> int:
         atomic_write(path, lambda tmp, score=c.score: score.dump_midi(tmp))
         g = c.generation
         note = "" if g.stopped == "done" else f" (stopped at --max-tokens: {c.report.bars_generated}/{c.report.bars_expected} bars)"
-        print(f"{path}: {c.report.notes_added} notes, {g.sampled} tokens sampled in {g.seconds:.1f} s{note}, control error {c.control_error:g}")
+        print(f"{path}: {c.report.notes_added} notes, {g.sampled} tokens sampled in {g.seconds:.2f} s{note}, control error {c.control_error:g}")
         print(f"  requested {_describe(c.requested)}")
         print(f"  realised  {_describe(c.realised)}")
     return 0
@@ -120,4 +130,42 @@ def register(sub) -> None:
     p.add_argument("--max-tokens", type=int, default=2000, help="stop a candidate after this many tokens (default: 2000)")
     p.add_argument("--seed", type=int, help="random seed, for repeatable candidates")
     p.add_argument("--rank", action="store_true", help="order candidates by how well they follow the controls")
+    p.add_argument("--engine", default="auto", choices=("auto", *ENGINES),
+                   help="auto (default): GGML (llama.cpp) where llama-cpp-python is installed, else PyTorch; "
+                   "ggml uses f16 matrices, ggml-f32 matches PyTorch to float precision")
+    p.add_argument("--threads", type=int,
+                   help="threads (default: 1 on the GGML engine, PyTorch's default on the PyTorch engine). On 2 cores, "
+                   "a second thread speeds the paper-size model up 1.6x on an idle machine but slows it 2.7x while "
+                   "another program keeps a core busy (bench/infill.py)")
     p.set_defaults(run=run_infill)
+
+    e = sub.add_parser(
+        "export-gguf",
+        help="write a model as GGUF for llama.cpp (the GGML engine)",
+        description="Export a .pth model to GGUF (llama.cpp's rwkv7 architecture, raw token ids). 'midi-rwkv infill "
+        "--engine ggml' does this by itself and caches the result; export by hand to ship or inspect the file.",
+    )
+    e.add_argument("--model", help=f"model .pth (default: {DEFAULT_MODEL.name} in the repository)")
+    e.add_argument("--dtype", default="f16", choices=DTYPES, help="matrix precision (default: f16; vectors stay f32)")
+    e.add_argument("--lora", help="a LoRA adapter (.safetensors) merged into the weights before export")
+    e.add_argument("-o", "--output", help="output .gguf (default: MODEL_STEM.DTYPE.gguf beside the model)")
+    e.set_defaults(run=run_export)
+
+
+def run_export(args) -> int:
+    from midi_rwkv.inference.ggml.export import export_gguf
+    from midi_rwkv.model import load_checkpoint
+    from midi_rwkv.peft.adapters import LoRA, load_adapter
+
+    model_path = Path(args.model) if args.model else DEFAULT_MODEL
+    model = load_checkpoint(model_path).float()
+    if args.lora:
+        adapter = load_adapter(args.lora, model)
+        if not isinstance(adapter, LoRA):
+            raise MidiRwkvError(f"{args.lora} is a {adapter.kind} adapter, not a LoRA (a state is passed to infill as --state)")
+        adapter.merge()
+    out = Path(args.output) if args.output else model_path.with_name(f"{model_path.stem}.{args.dtype}.gguf")
+    export_gguf(model, out, args.dtype)
+    print(f"{out}: {model.config.n_layer} x {model.config.n_embd}, vocabulary {model.config.vocab_size}, {args.dtype}, "
+          f"{out.stat().st_size / 2**20:.1f} MiB")
+    return 0

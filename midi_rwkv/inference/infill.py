@@ -10,6 +10,7 @@ from symusic import Score
 from midi_rwkv.errors import ControlError, MidiRwkvError
 from midi_rwkv.inference.constraints import BarInfillConstraint, TokenTables
 from midi_rwkv.inference.engine import Engine, Generation
+from midi_rwkv.inference.ggml import ENGINES, choose_engine, ggml_backend
 from midi_rwkv.inference.sampler import SamplerConfig
 from midi_rwkv.metrics.controls import realised_controls
 from midi_rwkv.model import load_checkpoint
@@ -74,6 +75,21 @@ def apply_request(piece: Piece, base: list[BarControls], bars: tuple[int, int], 
     return out
 
 
+def _gguf_backend(path: Path, tokenizer: InfillTokenizer, engine: str, threads: int, state, lora):
+    """A GGUF file as it is: adapters are checked against (and merged into) the .pth model, not this."""
+    from midi_rwkv.inference.ggml.backend import GGMLBackend
+
+    if engine == "torch":
+        raise MidiRwkvError(f"{path.name} is a GGUF model: it runs on the GGML engine (--engine ggml)")
+    if state or lora:
+        raise MidiRwkvError("--state and --lora need the .pth model (they are checked against its weights)")
+    backend = GGMLBackend(path, threads=threads)
+    if backend.config.vocab_size != tokenizer.vocab_size:
+        raise MidiRwkvError(f"{path}: the model has a vocabulary of {backend.config.vocab_size} tokens "
+                            f"but the tokenizer has {tokenizer.vocab_size}")
+    return backend
+
+
 def default_tokenizer(model_path: Path) -> Path:
     """``midi_rwkv.tokenizer.json`` beside ``midi_rwkv.pth``, else the run folder's ``tokenizer.json``."""
     own = model_path.with_name(f"{model_path.stem}.tokenizer.json")
@@ -87,15 +103,25 @@ class Infiller:
 
     @classmethod
     def load(cls, model_path: str | Path, tokenizer_path: str | Path | None = None, state: str | Path | None = None,
-             lora: str | Path | None = None) -> "Infiller":
-        """A model, its tokenizer, and optionally a tuned state (``--state``) and a LoRA merged in (``--lora``)."""
+             lora: str | Path | None = None, engine: str = "torch", threads: int = 1) -> Infiller:
+        """A model, its tokenizer, and optionally a tuned state (``--state``) and a LoRA merged in (``--lora``).
+
+        ``engine``: torch, ggml (f16 matrices), ggml-f32, or auto (ggml where it is installed and can run
+        the model, else torch); see :mod:`midi_rwkv.inference.ggml`.
+        ``threads``: the GGML engine's decoding threads. A ``.gguf`` model runs on the GGML engine.
+        """
         from midi_rwkv.peft.adapters import LoRA, StateAdapter, load_adapter
 
+        if engine not in (*ENGINES, "auto"):
+            raise MidiRwkvError(f"unknown engine '{engine}': choose from auto, {', '.join(ENGINES)}")
         model_path = Path(model_path)
         tokenizer_path = Path(tokenizer_path) if tokenizer_path else default_tokenizer(model_path)
         if not tokenizer_path.is_file():
             raise MidiRwkvError(f"no tokenizer at {tokenizer_path}: pass --tokenizer")
         tokenizer = InfillTokenizer.load(tokenizer_path)
+        if model_path.suffix == ".gguf":
+            engine = "ggml" if engine == "auto" else engine
+            return cls(Engine(_gguf_backend(model_path, tokenizer, engine, threads, state, lora)), tokenizer)
         model = load_checkpoint(model_path, vocab_size=tokenizer.vocab_size).float()
         initial = None
         if state:
@@ -108,7 +134,10 @@ class Infiller:
             if not isinstance(adapter, LoRA):
                 raise MidiRwkvError(f"{lora} is a {adapter.kind} adapter; pass it with --state")
             adapter.merge()  # folded into the weights: no cost per token
-        return cls(Engine(model, initial_state=initial), tokenizer)
+        engine = choose_engine(engine, model.config.head_size)
+        if engine == "torch":
+            return cls(Engine(model, initial_state=initial), tokenizer)
+        return cls(Engine(ggml_backend(model, engine, threads, initial)), tokenizer)
 
     def infill(self, piece: Piece, track: int, bars: tuple[int, int], request: ControlRequest | None = None, n: int = 4,
                sampler: SamplerConfig | None = None, context_bars: int = 16, max_tokens: int = 2000, seed: int | None = None,

@@ -1,0 +1,64 @@
+"""The GGML engine: our model exported to GGUF and run by llama.cpp, with our sampler and controls.
+
+Optional: ``pip install '.[ggml]'`` (llama-cpp-python builds llama.cpp from source; see the
+README for a cached, faster build). Without it, everything runs on the PyTorch engine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+from midi_rwkv.model import RWKV7, RWKVState
+
+ENGINES = ("torch", "ggml", "ggml-f32")  # ggml = f16 matrices
+
+
+def available() -> bool:
+    """Whether llama-cpp-python is installed."""
+    try:
+        import llama_cpp  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def choose_engine(requested: str, head_size: int) -> str:
+    """``auto``: the GGML engine where it is installed and can run this head size, else PyTorch."""
+    if requested != "auto":
+        return requested
+    if not available():
+        return "torch"
+    import llama_cpp
+
+    from midi_rwkv.inference.ggml.backend import simd_block
+
+    return "ggml" if head_size % simd_block(llama_cpp) == 0 else "torch"
+
+
+def cache_dir() -> Path:
+    """Where exported GGUF files are kept: $MIDI_RWKV_CACHE, else ~/.cache/midi-rwkv."""
+    root = os.environ.get("MIDI_RWKV_CACHE") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "midi-rwkv"
+    return Path(root) / "gguf"
+
+
+def weights_digest(model: RWKV7) -> str:
+    """sha256 of the exact float32 weights (a merged LoRA changes it, however small)."""
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().float().contiguous().cpu().numpy().tobytes())
+    return digest.hexdigest()[:20]
+
+
+def ggml_backend(model: RWKV7, engine: str = "ggml", threads: int = 1, initial_state: RWKVState | None = None):
+    """A GGML backend for ``model``, exporting it to the GGUF cache the first time."""
+    from midi_rwkv.inference.ggml.backend import GGMLBackend
+    from midi_rwkv.inference.ggml.export import export_gguf
+
+    dtype = "f32" if engine == "ggml-f32" else "f16"
+    path = cache_dir() / f"{weights_digest(model)}.{dtype}.gguf"
+    if not path.is_file():
+        export_gguf(model, path, dtype)
+    return GGMLBackend(path, threads=threads, initial_state=initial_state)

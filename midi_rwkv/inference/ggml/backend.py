@@ -1,0 +1,201 @@
+"""The GGML backend: a GGUF model run by llama.cpp (through llama-cpp-python's C API).
+
+llama.cpp keeps one recurrent state per sequence id. A prompt is read into sequence 0; its
+state leaves llama.cpp as bytes (``llama_state_seq_get_data``), which is what the engine's
+prompt cache stores. Forking restores those bytes into sequence 0 and copies it to sequences
+1..K-1 (llama.cpp copies a shared state on the first write), and each step decodes one batch
+with one token for every stream still running. The engine's own sampler and control injection
+run on the logits, exactly as with the PyTorch backend.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from midi_rwkv.errors import MidiRwkvError
+from midi_rwkv.inference.ggml import state_blob
+from midi_rwkv.inference.ggml.export import read_config
+from midi_rwkv.model import RWKVState
+
+
+def _llama():
+    try:
+        import llama_cpp
+    except ImportError:
+        raise MidiRwkvError("the GGML engine needs llama-cpp-python: pip install '.[ggml]' (see README)") from None
+    return llama_cpp
+
+
+@dataclass(frozen=True)
+class GGMLState:
+    blob: bytes  # llama.cpp's serialised state of one sequence
+    next_pos: int  # llama.cpp wants consecutive positions per sequence (RWKV itself ignores them)
+
+
+_silence = None  # the log callback must outlive every context
+
+
+def _quiet(llama_cpp) -> None:
+    global _silence
+    if _silence is None:
+        _silence = llama_cpp.llama_log_callback(lambda level, text, data: None)
+        llama_cpp.llama_log_set(_silence, ctypes.c_void_p(0))
+        llama_cpp.llama_backend_init()
+
+
+def simd_block(llama_cpp) -> int:
+    """Floats per step of ggml's SIMD loops (GGML_F32_STEP) in this build.
+
+    Its WKV7 kernel assumes the head size is a multiple of it and silently reads past a smaller
+    head (a 16-wide head gives wrong logits under AVX2), so the backend checks.
+    """
+    info = llama_cpp.llama_print_system_info().decode()
+    has = lambda name: f"{name} = 1" in info
+    if has("AVX512"):
+        return 64
+    if has("AVX") or has("AVX2"):
+        return 32
+    if has("SSE3") or has("NEON"):
+        return 16
+    return 1
+
+
+class GGMLBackend:
+    """A GGUF file from :func:`~midi_rwkv.inference.ggml.export.export_gguf`, on the CPU.
+
+    ``threads``: llama.cpp's threads (``threads_batch``, default the same, for batches of more than
+    one token: prompts, and decoding several candidates). bench/infill.py measures 1 and 2.
+    """
+
+    def __init__(self, path: str | Path, threads: int = 1, threads_batch: int | None = None,
+                 initial_state: RWKVState | None = None, batch: int = 512):
+        self.llama = _llama()
+        _quiet(self.llama)
+        self.path = Path(path)
+        self.config, dtype = read_config(self.path)
+        self.name = f"GGML (llama.cpp, {dtype}, {threads} thread{'s' * (threads > 1)})"
+        block = simd_block(self.llama)
+        if self.config.head_size % block:
+            raise MidiRwkvError(f"llama.cpp's CPU WKV7 kernel on this machine reads heads in blocks of {block} floats; "
+                                f"this model's heads have {self.config.head_size} (use the PyTorch engine)")
+        self.threads, self.threads_batch = threads, threads_batch or threads
+        self.batch = batch
+        params = self.llama.llama_model_default_params()
+        params.n_gpu_layers = 0
+        self.model = self.llama.llama_model_load_from_file(str(self.path).encode(), params)
+        if not self.model:
+            raise MidiRwkvError(f"{self.path}: llama.cpp could not load this GGUF file")
+        self.ctx, self.n_seq = None, 0
+        self._context(8)
+        self.initial = None
+        if initial_state is not None:
+            self.initial = GGMLState(state_blob.pack(self.config, initial_state, pos=0), next_pos=1)
+
+    def _context(self, n_seq: int) -> None:
+        """(Re)create the context for ``n_seq`` streams: llama.cpp sizes its state memory per sequence."""
+        if self.ctx is not None and n_seq <= self.n_seq:
+            return
+        self._free_context()
+        params = self.llama.llama_context_default_params()
+        params.n_ctx = self.batch * 4
+        params.n_batch = params.n_ubatch = self.batch
+        params.n_seq_max = n_seq
+        params.n_threads, params.n_threads_batch = self.threads, self.threads_batch
+        params.no_perf = True
+        self.ctx = self.llama.llama_init_from_model(self.model, params)
+        if not self.ctx:
+            raise MidiRwkvError(f"llama.cpp could not create a context for {n_seq} streams")
+        self.n_seq = n_seq
+        self.memory = self.llama.llama_get_memory(self.ctx)
+        self._batch = self.llama.llama_batch_init(max(self.batch, n_seq), 0, 1)
+
+    def _free_context(self) -> None:
+        if self.ctx is not None:
+            self.llama.llama_batch_free(self._batch)
+            self.llama.llama_free(self.ctx)
+            self.ctx = None
+
+    def close(self) -> None:
+        """Free llama.cpp's memory (also done when the backend is garbage-collected)."""
+        if getattr(self, "model", None):
+            self._free_context()
+            self.llama.llama_model_free(self.model)
+            self.model = None
+
+    def __del__(self):
+        self.close()
+
+    # ---- llama.cpp calls -------------------------------------------------------------
+
+    def decode(self, seqs: list[int], tokens: list[int], positions: list[int], logits_for: list[bool]) -> None:
+        b = self._batch
+        for i, (s, t, p, want) in enumerate(zip(seqs, tokens, positions, logits_for)):
+            b.token[i], b.pos[i], b.n_seq_id[i], b.logits[i] = t, p, 1, want
+            b.seq_id[i][0] = s
+        b.n_tokens = len(tokens)
+        code = self.llama.llama_decode(self.ctx, b)
+        if code != 0:
+            raise MidiRwkvError(f"llama.cpp decode failed (code {code})")
+
+    def logits(self, i: int) -> Tensor:
+        row = self.llama.llama_get_logits_ith(self.ctx, i)
+        return torch.from_numpy(np.ctypeslib.as_array(row, shape=(self.config.vocab_size,)).copy())
+
+    def save(self, seq: int, next_pos: int) -> GGMLState:
+        size = self.llama.llama_state_seq_get_size(self.ctx, seq)
+        buf = (ctypes.c_uint8 * size)()
+        n = self.llama.llama_state_seq_get_data(self.ctx, buf, size, seq)
+        return GGMLState(bytes(buf[:n]), next_pos)
+
+    def restore(self, state: GGMLState | None, seq: int = 0) -> int:
+        """Empty every sequence, load ``state`` (None: the initial state) into ``seq``; the next position."""
+        self.llama.llama_memory_clear(self.memory, True)
+        state = state or self.initial
+        if state is None:
+            return 0
+        buf = (ctypes.c_uint8 * len(state.blob)).from_buffer_copy(state.blob)
+        if self.llama.llama_state_seq_set_data(self.ctx, buf, len(state.blob), seq) != len(state.blob):
+            raise MidiRwkvError("llama.cpp refused a saved state (was it made by another model?)")
+        return state.next_pos
+
+    # ---- the Backend interface ---------------------------------------------------------
+
+    def prefill(self, tokens: list[int], state: GGMLState | None) -> tuple[Tensor, GGMLState]:
+        pos = self.restore(state)
+        for start in range(0, len(tokens), self.batch):
+            chunk = tokens[start : start + self.batch]
+            last = start + len(chunk) == len(tokens)
+            self.decode([0] * len(chunk), chunk, list(range(pos + start, pos + start + len(chunk))),
+                        [last and i == len(chunk) - 1 for i in range(len(chunk))])
+        return self.logits(-1), self.save(0, pos + len(tokens))
+
+    def fork(self, state: GGMLState, k: int) -> GGMLStreams:
+        self._context(k)
+        pos = self.restore(state)
+        for s in range(1, k):
+            self.llama.llama_memory_seq_cp(self.memory, 0, s, -1, -1)
+        return GGMLStreams(self, [pos] * k)
+
+    def read_state(self, state: GGMLState) -> RWKVState:
+        """A saved state as an :class:`RWKVState` of batch 1 (for tests and inspection)."""
+        return state_blob.unpack(self.config, state.blob)
+
+
+class GGMLStreams:
+    def __init__(self, backend: GGMLBackend, positions: list[int]):
+        self.backend, self.positions = backend, positions
+        self.last = torch.zeros(len(positions), backend.config.vocab_size)
+
+    def step(self, tokens: list[int | None]) -> Tensor:
+        live = [i for i, t in enumerate(tokens) if t is not None]
+        self.backend.decode(live, [tokens[i] for i in live], [self.positions[i] for i in live], [True] * len(live))
+        for row, i in enumerate(live):
+            self.positions[i] += 1
+            self.last[i] = self.backend.logits(row)
+        return self.last.clone()
