@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", default="pop909:../shared/data/pop909", help="corpus spec (default: %(default)s)")
     parser.add_argument("--model", default="midi_rwkv.pth", help="default model for systems (default: %(default)s)")
     parser.add_argument("--system", action="append", metavar="NAME[:key=value,...]",
-                        help="a system to evaluate; keys: model tokenizer state lora free temperature top_k top_p epsilon "
+                        help="a system to evaluate; keys: model tokenizer state lora free engine (torch, ggml, ggml-f32) temperature top_k top_p epsilon "
                         "repetition_penalty (default: 'model' and 'free:free=1')")
     parser.add_argument("--tokenizer", help="tokenizer for choosing prompts (default: the first system's)")
     parser.add_argument("--prompts", type=int, default=40, help="prompts, one per piece (default: %(default)s)")

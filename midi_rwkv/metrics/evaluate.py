@@ -120,9 +120,9 @@ class Evaluation:
             if not todo:
                 continue
             if not system.is_reference:
-                key = (system.model, system.tokenizer, system.state, system.lora)
+                key = (system.model, system.tokenizer, system.state, system.lora, system.engine)
                 if key not in infillers:
-                    infillers[key] = Infiller.load(system.model, system.tokenizer, system.state, system.lora)
+                    infillers[key] = Infiller.load(system.model, system.tokenizer, system.state, system.lora, system.engine)
                 infiller = infillers[key]
             for prompt in tqdm(todo, desc=f"generating {system.name}", unit="prompt", disable=not self.progress):
                 piece = self.piece(prompt)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, fields
 from symusic import Score
 
 from midi_rwkv.errors import MidiRwkvError
+from midi_rwkv.inference.ggml import ENGINES
 from midi_rwkv.inference.sampler import SamplerConfig
 from midi_rwkv.tokenizer import Piece
 
@@ -29,6 +30,7 @@ class System:
     state: str | None = None
     lora: str | None = None
     free: bool = False
+    engine: str = "torch"  # or ggml / ggml-f32 (llama.cpp)
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
 
     @property
@@ -44,7 +46,7 @@ _SAMPLER_KEYS = {"temperature": float, "top_k": int, "top_p": float, "epsilon": 
 
 
 def parse_system(text: str, default_model: str) -> System:
-    """``NAME[:key=value,...]``, keys: model tokenizer state lora free temperature top_k top_p epsilon repetition_penalty."""
+    """``NAME[:key=value,...]``, keys: model tokenizer state lora free engine temperature top_k top_p epsilon repetition_penalty."""
     name, _, rest = text.partition(":")
     if not name or not name.replace("-", "").replace("_", "").isalnum():
         raise MidiRwkvError(f"system '{text}': the name must be letters, digits, - or _")
@@ -64,6 +66,10 @@ def parse_system(text: str, default_model: str) -> System:
         elif key == "free":
             options["free"] = value.lower() in ("1", "true", "yes")
         elif key in ("model", "tokenizer", "state", "lora"):
+            options[key] = value
+        elif key == "engine":
+            if value not in ENGINES:
+                raise MidiRwkvError(f"system '{text}': engine must be one of {', '.join(ENGINES)}")
             options[key] = value
         else:
             raise MidiRwkvError(f"system '{text}': unknown key '{key}'")

@@ -73,8 +73,10 @@ def test_copy_reference_copies_the_previous_bars(tok):
 
 
 @pytest.mark.parametrize("text, message", [("orig inal", "letters"), ("original", "reserved"), ("x:temp=1", "unknown key"),
-                                           ("x:top_k=a", "needs a number"), ("x:top_p=2", "invalid sampler")])
+                                           ("x:top_k=a", "needs a number"), ("x:top_p=2", "invalid sampler"),
+                                           ("x:engine=onnx", "engine must be one of")])
 def test_system_specs_are_checked(text, message):
     with pytest.raises(MidiRwkvError, match=message):
         parse_system(text, "m.pth")
     assert parse_system("t08:temperature=0.8,free=1", "m.pth").sampler.temperature == 0.8
+    assert parse_system("fast:engine=ggml", "m.pth").engine == "ggml" and parse_system("x", "m.pth").engine == "torch"
