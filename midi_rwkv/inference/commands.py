@@ -89,9 +89,10 @@ def run_infill(args) -> int:
     if args.rank:
         results.sort(key=lambda c: c.control_error)
     bars_text = ",".join(f"{a + 1}-{b}" for a, b in spans)
-    for i, c in enumerate(results, 1):
-        path = out / f"{source.stem}_track{args.track}_bars{bars_text}_{i}.mid"
+    paths = [out / f"{source.stem}_track{args.track}_bars{bars_text}_{i}.mid" for i in range(1, len(results) + 1)]
+    for path, c in zip(paths, results):  # every file first: a closed pipe on stdout then costs only the report
         atomic_write(path, lambda tmp, score=c.score: score.dump_midi(tmp))
+    for path, c in zip(paths, results):
         g = c.generation
         note = "" if g.stopped == "done" else f" (stopped at --max-tokens: {c.report.bars_generated}/{c.report.bars_expected} bars)"
         print(f"{path}: {c.report.notes_added} notes, {g.sampled} tokens sampled in {g.seconds:.2f} s{note}, control error {c.control_error:g}")

@@ -13,7 +13,7 @@ from midi_rwkv.inference.engine import Engine, Generation
 from midi_rwkv.inference.ggml import ENGINES, choose_engine, ggml_backend
 from midi_rwkv.inference.sampler import SamplerConfig
 from midi_rwkv.metrics.controls import realised_controls
-from midi_rwkv.model import load_checkpoint
+from midi_rwkv.model.checkpoint import default_tokenizer, load_checkpoint
 from midi_rwkv.tokenizer import BarControls, InfillTokenizer, Piece
 from midi_rwkv.tokenizer.infill import resolve_bar_controls
 from midi_rwkv.tokenizer.merge import MergeReport
@@ -88,12 +88,6 @@ def _gguf_backend(path: Path, tokenizer: InfillTokenizer, engine: str, threads: 
         raise MidiRwkvError(f"{path}: the model has a vocabulary of {backend.config.vocab_size} tokens "
                             f"but the tokenizer has {tokenizer.vocab_size}")
     return backend
-
-
-def default_tokenizer(model_path: Path) -> Path:
-    """``midi_rwkv.tokenizer.json`` beside ``midi_rwkv.pth``, else the run folder's ``tokenizer.json``."""
-    own = model_path.with_name(f"{model_path.stem}.tokenizer.json")
-    return own if own.is_file() else model_path.with_name("tokenizer.json")
 
 
 class Infiller:

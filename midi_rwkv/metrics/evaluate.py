@@ -22,7 +22,8 @@ from tqdm import tqdm
 
 from midi_rwkv.data.corpora import open_corpus
 from midi_rwkv.errors import MidiRwkvError
-from midi_rwkv.inference.infill import Infiller, default_tokenizer
+from midi_rwkv.inference.infill import Infiller
+from midi_rwkv.model.checkpoint import default_tokenizer
 from midi_rwkv.io import atomic_write, atomic_write_json
 from midi_rwkv.metrics.controls import adherence, density_deltas, realised_controls
 from midi_rwkv.metrics.music import music_metrics

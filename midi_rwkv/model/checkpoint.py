@@ -88,3 +88,9 @@ def load_checkpoint(path: str | Path, vocab_size: int | None = None, map_locatio
     except RuntimeError as err:
         raise CheckpointError(f"{path}: weights do not fit the config ({str(err).splitlines()[0]} ...)") from None
     return model.to(next(iter(state.values())).dtype)
+
+
+def default_tokenizer(model_path: Path) -> Path:
+    """``midi_rwkv.tokenizer.json`` beside ``midi_rwkv.pth``, else the run folder's ``tokenizer.json``."""
+    own = model_path.with_name(f"{model_path.stem}.tokenizer.json")
+    return own if own.is_file() else model_path.with_name("tokenizer.json")

@@ -24,7 +24,7 @@ def main(argv=None) -> int:
     p.add_argument("--ctx-len", type=int, default=1024, help="tokens per sequence (default: 1024)")
     p.add_argument("--eval-batches", type=int, default=8, help="test batches for the loss before/after (default: 8)")
     p.add_argument("--seed", type=int, default=0, help="seed of the split, examples and initialisation (default: 0)")
-    p.add_argument("--tokenizer", help="tokenizer JSON (default: tokenizer.json beside --base)")
+    p.add_argument("--tokenizer", help="tokenizer JSON (default: BASE_STEM.tokenizer.json, else tokenizer.json, beside --base)")
     p.add_argument("--limit", type=int, help="use at most this many pieces")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = vars(p.parse_args(argv))

@@ -12,6 +12,7 @@ from midi_rwkv.data.prefilter import check_piece
 from midi_rwkv.errors import MidiRwkvError
 from midi_rwkv.inference.commands import DEFAULT_MODEL
 from midi_rwkv.model import load_checkpoint
+from midi_rwkv.model.checkpoint import default_tokenizer
 from midi_rwkv.peft.adapters import StateAdapter, save_adapter
 from midi_rwkv.tokenizer import InfillTokenizer
 
@@ -22,7 +23,7 @@ def run_tune_style(args) -> int:
     model_path = Path(args.model) if args.model else DEFAULT_MODEL
     if not model_path.is_file():
         raise MidiRwkvError(f"no model at {model_path}: pass --model")
-    tokenizer = InfillTokenizer.load(args.tokenizer or model_path.with_name("tokenizer.json"))
+    tokenizer = InfillTokenizer.load(args.tokenizer or default_tokenizer(model_path))
     model = load_checkpoint(model_path, vocab_size=tokenizer.vocab_size).float()
     corpus = FolderCorpus(args.pieces)
     usable = []
@@ -56,7 +57,7 @@ def register(sub) -> None:
     p.add_argument("pieces", help="folder with your MIDI files")
     p.add_argument("-o", "--output", required=True, help="style file to write (.safetensors, plus a .json beside it)")
     p.add_argument("--model", help=f"base model .pth (default: {DEFAULT_MODEL.name} in the repository)")
-    p.add_argument("--tokenizer", help="tokenizer JSON (default: tokenizer.json beside the model)")
+    p.add_argument("--tokenizer", help="tokenizer JSON (default: MODEL_STEM.tokenizer.json, else tokenizer.json, beside the model)")
     p.add_argument("--steps", type=int, default=100, help="optimiser steps (default: 100)")
     p.add_argument("--lr", type=float, default=5e-2, help="learning rate, cosine to lr/10 (default: 5e-2)")
     p.add_argument("--batch-size", type=int, default=2, help="sequences per step (default: 2)")

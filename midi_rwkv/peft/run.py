@@ -14,6 +14,7 @@ from midi_rwkv.data.prefilter import prefilter
 from midi_rwkv.io import atomic_write_json
 from midi_rwkv.errors import MidiRwkvError
 from midi_rwkv.model import load_checkpoint, save_checkpoint
+from midi_rwkv.model.checkpoint import default_tokenizer
 from midi_rwkv.peft.adapters import LoRA, StateAdapter, load_adapter, save_adapter, trainable_parameters
 from midi_rwkv.peft.tune import evaluate, example_loader, tune
 from midi_rwkv.tokenizer import InfillTokenizer
@@ -47,8 +48,8 @@ def merge_lora_checkpoint(base: str | Path, adapter_path: str | Path, out: str |
         raise MidiRwkvError(f"{adapter_path} is a {adapter.kind} adapter; only LoRA can be merged into weights")
     adapter.merge()
     out = save_checkpoint(model, out, dtype=torch.bfloat16, extra={"merged_lora": str(adapter_path), "base": str(base)})
-    tokenizer = base.with_name("tokenizer.json")
-    if tokenizer.is_file() and tokenizer.resolve() != out.with_name("tokenizer.json").resolve():
+    tokenizer = default_tokenizer(base)
+    if tokenizer.is_file() and tokenizer.resolve() != default_tokenizer(out).resolve():
         shutil.copyfile(tokenizer, out.with_name("tokenizer.json"))
     return out
 
@@ -58,7 +59,7 @@ def run(config: TuneConfig, progress: bool = True) -> dict:
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     base = Path(config.base)
-    tokenizer = InfillTokenizer.load(config.tokenizer or base.with_name("tokenizer.json"))
+    tokenizer = InfillTokenizer.load(config.tokenizer or default_tokenizer(base))
     model = load_checkpoint(base, vocab_size=tokenizer.vocab_size).float()
     corpus = open_corpus(config.data)
     if config.limit:

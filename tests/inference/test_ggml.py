@@ -13,6 +13,7 @@ from midi_rwkv.inference.ggml.export import export_gguf, gguf_tensors, read_conf
 from midi_rwkv.inference.infill import ControlRequest, Infiller
 from midi_rwkv.inference.sampler import SamplerConfig
 from midi_rwkv.model import RWKV7, RWKVConfig, RWKVState, init_weights, save_checkpoint
+from midi_rwkv.peft.adapters import StateAdapter
 from tests.conftest import FIXTURES, note_tuples
 
 CHORALE = FIXTURES / "bach_bwv66.6.mid"
@@ -153,8 +154,10 @@ def test_generation_cache_and_forks_match_pytorch(model, gguf_files):
 def test_a_tuned_initial_state_reaches_llama_cpp(model, gguf_files):
     from midi_rwkv.inference.ggml.backend import GGMLBackend
 
-    initial = RWKVState.zeros(model.config, 1)
-    initial.wkv.normal_(std=0.3, generator=torch.Generator().manual_seed(4))
+    style = StateAdapter(model)  # as tune-style makes it: a parameter, so the state requires grad
+    with torch.no_grad():
+        style.wkv.normal_(std=0.3, generator=torch.Generator().manual_seed(4))
+    initial = style.initial_state(1)
     prompt = [5, 17, 300, 41]
     want, _ = TorchBackend(model, initial).prefill(prompt, None)
     got, _ = GGMLBackend(gguf_files["f32"], initial_state=initial).prefill(prompt, None)

@@ -31,10 +31,10 @@ def pack(config: RWKVConfig, state: RWKVState, pos: int) -> bytes:
         raise ValueError(f"pack takes one stream, got {state.batch}")
     L, C, H, N = config.n_layer, config.n_embd, config.n_head, config.head_size
     parts = [_HEADER.pack(_MAGIC, 0, 1, pos, 0, 0, L)]
-    shift = torch.cat([state.att_shift[:, 0], state.ffn_shift[:, 0]], dim=1).float().numpy()  # [L, 2C]
+    shift = torch.cat([state.att_shift[:, 0], state.ffn_shift[:, 0]], dim=1).detach().float().numpy()  # [L, 2C]
     for row in shift:
         parts += [struct.pack("<iQ", _F32, 2 * C * 4), row.astype("<f4").tobytes()]
-    wkv = state.wkv[:, 0].float().reshape(L, H * N * N).numpy()
+    wkv = state.wkv[:, 0].detach().float().reshape(L, H * N * N).numpy()
     for row in wkv:
         parts += [struct.pack("<iQ", _F32, H * N * N * 4), row.astype("<f4").tobytes()]
     return b"".join(parts)
