@@ -107,7 +107,7 @@ def test_tune_style_command_and_infill_with_it(tmp_path, tok, capsys):
     _style_folder(tmp_path / "mine" if (tmp_path / "mine").mkdir() is None else tmp_path)
     model = _model()
     model_path = save_checkpoint(model, tmp_path / "base.pth")
-    tok.save(tmp_path / "tokenizer.json")
+    tok.save(tmp_path / "base.tokenizer.json")  # the shipped layout (midi_rwkv.pth + midi_rwkv.tokenizer.json)
     style = tmp_path / "style.safetensors"
     argv = ["tune-style", str(tmp_path / "mine"), "-o", str(style), "--model", str(model_path), "--steps", "3", "--ctx-len", "128"]
     assert main(argv) == 0
