@@ -9,6 +9,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 
+def cache_dir() -> Path:
+    """Where built kernels and exported models are kept: $MIDI_RWKV_CACHE, else ~/.cache/midi_rwkv."""
+    return Path(os.environ.get("MIDI_RWKV_CACHE", Path.home() / ".cache" / "midi_rwkv"))
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

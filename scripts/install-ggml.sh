@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 VERSION=0.3.36                                         # as pinned in pyproject.toml's ggml extra
-WHEELS=${WHEELS:-${XDG_CACHE_HOME:-$HOME/.cache}/midi-rwkv/wheels}
+WHEELS=${WHEELS:-${MIDI_RWKV_CACHE:-$HOME/.cache/midi_rwkv}/wheels}
 JOBS=${JOBS:-$(nproc)}
 
 mkdir -p "$WHEELS"

@@ -1,5 +1,7 @@
 """The GGML engine: GGUF export (always), and llama.cpp against the PyTorch model (where llama-cpp-python is installed)."""
 
+import sys
+
 import gguf
 import numpy as np
 import pytest
@@ -7,6 +9,7 @@ import torch
 
 from midi_rwkv.cli import main
 from midi_rwkv.errors import MidiRwkvError
+from midi_rwkv.inference import ggml
 from midi_rwkv.inference.engine import Constraint, Engine, TorchBackend
 from midi_rwkv.inference.ggml import choose_engine, state_blob
 from midi_rwkv.inference.ggml.export import export_gguf, gguf_tensors, read_config
@@ -96,10 +99,22 @@ def test_state_bytes_round_trip(model):
 
 
 def test_auto_engine_without_llama_cpp_is_torch(monkeypatch):
-    from midi_rwkv.inference import ggml
-
     monkeypatch.setattr(ggml, "available", lambda: False)
     assert choose_engine("auto", 32) == "torch" and choose_engine("ggml", 32) == "ggml"
+
+
+def test_asking_for_ggml_without_llama_cpp_is_one_clear_error(tmp_path, model, tok, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "llama_cpp", None)  # as if not installed
+    monkeypatch.setattr(ggml, "gguf_cache", lambda: tmp_path / "cache")
+    path = save_checkpoint(model, tmp_path / "m.pth")
+    tok.save(tmp_path / "tokenizer.json")
+    argv = ["infill", str(CHORALE), "--track", "1", "--bars", "3:3", "--model", str(path), "-o", str(tmp_path / "out")]
+    assert main([*argv, "--engine", "ggml"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "pip install '.[ggml]'" in err
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "out").exists()
+    assert main([*argv, "-n", "1", "--max-tokens", "100"]) == 0  # auto: the PyTorch engine
+    assert "engine: PyTorch" in capsys.readouterr().out
 
 
 # ---- llama.cpp itself ---------------------------------------------------------------------------------------------
@@ -177,14 +192,14 @@ def test_narrow_heads_are_refused_not_miscomputed(tmp_path):
 
 @needs_llama
 def test_infill_command_on_the_ggml_engine(tmp_path, model, tok, capsys, monkeypatch):
-    monkeypatch.setenv("MIDI_RWKV_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(ggml, "gguf_cache", lambda: tmp_path / "cache")
     path = save_checkpoint(model, tmp_path / "m.pth")
     tok.save(tmp_path / "tokenizer.json")
     argv = ["infill", str(CHORALE), "--track", "1", "--bars", "3:4", "-n", "2", "--seed", "0", "--model", str(path),
             "--max-tokens", "300", "--engine", "ggml-f32", "-o", str(tmp_path / "out")]
     assert main(argv) == 0
     assert "engine: GGML (llama.cpp, f32, 1 thread)" in capsys.readouterr().out
-    assert len(list((tmp_path / "cache" / "gguf").glob("*.f32.gguf"))) == 1  # exported once, then cached
+    assert len(list((tmp_path / "cache").glob("*.f32.gguf"))) == 1  # exported once, then cached
     # the same candidates as the PyTorch engine (greedy, so float noise cannot change a draw)
     want = Infiller(Engine(model), tok).infill(tok.prepare(CHORALE), 1, (2, 4), ControlRequest(), 1, GREEDY, max_tokens=300)
     got = Infiller.load(path, engine="ggml-f32").infill(tok.prepare(CHORALE), 1, (2, 4), ControlRequest(), 1, GREEDY, max_tokens=300)

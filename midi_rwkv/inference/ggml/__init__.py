@@ -7,9 +7,9 @@ README for a cached, faster build). Without it, everything runs on the PyTorch e
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
+from midi_rwkv.io import cache_dir
 from midi_rwkv.model import RWKV7, RWKVState
 
 ENGINES = ("torch", "ggml", "ggml-f32")  # ggml = f16 matrices
@@ -37,10 +37,9 @@ def choose_engine(requested: str, head_size: int) -> str:
     return "ggml" if head_size % simd_block(llama_cpp) == 0 else "torch"
 
 
-def cache_dir() -> Path:
-    """Where exported GGUF files are kept: $MIDI_RWKV_CACHE, else ~/.cache/midi-rwkv."""
-    root = os.environ.get("MIDI_RWKV_CACHE") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "midi-rwkv"
-    return Path(root) / "gguf"
+def gguf_cache() -> Path:
+    """Where exported GGUF files are kept: gguf/ in the package's cache (see midi_rwkv.io.cache_dir)."""
+    return cache_dir() / "gguf"
 
 
 def weights_digest(model: RWKV7) -> str:
@@ -54,11 +53,12 @@ def weights_digest(model: RWKV7) -> str:
 
 def ggml_backend(model: RWKV7, engine: str = "ggml", threads: int = 1, initial_state: RWKVState | None = None):
     """A GGML backend for ``model``, exporting it to the GGUF cache the first time."""
-    from midi_rwkv.inference.ggml.backend import GGMLBackend
+    from midi_rwkv.inference.ggml.backend import GGMLBackend, require_llama
     from midi_rwkv.inference.ggml.export import export_gguf
 
+    require_llama()  # before exporting anything
     dtype = "f32" if engine == "ggml-f32" else "f16"
-    path = cache_dir() / f"{weights_digest(model)}.{dtype}.gguf"
+    path = gguf_cache() / f"{weights_digest(model)}.{dtype}.gguf"
     if not path.is_file():
         export_gguf(model, path, dtype)
     return GGMLBackend(path, threads=threads, initial_state=initial_state)

@@ -24,7 +24,8 @@ from midi_rwkv.inference.ggml.export import read_config
 from midi_rwkv.model import RWKVState
 
 
-def _llama():
+def require_llama():
+    """The llama_cpp module, or one clear error line saying how to install it."""
     try:
         import llama_cpp
     except ImportError:
@@ -75,7 +76,7 @@ class GGMLBackend:
 
     def __init__(self, path: str | Path, threads: int = 1, threads_batch: int | None = None,
                  initial_state: RWKVState | None = None, batch: int = 512):
-        self.llama = _llama()
+        self.llama = require_llama()
         _quiet(self.llama)
         self.path = Path(path)
         self.config, dtype = read_config(self.path)

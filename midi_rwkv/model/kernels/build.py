@@ -15,6 +15,9 @@ from functools import lru_cache
 from pathlib import Path
 
 import torch
+
+from midi_rwkv.io import cache_dir
+
 CSRC = Path(__file__).parent / "csrc"
 
 
@@ -23,7 +26,7 @@ class KernelBuildError(RuntimeError):
 
 
 def _cache_dir() -> Path:
-    return Path(os.environ.get("MIDI_RWKV_CACHE", Path.home() / ".cache" / "midi_rwkv")) / f"torch-{torch.__version__}"
+    return cache_dir() / f"torch-{torch.__version__}"
 
 
 def _cpu_flags() -> str:
