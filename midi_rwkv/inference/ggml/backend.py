@@ -11,6 +11,7 @@ run on the logits, exactly as with the PyTorch backend.
 from __future__ import annotations
 
 import ctypes
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -130,7 +131,8 @@ class GGMLBackend:
             self.model = None
 
     def __del__(self):
-        self.close()
+        if not sys.is_finalizing():  # at exit llama_cpp may already be torn down; the OS frees the memory
+            self.close()
 
     # ---- llama.cpp calls -------------------------------------------------------------
 
