@@ -158,6 +158,8 @@ def test_generation_cache_and_forks_match_pytorch(model, gguf_files):
     want = torch_engine.generate(prompt, [Stop(n) for n in (12, 5, 9)], GREEDY, max_tokens=20)
     got = ggml_engine.generate(prompt, [Stop(n) for n in (12, 5, 9)], GREEDY, max_tokens=20)
     assert [g.ids for g in got] == [w.ids for w in want] and [len(g.ids) for g in got] == [12, 5, 9]
+    many = [Stop(4) for _ in range(10)]  # more streams than the first context holds (8): it is rebuilt
+    assert [g.ids for g in ggml_engine.generate(prompt, many, GREEDY)] == [want[0].ids[:4]] * 10
     longer = prompt + want[0].ids[:4]  # continues from the cached prompt's saved state
     assert rel(ggml_engine.prefill(longer)[0], torch_engine.prefill(longer)[0]) < 1e-4
     sampled = SamplerConfig()
