@@ -118,7 +118,7 @@ def register(sub) -> None:
     p.add_argument("--free", action="store_true", help="give the model no bar controls at all: it chooses density, polyphony and durations")
     p.add_argument("-n", type=int, default=4, help="candidates to generate (default: 4)")
     p.add_argument("-o", "--output", default="infilled", help="output folder (default: ./infilled)")
-    p.add_argument("--model", help=f"model .pth (default: {DEFAULT_MODEL.name} in the repository)")
+    p.add_argument("--model", help=f"model .pth, or a .gguf from export-gguf (default: {DEFAULT_MODEL.name} in the repository)")
     p.add_argument("--tokenizer", help="tokenizer JSON (default: MODEL_STEM.tokenizer.json, else tokenizer.json, beside the model)")
     p.add_argument("--state", help="a tuned style (.safetensors from tune-style or state tuning) that starts every prompt")
     p.add_argument("--lora", help="a LoRA adapter (.safetensors) merged into the model")

@@ -102,7 +102,7 @@ class Infiller:
 
         ``engine``: torch, ggml (f16 matrices), ggml-f32, or auto (ggml where it is installed and can run
         the model, else torch); see :mod:`midi_rwkv.inference.ggml`.
-        ``threads``: the GGML engine's decoding threads. A ``.gguf`` model runs on the GGML engine.
+        ``threads``: llama.cpp's threads on the GGML engine. A ``.gguf`` model runs on the GGML engine.
         """
         from midi_rwkv.peft.adapters import LoRA, StateAdapter, load_adapter
 
