@@ -156,15 +156,12 @@ def register(sub) -> None:
 def run_export(args) -> int:
     from midi_rwkv.inference.ggml.export import export_gguf
     from midi_rwkv.model import load_checkpoint
-    from midi_rwkv.peft.adapters import LoRA, load_adapter
+    from midi_rwkv.peft.adapters import merge_lora
 
     model_path = Path(args.model) if args.model else DEFAULT_MODEL
     model = load_checkpoint(model_path).float()
     if args.lora:
-        adapter = load_adapter(args.lora, model)
-        if not isinstance(adapter, LoRA):
-            raise MidiRwkvError(f"{args.lora} is a {adapter.kind} adapter, not a LoRA (a state is passed to infill as --state)")
-        adapter.merge()
+        merge_lora(args.lora, model)
     out = Path(args.output) if args.output else model_path.with_name(f"{model_path.stem}.{args.dtype}.gguf")
     export_gguf(model, out, args.dtype)
     print(f"{out}: {model.config.n_layer} x {model.config.n_embd}, vocabulary {model.config.vocab_size}, {args.dtype}, "

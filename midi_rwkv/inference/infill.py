@@ -104,7 +104,7 @@ class Infiller:
         the model, else torch); see :mod:`midi_rwkv.inference.ggml`.
         ``threads``: llama.cpp's threads on the GGML engine. A ``.gguf`` model runs on the GGML engine.
         """
-        from midi_rwkv.peft.adapters import LoRA, StateAdapter, load_adapter
+        from midi_rwkv.peft.adapters import StateAdapter, load_adapter, merge_lora
 
         if engine not in (*ENGINES, "auto"):
             raise MidiRwkvError(f"unknown engine '{engine}': choose from auto, {', '.join(ENGINES)}")
@@ -124,10 +124,7 @@ class Infiller:
                 raise MidiRwkvError(f"{state} is a {adapter.kind} adapter; pass it with --lora")
             initial = adapter.initial_state(1)
         if lora:
-            adapter = load_adapter(lora, model)
-            if not isinstance(adapter, LoRA):
-                raise MidiRwkvError(f"{lora} is a {adapter.kind} adapter; pass it with --state")
-            adapter.merge()  # folded into the weights: no cost per token
+            merge_lora(lora, model)
         engine = choose_engine(engine, model.config.head_size)
         if engine == "torch":
             return cls(Engine(model, initial_state=initial), tokenizer)

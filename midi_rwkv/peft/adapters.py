@@ -172,3 +172,12 @@ def load_adapter(path: str | Path, model: RWKV7) -> StateAdapter | LoRA:
     except KeyError as err:
         raise AdapterError(f"{path}: tensor {err} is missing or has the wrong shape for this model") from None
     return adapter
+
+
+def merge_lora(path: str | Path, model: RWKV7) -> LoRA:
+    """Fold the LoRA at ``path`` into ``model``'s weights, after checking it against them."""
+    adapter = load_adapter(path, model)
+    if not isinstance(adapter, LoRA):
+        raise AdapterError(f"{path} is a {adapter.kind} adapter, not a LoRA (a tuned state goes to --state)")
+    adapter.merge()  # no cost per token
+    return adapter

@@ -12,10 +12,9 @@ import torch
 from midi_rwkv.data.corpora import open_corpus
 from midi_rwkv.data.prefilter import prefilter
 from midi_rwkv.io import atomic_write_json
-from midi_rwkv.errors import MidiRwkvError
 from midi_rwkv.model import load_checkpoint, save_checkpoint
 from midi_rwkv.model.checkpoint import default_tokenizer
-from midi_rwkv.peft.adapters import LoRA, StateAdapter, load_adapter, save_adapter, trainable_parameters
+from midi_rwkv.peft.adapters import LoRA, StateAdapter, merge_lora, save_adapter, trainable_parameters
 from midi_rwkv.peft.tune import evaluate, example_loader, tune
 from midi_rwkv.tokenizer import InfillTokenizer
 
@@ -43,10 +42,7 @@ def merge_lora_checkpoint(base: str | Path, adapter_path: str | Path, out: str |
     """Write ``out`` (.pth + sidecar, bf16) = base weights with the LoRA folded in; the tokenizer is copied beside it."""
     base = Path(base)
     model = load_checkpoint(base).float()
-    adapter = load_adapter(adapter_path, model)
-    if not isinstance(adapter, LoRA):
-        raise MidiRwkvError(f"{adapter_path} is a {adapter.kind} adapter; only LoRA can be merged into weights")
-    adapter.merge()
+    merge_lora(adapter_path, model)
     out = save_checkpoint(model, out, dtype=torch.bfloat16, extra={"merged_lora": str(adapter_path), "base": str(base)})
     tokenizer = default_tokenizer(base)
     if tokenizer.is_file() and tokenizer.resolve() != default_tokenizer(out).resolve():
