@@ -13,7 +13,7 @@ from midi_rwkv.inference.engine import Engine, Generation
 from midi_rwkv.inference.ggml import ENGINES, choose_engine, ggml_backend
 from midi_rwkv.inference.sampler import SamplerConfig
 from midi_rwkv.metrics.controls import realised_controls
-from midi_rwkv.model.checkpoint import default_tokenizer, load_checkpoint
+from midi_rwkv.model.checkpoint import check_vocab, default_tokenizer, load_checkpoint
 from midi_rwkv.tokenizer import BarControls, InfillTokenizer, Piece
 from midi_rwkv.tokenizer.infill import resolve_bar_controls
 from midi_rwkv.tokenizer.merge import MergeReport
@@ -84,9 +84,7 @@ def _gguf_backend(path: Path, tokenizer: InfillTokenizer, engine: str, threads: 
     if state or lora:
         raise MidiRwkvError("--state and --lora need the .pth model (they are checked against its weights)")
     backend = GGMLBackend(path, threads=threads)
-    if backend.config.vocab_size != tokenizer.vocab_size:
-        raise MidiRwkvError(f"{path}: the model has a vocabulary of {backend.config.vocab_size} tokens "
-                            f"but the tokenizer has {tokenizer.vocab_size}")
+    check_vocab(path, backend.config, tokenizer.vocab_size)
     return backend
 
 

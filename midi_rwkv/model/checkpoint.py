@@ -54,6 +54,14 @@ def infer_config(state: dict[str, torch.Tensor]) -> RWKVConfig:
         raise CheckpointError(f"not an RWKV-7 (x070) state dict: {err}") from None
 
 
+def check_vocab(path: str | Path, config: RWKVConfig, vocab_size: int) -> None:
+    """The model at ``path`` must have the tokenizer's vocabulary size (any model file: .pth or .gguf)."""
+    if vocab_size != config.vocab_size:
+        raise CheckpointError(
+            f"{path}: the model has a vocabulary of {config.vocab_size} tokens but the tokenizer has {vocab_size}"
+        )
+
+
 def load_checkpoint(path: str | Path, vocab_size: int | None = None, map_location="cpu") -> RWKV7:
     """Load a model; ``vocab_size`` (the tokenizer's) must match the model's when given.
 
@@ -78,10 +86,8 @@ def load_checkpoint(path: str | Path, vocab_size: int | None = None, map_locatio
             raise CheckpointError(f"{sidecar}: malformed config sidecar ({err})") from None
     else:
         config = infer_config(state)
-    if vocab_size is not None and vocab_size != config.vocab_size:
-        raise CheckpointError(
-            f"{path}: the model has a vocabulary of {config.vocab_size} tokens but the tokenizer has {vocab_size}"
-        )
+    if vocab_size is not None:
+        check_vocab(path, config, vocab_size)
     model = RWKV7(config)
     try:
         model.load_state_dict(state, strict=True)

@@ -222,3 +222,6 @@ def test_export_command_and_a_gguf_model(tmp_path, model, tok, capsys):
     assert main(argv) == 0 and len(list((tmp_path / "out").iterdir())) == 1
     assert main([*argv[:-2], "--engine", "torch", "-o", str(tmp_path / "o2")]) == 2
     assert "runs on the GGML engine" in capsys.readouterr().err and not (tmp_path / "o2").exists()
+    other = export_gguf(make_model(vocab=700), tmp_path / "other.gguf", "f16")
+    assert main([*argv[:-2], "--model", str(other), "--tokenizer", str(tmp_path / "m.tokenizer.json"), "-o", str(tmp_path / "o3")]) == 2
+    assert "vocabulary of 700 tokens but the tokenizer has 663" in capsys.readouterr().err
