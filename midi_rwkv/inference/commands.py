@@ -79,8 +79,6 @@ def run_infill(args) -> int:
     piece = infiller.tokenizer.prepare(source)
     for span in spans:
         piece.token_span(*span)  # check every span before generating anything
-    if args.free and request != ControlRequest():
-        raise ControlError("--free takes no --density, --polyphony or --duration")
     options = dict(sampler=sampler, context_bars=args.context, max_tokens=args.max_tokens, seed=args.seed, free=args.free)
     results = infiller.infill(piece, args.track, spans[0], request, args.n, **options)
     for span in spans[1:]:  # later spans see each candidate's earlier result

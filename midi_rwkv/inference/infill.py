@@ -137,7 +137,7 @@ class Infiller:
         bars' controls, so that adherence can still be measured against them.
         """
         if free and request is not None and request != ControlRequest():
-            raise ControlError("free infilling takes no controls (--density, --polyphony, --duration)")
+            raise ControlError("--free takes no --density, --polyphony or --duration (free infilling gets no controls)")
         tok = self.tokenizer
         enc = tok.encode(piece)
         t = piece.track_index(track)
