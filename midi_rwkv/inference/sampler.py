@@ -29,6 +29,11 @@ class SamplerConfig:
 
 def filter_logits(logits: Tensor, config: SamplerConfig, seen: Tensor | None = None, banned: Tensor | None = None) -> Tensor:
     """Apply every rule to ``logits`` [K, V]; ``seen``/``banned`` are boolean [K, V] or [V] masks."""
+    return _filter(logits, config, seen, banned)[0]
+
+
+def _filter(logits, config, seen, banned) -> tuple[Tensor, tuple[Tensor, Tensor] | None]:
+    """The filtered scores, and with top-k on, the k survivors' (scores, ids), best first."""
     scores = logits.float().clone()
     if banned is not None:
         scores = scores.masked_fill(banned, float("-inf"))
@@ -42,7 +47,8 @@ def filter_logits(logits: Tensor, config: SamplerConfig, seen: Tensor | None = N
         keep_best = probs == probs.max(-1, keepdim=True).values  # never drop everything
         scores = scores.masked_fill((probs < config.epsilon) & ~keep_best, float("-inf"))
     top = order = None
-    if 0 < config.top_k < scores.shape[-1]:  # exactly k survive (ties at the k-th are broken by topk)
+    top_k = 0 < config.top_k < scores.shape[-1]
+    if top_k:  # exactly k survive (ties at the k-th are broken by topk)
         top, order = scores.topk(config.top_k, dim=-1)
         scores = torch.full_like(scores, float("-inf")).scatter(-1, order, top)
     if config.top_p < 1:
@@ -52,8 +58,9 @@ def filter_logits(logits: Tensor, config: SamplerConfig, seen: Tensor | None = N
         remove = cumulative > config.top_p
         remove[..., 1:] = remove[..., :-1].clone()  # keep the token that crosses the threshold
         remove[..., 0] = False
-        scores = scores.scatter(-1, order, top.masked_fill(remove, float("-inf")))
-    return scores
+        top = top.masked_fill(remove, float("-inf"))
+        scores = scores.scatter(-1, order, top)
+    return scores, (top, order) if top_k else None
 
 
 def sample(logits: Tensor, config: SamplerConfig, generator: torch.Generator | None = None, seen=None, banned=None) -> Tensor:
@@ -63,10 +70,10 @@ def sample(logits: Tensor, config: SamplerConfig, generator: torch.Generator | N
     multinomial over the whole vocabulary costs ~4 ms for 8 x 16,000 (a decoding step of the
     GGML engine on the paper-size model takes ~20 ms).
     """
-    scores = filter_logits(logits, config, seen, banned)
+    scores, survivors = _filter(logits, config, seen, banned)
     if config.temperature == 0:
         return scores.argmax(-1)
-    if 0 < config.top_k < scores.shape[-1]:
-        top, order = scores.topk(config.top_k, dim=-1)
+    if survivors is not None:
+        top, order = survivors
         return order.gather(-1, torch.multinomial(top.softmax(-1), 1, generator=generator)).squeeze(-1)
     return torch.multinomial(scores.softmax(-1), 1, generator=generator).squeeze(-1)
