@@ -7,6 +7,7 @@ Loading always uses ``torch.load(..., weights_only=True)`` and strict keys.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -52,6 +53,15 @@ def infer_config(state: dict[str, torch.Tensor]) -> RWKVConfig:
         )
     except (KeyError, ValueError, IndexError) as err:
         raise CheckpointError(f"not an RWKV-7 (x070) state dict: {err}") from None
+
+
+def weights_sha256(model: RWKV7, dtype: torch.dtype = torch.float32) -> str:
+    """sha256 (hex) of every parameter's name and bytes, cast to ``dtype`` first."""
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().to(dtype).contiguous().cpu().view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 def check_vocab(path: str | Path, config: RWKVConfig, vocab_size: int) -> None:

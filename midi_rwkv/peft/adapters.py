@@ -6,7 +6,6 @@ fingerprint of its weights; loading onto another base model is refused.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from pathlib import Path
@@ -18,6 +17,7 @@ from torch import nn
 from midi_rwkv.errors import MidiRwkvError
 from midi_rwkv.io import atomic_write, atomic_write_json
 from midi_rwkv.model import RWKV7, RWKVState
+from midi_rwkv.model.checkpoint import weights_sha256
 
 LORA_TARGETS = ("att.receptance", "att.key", "att.value", "att.output", "ffn.key", "ffn.value")
 
@@ -28,11 +28,7 @@ class AdapterError(MidiRwkvError):
 
 def fingerprint(model: RWKV7) -> str:
     """sha256 of the base weights rounded to bf16 (so fp32 and bf16 copies of one model agree)."""
-    digest = hashlib.sha256()
-    for name, tensor in model.state_dict().items():
-        digest.update(name.encode())
-        digest.update(tensor.detach().to(torch.bfloat16).contiguous().view(torch.int16).cpu().numpy().tobytes())
-    return digest.hexdigest()[:16]
+    return weights_sha256(model, torch.bfloat16)[:16]
 
 
 class StateAdapter(nn.Module):

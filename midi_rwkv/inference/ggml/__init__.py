@@ -6,11 +6,11 @@ README for a cached, faster build). Without it, everything runs on the PyTorch e
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 from midi_rwkv.io import cache_dir
 from midi_rwkv.model import RWKV7, RWKVState
+from midi_rwkv.model.checkpoint import weights_sha256
 
 ENGINES = ("torch", "ggml", "ggml-f32")  # ggml = f16 matrices
 
@@ -42,15 +42,6 @@ def gguf_cache() -> Path:
     return cache_dir() / "gguf"
 
 
-def weights_digest(model: RWKV7) -> str:
-    """sha256 of the exact float32 weights (a merged LoRA changes it, however small)."""
-    digest = hashlib.sha256()
-    for name, tensor in model.state_dict().items():
-        digest.update(name.encode())
-        digest.update(tensor.detach().float().contiguous().cpu().numpy().tobytes())
-    return digest.hexdigest()[:20]
-
-
 def ggml_backend(model: RWKV7, engine: str = "ggml", threads: int = 1, initial_state: RWKVState | None = None):
     """A GGML backend for ``model``, exporting it to the GGUF cache the first time."""
     from midi_rwkv.inference.ggml.backend import GGMLBackend, require_llama
@@ -58,7 +49,8 @@ def ggml_backend(model: RWKV7, engine: str = "ggml", threads: int = 1, initial_s
 
     require_llama()  # before exporting anything
     dtype = "f32" if engine == "ggml-f32" else "f16"
-    path = gguf_cache() / f"{weights_digest(model)}.{dtype}.gguf"
+    # keyed by the exact float32 weights: a merged LoRA changes the key, however small it is
+    path = gguf_cache() / f"{weights_sha256(model)[:20]}.{dtype}.gguf"
     if not path.is_file():
         export_gguf(model, path, dtype)
     return GGMLBackend(path, threads=threads, initial_state=initial_state)
