@@ -23,15 +23,7 @@ CHORALE = FIXTURES / "bach_bwv66.6.mid"
 GREEDY = SamplerConfig(temperature=0, repetition_penalty=1)
 
 
-def has_llama() -> bool:
-    try:
-        import llama_cpp  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-needs_llama = pytest.mark.skipif(not has_llama(), reason="llama-cpp-python not installed (pip install '.[ggml]')")
+needs_llama = pytest.mark.skipif(not ggml.available(), reason="llama-cpp-python not installed (pip install '.[ggml]')")
 
 
 def make_model(vocab: int = 663, head_size: int = 32) -> RWKV7:
