@@ -7,12 +7,14 @@
 # 'pip install .[ggml]' works too, but builds everything llama.cpp has (about 17 minutes on 2 cores):
 # here the multimodal library, tests, examples, tools and the server are switched off, and the wheel
 # is kept in WHEELS, so a second install (a new venv, CI) takes seconds. The build is native (it uses
-# this CPU's AVX2/AVX-512), so the cached wheel is for this kind of machine.
+# this CPU's AVX2/AVX-512), so the wheel is kept per set of CPU flags: a cache shared with another kind
+# of CPU builds its own instead of installing one that would stop on an illegal instruction.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 VERSION=0.3.36                                         # as pinned in pyproject.toml's ggml extra
-WHEELS=${WHEELS:-${MIDI_RWKV_CACHE:-$HOME/.cache/midi_rwkv}/wheels}
+CPU_KEY=$( (grep -m1 '^flags' /proc/cpuinfo 2>/dev/null || uname -m) | sha256sum | cut -c1-12)
+WHEELS=${WHEELS:-${MIDI_RWKV_CACHE:-$HOME/.cache/midi_rwkv}/wheels/$CPU_KEY}
 JOBS=${JOBS:-$(nproc)}
 
 mkdir -p "$WHEELS"

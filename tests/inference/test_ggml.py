@@ -26,10 +26,14 @@ GREEDY = SamplerConfig(temperature=0, repetition_penalty=1)
 needs_llama = pytest.mark.skipif(not ggml.available(), reason="llama-cpp-python not installed (pip install '.[ggml]')")
 
 
-def make_model(vocab: int = 663, head_size: int = 32) -> RWKV7:
-    """Two 64-wide layers, perturbed so that every parameter matters (init zeros some)."""
+def make_model(vocab: int = 663, head_size: int = 64) -> RWKV7:
+    """Two 128-wide layers, perturbed so that every parameter matters (init zeros some).
+
+    Heads are 64 wide: llama.cpp's WKV7 kernel reads heads in blocks of 32 floats under AVX2 and 64 under AVX-512,
+    and refuses anything narrower, so 64 runs everywhere.
+    """
     torch.manual_seed(0)
-    m = init_weights(RWKV7(RWKVConfig(n_layer=2, n_embd=64, vocab_size=vocab, head_size=head_size, ctx_len=256)), seed=0)
+    m = init_weights(RWKV7(RWKVConfig(n_layer=2, n_embd=128, vocab_size=vocab, head_size=head_size, ctx_len=256)), seed=0)
     with torch.no_grad():
         for p in m.parameters():
             p.add_(0.05 * torch.randn_like(p))
