@@ -8,7 +8,7 @@ import torch
 from midi_rwkv.data.dataset import IGNORE, make_labels, unlearned_ids
 from midi_rwkv.model import RWKV7, init_weights, load_checkpoint, tiny_config
 from midi_rwkv.model.kernels import use_backend
-from midi_rwkv.train.module import L2Wrap, OptimConfig, lm_loss, lr_multiplier, param_groups
+from midi_rwkv.train.module import L2Wrap, OptimConfig, RWKVLightning, lm_loss, lr_multiplier, param_groups
 from midi_rwkv.train.run import RunConfig, train
 from tests.conftest import FIXTURES
 
@@ -75,11 +75,20 @@ def _losses(out):
         return [(int(r["step"]), float(r["train_loss"]), float(r["lr"])) for r in csv.DictReader(f)]
 
 
-def test_resume_reproduces_the_uninterrupted_run(tmp_path):
+def test_resume_reproduces_the_uninterrupted_run(tmp_path, monkeypatch):
     whole = train(_run_config(tmp_path / "whole"), progress=False)
     train(_run_config(tmp_path / "parts"), progress=False, stop_after=3)
     assert not (tmp_path / "parts" / "model.pth").exists()  # nothing exported from an unfinished run
+    trained_steps = []  # the resumed call must train steps 4-6 only, not restart and replay 1-3
+    original_step = RWKVLightning.training_step
+
+    def recording_step(self, batch, batch_idx):
+        trained_steps.append(self.trainer.global_step)
+        return original_step(self, batch, batch_idx)
+
+    monkeypatch.setattr(RWKVLightning, "training_step", recording_step)
     parts = train(_run_config(tmp_path / "parts"), progress=False, resume=True)
+    assert trained_steps == [3, 4, 5]  # global_step counts finished steps: the 4th step starts at 3
     assert _losses(tmp_path / "whole") == _losses(tmp_path / "parts")
     assert [s for s, _, _ in _losses(tmp_path / "whole")] == [1, 2, 3, 4, 5, 6]
     a, b = load_checkpoint(whole), load_checkpoint(parts)
