@@ -6,7 +6,7 @@ from midi_rwkv.cli import main
 from midi_rwkv.errors import ControlError
 from midi_rwkv.inference.constraints import BarInfillConstraint, TokenTables
 from midi_rwkv.inference.engine import Constraint, Engine, TorchBackend
-from midi_rwkv.inference.infill import ControlRequest, Infiller
+from midi_rwkv.inference.infill import Candidate, ControlRequest, Infiller
 from midi_rwkv.inference.sampler import SamplerConfig, filter_logits, sample
 from midi_rwkv.model import RWKV7, init_weights, save_checkpoint, tiny_config
 from midi_rwkv.tokenizer import BarControls
@@ -78,11 +78,25 @@ def test_infill_changes_only_the_span_and_reports_controls(tok, model):
     start, end = piece.bars[3].start, piece.bars[4].end
     for c in candidates:
         assert [r.density for r in c.requested] == [3, 3] and c.requested[0].polyphony == (1, 1)
-        assert len(c.realised) == 2 and c.control_error >= 0
+        assert len(c.realised) == 2
+        assert c.control_error == sum(abs(a.density - b.density) for a, b in zip(c.requested, c.realised)) + sum(
+            abs(a.polyphony[0] - b.polyphony[0]) + abs(a.polyphony[1] - b.polyphony[1]) if a.polyphony and b.polyphony
+            else int(bool(a.polyphony) != bool(b.polyphony)) for a, b in zip(c.requested, c.realised)) + sum(
+            x != y for a, b in zip(c.requested, c.realised) if a.durations and b.durations for x, y in zip(a.durations, b.durations))
         for i, (a, b) in enumerate(zip(piece.original.tracks, c.score.tracks)):
             assert note_tuples(a, None, start) == note_tuples(b, None, start) and note_tuples(a, end) == note_tuples(b, end)
             if i != 1:
                 assert note_tuples(a) == note_tuples(b)
+
+
+def test_control_error_counts_every_missed_control():
+    quarter, eighth = (False, False, True, False, False), (False, False, False, True, False)
+    requested = [BarControls(4, (1, 2), quarter), BarControls(3, (1, 1), quarter), BarControls(2, (1, 1), eighth)]
+    realised = [BarControls(4, (1, 2), quarter),  # all honoured: 0
+                BarControls(6, (2, 3), eighth),  # density 3, polyphony 1 + 2, two flags: 8
+                BarControls(0, None, (False,) * 5)]  # density 2, no polyphony where one was asked: 1, one flag: 1 -> 4
+    candidate = Candidate(None, None, requested, realised, None)
+    assert candidate.control_error == 12
 
 
 def test_infill_command_writes_candidates(tmp_path, model, tok, capsys):
@@ -176,6 +190,21 @@ def test_free_infill_sends_no_controls_but_reports_the_originals(tok, model):
     assert any(t in control_ids for t in guided.generation.ids)
     with pytest.raises(ControlError):
         infiller.infill(piece, 1, (3, 5), ControlRequest(density=[3]), n=1, free=True)
+
+
+@pytest.mark.parametrize("bars", [(3, 4), (3, 6)], ids=["1-bar", "3-bars"])
+def test_the_engine_stops_after_exactly_the_requested_bars(tok, model, bars):
+    """With bars ending as soon as they start, every candidate writes N bar headers, then FillBar_End, and is done."""
+    tables = TokenTables.build(tok.codec)
+    bar_id = int(tables.starts_bar.nonzero()[0])
+    piece = tok.prepare(CHORALE)
+    candidates = Infiller(Engine(BarsAtOnce(model, bar_id)), tok).infill(piece, 1, bars, n=2, max_tokens=300, seed=0)
+    n = bars[1] - bars[0]
+    for c in candidates:
+        ids = c.generation.ids
+        assert c.generation.stopped == "done" and ids[-1] == tables.fill_end and ids.count(tables.fill_end) == 1
+        assert sum(bool(tables.starts_bar[t]) for t in ids) == n - 1  # the first bar is opened by the prompt
+        assert c.generation.sampled == n and len(c.realised) == n
 
 
 def test_free_flag_refuses_controls(tmp_path, model, tok, capsys):

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import csv
+import json
 import shutil
 
 import pytest
 import torch
+from symusic import Score
 
 from midi_rwkv.errors import MidiRwkvError
 from midi_rwkv.metrics.__main__ import main
+from midi_rwkv.metrics.music import content_preservation
+from midi_rwkv.metrics.region import Region
 from midi_rwkv.metrics.systems import parse_system, reference_score
 from midi_rwkv.model import RWKV7, init_weights, save_checkpoint, tiny_config
+from midi_rwkv.tokenizer import InfillTokenizer
 from tests.conftest import FIXTURES, note_tuples
 
 CHORALE = FIXTURES / "bach_bwv66.6.mid"
@@ -48,6 +53,7 @@ def test_evaluation_writes_results_summary_and_plots_and_resumes(setup, capsys):
     assert all(v == pytest.approx(1.0) for (s, _), v in cp.items() if s == "original")  # the ceiling
     errors = [float(r["value"]) for r in rows if r["system"] == "original" and r["metric"] == "density_error"]
     assert errors == [0.0, 0.0]  # the original bars follow their own controls exactly
+    _check_rows_measure_the_stored_generation_against_the_original(out, rows)
     summary = (out / "summary.md").read_text()
     for text in ("## Musical similarity", "## Control adherence", "## Paired tests", "| copy | model | CP |"):
         assert text in summary
@@ -59,6 +65,23 @@ def test_evaluation_writes_results_summary_and_plots_and_resumes(setup, capsys):
     assert [p.stat().st_mtime_ns for p in generated] == stamps
     assert _run(root, data, path, out, "--bars", "1") == 2  # other prompt settings: refused, not mixed
     assert "other prompt settings" in capsys.readouterr().err
+
+
+def _check_rows_measure_the_stored_generation_against_the_original(out, rows):
+    """Every system's row is its own stored file scored against the original, not anything against itself."""
+    value = {(r["system"], r["prompt"], r["metric"]): float(r["value"]) for r in rows}
+    prompts = json.loads((out / "prompts.json").read_text())["prompts"]
+    assert not all(value["copy", p["id"], "content_preservation"] == pytest.approx(1.0) for p in prompts)
+    for system in ("model", "free", "copy"):
+        for p in prompts:
+            stored = json.loads((out / "generations" / system / f"{p['id']}.json").read_text())
+            generated = Score(str(out / "generations" / system / f"{p['id']}.mid"))
+            piece = Score(str(CHORALE))  # every corpus file is a copy of the chorale
+            bars = [b for b in InfillTokenizer().prepare(piece).bars[p["start"] : p["end"]]]
+            region = Region(p["track"], tuple(bars), piece.ticks_per_quarter)
+            assert value[system, p["id"], "content_preservation"] == pytest.approx(content_preservation(generated, piece, region))
+            by_hand = [abs(a["density"] - b["density"]) for a, b in zip(stored["requested"], stored["realised"])]
+            assert value[system, p["id"], "density_error"] == pytest.approx(sum(by_hand) / len(by_hand))
 
 
 def test_copy_reference_copies_the_previous_bars(tok):

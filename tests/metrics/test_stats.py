@@ -49,6 +49,15 @@ def test_cohens_d_and_bootstrap_edge_cases():
     assert cohens_d([1.0, 2.0, 3.0]) == pytest.approx(2.0)
     assert math.isnan(cohens_d([1.0]))
     assert math.isnan(cohens_d([2.0, 2.0]))
-    low, high = bootstrap_ci([1.0, 2.0, 3.0, 4.0, 5.0], seed=1)
-    assert 1.0 <= low < 3.0 < high <= 5.0
     assert all(math.isnan(x) for x in bootstrap_ci([float("nan")]))
+
+
+def test_bootstrap_ci_matches_the_normal_interval_of_the_mean():
+    """For 400 normal draws, the percentile bootstrap of the mean is close to mean +- z * s / sqrt(n)."""
+    values = np.random.default_rng(7).normal(3.0, 2.0, size=400)
+    half = lambda z: z * values.std(ddof=1) / math.sqrt(len(values))  # noqa: E731
+    for level, z in ((0.95, 1.959964), (0.5, 0.674490)):
+        low, high = bootstrap_ci(values, level=level, resamples=8000, seed=1)
+        assert low == pytest.approx(values.mean() - half(z), abs=0.1 * half(z))
+        assert high == pytest.approx(values.mean() + half(z), abs=0.1 * half(z))
+    assert bootstrap_ci(values, seed=3) == bootstrap_ci(values, seed=3)
