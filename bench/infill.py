@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from midi_rwkv.inference.engine import Constraint, Engine
+from midi_rwkv.inference.generator import Constraint, Generator
 from midi_rwkv.inference.sampler import SamplerConfig
 from midi_rwkv.model import PRESETS, RWKV7, init_weights
 
@@ -47,7 +47,7 @@ def make_backend(engine: str, model: RWKV7, threads: int, folder: Path):
     if engine == "torch":
         return model
     from midi_rwkv.inference.ggml.backend import GGMLBackend
-    from midi_rwkv.inference.ggml.export import export_gguf
+    from midi_rwkv.inference.ggml.gguf import export_gguf
 
     dtype = engine.removeprefix("ggml-")
     path = folder / f"model.{dtype}.gguf"
@@ -65,20 +65,20 @@ def bench(preset: str, vocab: int, prompt_len: int, section: int, engine: str, t
     sampler = SamplerConfig()
     label = (preset, engine, str(threads))
     rows = []
-    engine_ = Engine(make_backend(engine, model, threads, folder))
+    generator = Generator(make_backend(engine, model, threads, folder))
     t0 = time.perf_counter()
-    engine_.prefill(prompt)
+    generator.prefill(prompt)
     rows.append((*label, "prompt ingestion", f"{prompt_len / (time.perf_counter() - t0):,.0f} tokens/s"))
     for k in (1, 8):
         steps = 64
         t0 = time.perf_counter()
-        engine_.generate(prompt, [FixedLength(steps) for _ in range(k)], sampler, seed=0)  # prompt cached
+        generator.generate(prompt, [FixedLength(steps) for _ in range(k)], sampler, seed=0)  # prompt cached
         rate = steps / (time.perf_counter() - t0)
         rows.append((*label, f"decode, batch {k}", f"{rate:,.1f} steps/s = {rate * k:,.0f} tokens/s"))
     for name, cold in (("8 x 4 bars, cold prompt", True), ("8 x 4 bars, cached prompt", False)):
-        engine_ = Engine(make_backend(engine, model, threads, folder)) if cold else engine_
+        generator = Generator(make_backend(engine, model, threads, folder)) if cold else generator
         t0 = time.perf_counter()
-        engine_.generate(prompt, [FixedLength(section) for _ in range(8)], sampler, seed=0)
+        generator.generate(prompt, [FixedLength(section) for _ in range(8)], sampler, seed=0)
         rows.append((*label, name, f"{time.perf_counter() - t0:.2f} s"))
     return rows
 

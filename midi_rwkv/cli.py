@@ -7,9 +7,7 @@ import sys
 
 from midi_rwkv import __version__
 from midi_rwkv.errors import MidiRwkvError
-from midi_rwkv.inference import commands as inference_commands
-from midi_rwkv.peft import commands as peft_commands
-from midi_rwkv.tokenizer import commands as tokenizer_commands
+from midi_rwkv.commands import MODULES
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,9 +18,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"midi-rwkv {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    inference_commands.register(sub)
-    peft_commands.register(sub)
-    tokenizer_commands.register(sub)
+    for module in MODULES:
+        module.register(sub)
     return parser
 
 

@@ -21,7 +21,7 @@ BARS=${BARS:-4}                                # N bars infilled
 CONTEXT=${CONTEXT:-16}                         # C bars of context on each side
 TRACK=${TRACK:-0}                              # track to infill (POP909: 0 = melody), or "random"
 SEED=${SEED:-0}
-SYSTEMS=${SYSTEMS:-"model free:free=1"}        # NAME[:key=value,...], see python -m midi_rwkv.metrics --help
+SYSTEMS=${SYSTEMS:-"model free:free=1"}        # NAME[:key=value,...], see midi-rwkv evaluate --help
 STATE=${STATE:-}                               # a tuned state: adds the system 'state'
 LORA=${LORA:-}                                 # a LoRA adapter: adds the system 'lora'
 FAITHFUL=${FAITHFUL:-0}                        # 1: the original release's metric definitions
@@ -33,5 +33,5 @@ for s in $SYSTEMS; do system_args+=(--system "$s"); done
 extra=()
 [[ "$FAITHFUL" == 1 ]] && extra+=(--faithful)
 
-python -m midi_rwkv.metrics --out "$OUT" --data "$DATA" --model "$MODEL" --prompts "$PROMPTS" --bars "$BARS" \
+midi-rwkv evaluate --out "$OUT" --data "$DATA" --model "$MODEL" --prompts "$PROMPTS" --bars "$BARS" \
   --context "$CONTEXT" --track "$TRACK" --seed "$SEED" "${system_args[@]}" "${extra[@]}"

@@ -22,5 +22,5 @@ CTX_LEN=${CTX_LEN:-1024}                       # tokens per sequence
 SEED=${SEED:-0}                                # split and example seed
 
 printf '\n==== LoRA r=%s alpha=%s on %s ====\n' "$RANK" "$ALPHA" "$DATA"
-python -m midi_rwkv.peft --method lora --rank "$RANK" --alpha "$ALPHA" --base "$BASE" --data "$DATA" --out "$OUT" \
+midi-rwkv tune --method lora --rank "$RANK" --alpha "$ALPHA" --model "$BASE" --data "$DATA" --out "$OUT" \
   --lr "$LR" --steps "$STEPS" --batch-size "$BATCH" --ctx-len "$CTX_LEN" --seed "$SEED"

@@ -20,5 +20,5 @@ CTX_LEN=${CTX_LEN:-1024}                       # tokens per sequence
 SEED=${SEED:-0}                                # split and example seed
 
 printf '\n==== state tuning on %s ====\n' "$DATA"
-python -m midi_rwkv.peft --method state --base "$BASE" --data "$DATA" --out "$OUT" --lr "$LR" --steps "$STEPS" \
+midi-rwkv tune --method state --model "$BASE" --data "$DATA" --out "$OUT" --lr "$LR" --steps "$STEPS" \
   --batch-size "$BATCH" --ctx-len "$CTX_LEN" --seed "$SEED"

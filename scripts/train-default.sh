@@ -37,7 +37,7 @@ banner() { printf '\n==== %s ====\n' "$*"; }
 banner "1/5 corpus"
 convert_args=()
 [[ "$CONVERT" == 0 ]] && convert_args=(--no-convert)
-python -m midi_rwkv.data.build_corpus --shared "$SHARED" --out "$CORPUS" --sources "$SOURCES" "${convert_args[@]}" | tee "$CORPUS.log"
+midi-rwkv build-corpus --shared "$SHARED" --out "$CORPUS" --sources "$SOURCES" "${convert_args[@]}" | tee "$CORPUS.log"
 DATA=$(tail -n 1 "$CORPUS.log")       # the corpus specs, printed last
 
 banner "2/5 tokenizer"

@@ -55,7 +55,7 @@ data_args=()
 for spec in $DATA; do data_args+=(--data "$spec"); done
 resume_args=()
 [[ "$RESUME" == 1 ]] && resume_args=(--resume)
-python -m midi_rwkv.train "${data_args[@]}" --out "$OUT" --tokenizer "$TOKENIZER" --preset "$PRESET" \
+midi-rwkv train "${data_args[@]}" --out "$OUT" --tokenizer "$TOKENIZER" --preset "$PRESET" \
   --ctx-len "$CTX_LEN" --batch-size "$BATCH" --steps "$STEPS" --lr-init "$LR" --lr-final "$LR_FINAL" \
   --warmup-steps "$WARMUP" --val-every "$VAL_EVERY" --ckpt-every "$CKPT_EVERY" --accelerator "$ACCELERATOR" \
   --devices "$DEVICES" --nodes "$NODES" --strategy "$STRATEGY" --workers "$WORKERS" "${resume_args[@]}"

@@ -4,7 +4,7 @@ import sys
 import pytest
 
 from midi_rwkv.cli import main
-from midi_rwkv.tokenizer.commands import parse_bars
+from midi_rwkv.commands.tokenizing import parse_bars
 from tests.conftest import FIXTURES
 
 CHORALE = str(FIXTURES / "bach_bwv66.6.mid")

@@ -1,4 +1,4 @@
-"""The ``midi-rwkv infill`` command."""
+"""``midi-rwkv infill`` (new bars for a track of a MIDI file) and ``export-gguf`` (a model for the GGML engine)."""
 
 from __future__ import annotations
 
@@ -6,22 +6,16 @@ from pathlib import Path
 
 import torch
 
+from midi_rwkv.commands.options import add_settings, parse_spans, settings_from_args
 from midi_rwkv.errors import ControlError, MidiRwkvError
-from midi_rwkv.inference.engine import TorchBackend
+from midi_rwkv.inference.generator import TorchBackend
 from midi_rwkv.inference.ggml import ENGINES
-from midi_rwkv.inference.ggml.export import DTYPES
-from midi_rwkv.inference.infill import ControlRequest, Infiller
+from midi_rwkv.inference.ggml.gguf import DTYPES
+from midi_rwkv.inference.infiller import ControlRequest, Infiller
 from midi_rwkv.inference.sampler import SamplerConfig
 from midi_rwkv.io import atomic_write
-from midi_rwkv.tokenizer.commands import parse_bars
-from midi_rwkv.tokenizer.controls import DURATIONS
-
-DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "midi_rwkv.pth"
-_DURATION_NAMES = ("whole", "half", "quarter", "eighth", "sixteenth")  # the order of the duration flags
-
-
-def parse_spans(text: str) -> list[tuple[int, int]]:
-    return [parse_bars(part) for part in text.split(",") if part]
+from midi_rwkv.model.checkpoint import DEFAULT_MODEL_NAME, open_model
+from midi_rwkv.tokenizer.controls import DURATION_NAMES, DURATIONS, POLYPHONY_MAX, POLYPHONY_MIN
 
 
 def parse_request(args) -> ControlRequest:
@@ -39,14 +33,14 @@ def parse_request(args) -> ControlRequest:
             polyphony = (int(low), int(high or low))
         except ValueError:
             raise ControlError(f"--polyphony '{args.polyphony}': expected MIN-MAX like 1-3") from None
-        if not 1 <= polyphony[0] <= polyphony[1] <= 6:
-            raise ControlError("--polyphony needs 1 <= MIN <= MAX <= 6")
+        if not POLYPHONY_MIN <= polyphony[0] <= polyphony[1] <= POLYPHONY_MAX:
+            raise ControlError(f"--polyphony needs {POLYPHONY_MIN} <= MIN <= MAX <= {POLYPHONY_MAX}")
     if args.duration:
         names = [n.strip().lower() for n in args.duration.split(",")]
-        unknown = [n for n in names if n not in _DURATION_NAMES]
+        unknown = [n for n in names if n not in DURATION_NAMES]
         if unknown:
-            raise ControlError(f"--duration: unknown value(s) {unknown}; use {', '.join(_DURATION_NAMES)}")
-        durations = tuple(name in names for name in _DURATION_NAMES)
+            raise ControlError(f"--duration: unknown value(s) {unknown}; use {', '.join(DURATION_NAMES)}")
+        durations = tuple(name in names for name in DURATION_NAMES)
     return ControlRequest(density, polyphony, durations)
 
 
@@ -60,20 +54,17 @@ def _describe(controls) -> str:
 
 
 def run_infill(args) -> int:
-    model = Path(args.model) if args.model else DEFAULT_MODEL
-    if not model.is_file():
-        raise MidiRwkvError(f"no model at {model}: train one with scripts/train.sh and pass --model OUT/model.pth")
     spans = parse_spans(args.bars)
     request = parse_request(args)
     if len(spans) > 1 and request.density and len(request.density) > 1:
         raise ControlError("with several spans, --density takes one value for every bar")
-    sampler = SamplerConfig(args.temperature, args.top_k, args.top_p, args.epsilon, args.repetition_penalty)
+    sampler = settings_from_args(SamplerConfig, args)
     if args.threads is not None and args.threads < 1:
         raise MidiRwkvError("--threads must be 1 or more")
-    infiller = Infiller.load(model, args.tokenizer, args.state, args.lora, engine=args.engine, threads=args.threads or 1)
-    if args.threads or not isinstance(infiller.engine.backend, TorchBackend):
+    infiller = Infiller.load(args.model, args.tokenizer, args.state, args.lora, engine=args.engine, threads=args.threads or 1)
+    if args.threads or not isinstance(infiller.generator.backend, TorchBackend):
         torch.set_num_threads(args.threads or 1)  # the sampler's (and the PyTorch engine's) threads
-    print(f"engine: {infiller.engine.backend.name}")
+    print(f"engine: {infiller.generator.backend.name}")
     out = Path(args.output)
     source = Path(args.midi)
     piece = infiller.tokenizer.prepare(source)
@@ -111,21 +102,17 @@ def register(sub) -> None:
     p.add_argument("--track", type=int, required=True, help="track to infill, counted from 0 as in the file")
     p.add_argument("--bars", required=True, help="bars to infill, FIRST:LAST counted from 1, inclusive; several spans: 3:4,9:12")
     p.add_argument("--density", help="notes per bar: one number for all bars, or one per bar (e.g. 6,8,8,4)")
-    p.add_argument("--polyphony", help="notes starting together, MIN-MAX in 1..6 (e.g. 1-3); not for drums")
-    p.add_argument("--duration", help="note values present in each bar: whole,half,quarter,eighth,sixteenth; not for drums")
+    p.add_argument("--polyphony", help=f"notes starting together, MIN-MAX in {POLYPHONY_MIN}..{POLYPHONY_MAX} (e.g. 1-3); not for drums")
+    p.add_argument("--duration", help=f"note values present in each bar: {','.join(DURATION_NAMES)}; not for drums")
     p.add_argument("--free", action="store_true", help="give the model no bar controls at all: it chooses density, polyphony and durations")
     p.add_argument("-n", type=int, default=4, help="candidates to generate (default: 4)")
     p.add_argument("-o", "--output", default="infilled", help="output folder (default: ./infilled)")
-    p.add_argument("--model", help=f"model .pth, or a .gguf from export-gguf (default: {DEFAULT_MODEL.name} in the repository)")
+    p.add_argument("--model", help=f"model .pth, or a .gguf from export-gguf (default: {DEFAULT_MODEL_NAME}, the shipped model; see README)")
     p.add_argument("--tokenizer", help="tokenizer JSON (default: MODEL_STEM.tokenizer.json, else tokenizer.json, beside the model)")
     p.add_argument("--state", help="a tuned style (.safetensors from tune-style or state tuning) that starts every prompt")
     p.add_argument("--lora", help="a LoRA adapter (.safetensors) merged into the model")
     p.add_argument("--context", type=int, default=16, help="bars of context on each side (default: 16)")
-    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature, 0 = greedy (default: 1.0)")
-    p.add_argument("--top-k", type=int, default=20, help="keep the k most likely tokens, 0 = off (default: 20)")
-    p.add_argument("--top-p", type=float, default=0.95, help="nucleus sampling threshold (default: 0.95)")
-    p.add_argument("--epsilon", type=float, default=9e-4, help="drop tokens below this probability (default: 9e-4)")
-    p.add_argument("--repetition-penalty", type=float, default=1.2, help="penalty on tokens already seen (default: 1.2)")
+    add_settings(p, SamplerConfig)
     p.add_argument("--max-tokens", type=int, default=2000, help="stop a candidate after this many tokens (default: 2000)")
     p.add_argument("--seed", type=int, help="random seed, for repeatable candidates")
     p.add_argument("--rank", action="store_true", help="order candidates by how well they follow the controls")
@@ -144,20 +131,19 @@ def register(sub) -> None:
         description="Export a .pth model to GGUF (llama.cpp's rwkv7 architecture, raw token ids). 'midi-rwkv infill "
         "--engine ggml' does this by itself and caches the result; export by hand to ship or inspect the file.",
     )
-    e.add_argument("--model", help=f"model .pth (default: {DEFAULT_MODEL.name} in the repository)")
+    e.add_argument("--model", help=f"model .pth (default: {DEFAULT_MODEL_NAME}, the shipped model; see README)")
     e.add_argument("--dtype", default="f16", choices=DTYPES, help="matrix precision (default: f16; vectors stay f32)")
+    e.add_argument("--tokenizer", help="tokenizer JSON (default: MODEL_STEM.tokenizer.json, else tokenizer.json, beside the model)")
     e.add_argument("--lora", help="a LoRA adapter (.safetensors) merged into the weights before export")
     e.add_argument("-o", "--output", help="output .gguf (default: MODEL_STEM.DTYPE.gguf beside the model)")
     e.set_defaults(run=run_export)
 
 
 def run_export(args) -> int:
-    from midi_rwkv.inference.ggml.export import export_gguf
-    from midi_rwkv.model import load_checkpoint
+    from midi_rwkv.inference.ggml.gguf import export_gguf
     from midi_rwkv.peft.adapters import merge_lora
 
-    model_path = Path(args.model) if args.model else DEFAULT_MODEL
-    model = load_checkpoint(model_path).float()
+    model, _, model_path = open_model(args.model, args.tokenizer)
     if args.lora:
         merge_lora(args.lora, model)
     out = Path(args.output) if args.output else model_path.with_name(f"{model_path.stem}.{args.dtype}.gguf")

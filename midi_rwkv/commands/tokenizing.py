@@ -1,4 +1,4 @@
-"""Tokenizer subcommands: ``prompt`` (show an infill prompt), ``train-tokenizer``, ``check-data``."""
+"""``midi-rwkv prompt`` (show an infill prompt), ``train-tokenizer`` and ``check-data``."""
 
 from __future__ import annotations
 
@@ -10,26 +10,15 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from midi_rwkv.errors import BarRangeError, MidiRwkvError
+from midi_rwkv.commands.options import parse_bars
 from midi_rwkv.data.corpora import midi_files
-from midi_rwkv.tokenizer.bpe import train_from_corpora
+from midi_rwkv.data.vocabulary import train_from_corpora
+from midi_rwkv.errors import MidiRwkvError
 from midi_rwkv.tokenizer.examples import ExampleBuilder, ExampleConfig
 from midi_rwkv.tokenizer.infill_tokenizer import InfillTokenizer
 from midi_rwkv.tokenizer.score import load_score
 
 _LINE_BREAKS = ("Track_Start", "FillBar_Start", "FillBar_End", "Infill_Track", "Bar_None")
-
-
-def parse_bars(text: str) -> tuple[int, int]:
-    """'9:12' (bars 9 to 12, counted from 1, inclusive) or '9' -> 0-based half-open (8, 12)."""
-    try:
-        first, _, last = text.partition(":")
-        start, end = int(first), int(last or first)
-    except ValueError:
-        raise BarRangeError(f"bars '{text}': expected FIRST:LAST, e.g. 9:12 (bars count from 1)") from None
-    if start < 1 or end < start:
-        raise BarRangeError(f"bars '{text}': need 1 <= FIRST <= LAST (bars count from 1)")
-    return start - 1, end
 
 
 def _load(path: str | None) -> InfillTokenizer:

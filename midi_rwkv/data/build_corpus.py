@@ -5,13 +5,11 @@ converted is kept, so an interrupted build resumes), then writes ``manifest.json
 piece of every source: source, licence, path, tracks, notes and split. The split is the one training
 uses (a hash of the location-free piece id), so POP909's test songs are never trained on.
 
-    python -m midi_rwkv.data.build_corpus --shared ../shared/data --out runs/corpus
+    midi-rwkv build-corpus --shared ../shared/data --out runs/corpus
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
 import warnings
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -21,7 +19,7 @@ from tqdm import tqdm
 from midi_rwkv.data.corpora import FolderCorpus, Pop909Corpus
 from midi_rwkv.data.prefilter import SPLIT_RATIOS, split_of
 from midi_rwkv.errors import MidiRwkvError
-from midi_rwkv.io import atomic_write, atomic_write_json
+from midi_rwkv.io import atomic_write
 
 # name -> (folder under the shared data, licence, MusicXML to convert?)
 SOURCES = {
@@ -104,33 +102,3 @@ def build(shared: Path, out: Path, sources: list[str], workers: int, convert: bo
         entry["notes"] += row["notes"]
         entry[row["split"]] += 1
     return {"data": data, "summary": summary, "failures": failures, "pieces": rows}
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m midi_rwkv.data.build_corpus", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--shared", default="../shared/data", help="the shared data folder (default: %(default)s)")
-    parser.add_argument("--out", default="runs/corpus", help="converted MIDI and manifest.json go here (default: %(default)s)")
-    parser.add_argument("--sources", default=",".join(SOURCES), help="comma-separated subset of: %(default)s")
-    parser.add_argument("--workers", type=int, default=2, help="conversion processes (default: %(default)s)")
-    parser.add_argument("--no-convert", action="store_true", help="use the MusicXML sources only as far as already converted")
-    args = parser.parse_args(argv)
-    sources = [s for s in args.sources.split(",") if s]
-    unknown = sorted(set(sources) - set(SOURCES))
-    if unknown:
-        parser.error(f"unknown sources {unknown}; choose from {list(SOURCES)}")
-    try:
-        manifest = build(Path(args.shared), Path(args.out), sources, args.workers, convert=not args.no_convert)
-    except MidiRwkvError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    atomic_write_json(Path(args.out) / "manifest.json", manifest)
-    for name, entry in manifest["summary"].items():
-        print(f"{name:13s} {entry['pieces']:5d} pieces {entry['notes']:9,d} notes  "
-              f"train/val/test {entry['train']}/{entry['validation']}/{entry['test']}  "
-              f"failed {len(manifest['failures'].get(name, []))}")
-    print(" ".join(manifest["data"]))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

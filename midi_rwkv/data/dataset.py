@@ -5,7 +5,7 @@ and resumes at step s sees exactly the batches an uninterrupted run would have s
 
 Labels are the next token, with -100 (no loss) where the next token is one the model is given
 rather than asked for: attribute controls, ``Infill_Bar``, ``Infill_Track``, ``FillBar_Start``
-(spec §2.4) and padding.
+(docs/original-release.md#loss-masking) and padding.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Prefilter a corpus (cached), split it by piece, and write a manifest of what was kept and why not.
 
 A piece is kept when it loads, has at least ``min_bars`` bars and more than ``min_notes`` notes
-(spec §2.1), and the tokenizer can represent it. Splits hash each piece id with a seed, so they
+(docs/original-release.md#prefilter), and the tokenizer can represent it. Splits hash each piece id with a seed, so they
 are deterministic and stay put when the corpus grows.
 """
 

@@ -1,1 +1,2 @@
-"""Inference: the token-id engine, the sampler, bar-by-bar control, and infilling MIDI files."""
+"""Inference: the token-id generator, its backends (the PyTorch and GGML engines), the sampler, bar-by-bar control,
+and infilling MIDI files."""

@@ -1,4 +1,4 @@
-"""Bar-by-bar control of a generated infill section, in token ids (used by the engine).
+"""Bar-by-bar control of a generated infill section, in token ids (used by the generator).
 
 The model decides where a bar ends: when it samples any token that starts a bar (``Bar_None``),
 that token is replaced by the next bar's real header (its time signature comes from the piece,
@@ -6,7 +6,7 @@ never from the model) followed by the bar's controls. Once the requested number 
 the next bar token becomes ``FillBar_End``. Tokens that cannot occur inside a bar body (special
 tokens, controls, programs, stray time signatures, ``FillBar_End`` itself, and pieces that decode to
 nothing) are banned. This fixes the original's sampler, which never counts bars and always bans
-``FillBar_End`` (spec §5.5, §8.18, §8.22).
+``FillBar_End`` (docs/original-release.md#infill-constraints).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from midi_rwkv.inference.engine import Constraint
+from midi_rwkv.inference.generator import Constraint
 from midi_rwkv.tokenizer.codec import Codec
 
 _BODY_FORBIDDEN = ("PAD_None", "BOS_None", "EOS_None", "Infill_Bar", "Infill_Track", "FillBar_Start", "FillBar_End", "Track_Start", "Track_End")

@@ -1,4 +1,7 @@
-"""The inference engine: token ids in, token ids out. MIDI and the tokenizer stay outside it.
+"""The generation loop: token ids in, token ids out. MIDI and the tokenizer stay outside it.
+
+("Engine" in this project means the choice of backend a user makes: the PyTorch engine or the GGML
+engine. Both run under this one :class:`Generator`.)
 
 A prompt is read once in sequence mode. Its state is cached, keyed by the prompt, and a longer
 prompt that extends a cached one continues from it. K candidates start from copies of that state
@@ -7,7 +10,7 @@ inject, when to stop) come from a :class:`Constraint`.
 
 The numbers come from a backend: :class:`TorchBackend` (the PyTorch model, the default) or the
 GGML backend (llama.cpp, ``midi_rwkv.inference.ggml``). Sampling, control injection and the
-prompt cache are the engine's, the same for both.
+prompt cache are the generator's, the same for both.
 """
 
 from __future__ import annotations
@@ -90,7 +93,9 @@ class Generation:
     seconds: float = 0.0
 
 
-class Engine:
+class Generator:
+    """K candidates from one prompt, on any :class:`Backend`, with per-stream :class:`Constraint` rules."""
+
     def __init__(self, backend: Backend | RWKV7, cache_size: int = 8, initial_state: RWKVState | None = None):
         """``backend``: a :class:`Backend`, or a PyTorch model (with an optional ``initial_state``)."""
         if isinstance(backend, RWKV7):

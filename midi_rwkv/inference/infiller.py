@@ -1,4 +1,4 @@
-"""Infilling MIDI: prompt from the piece, K candidates from the engine, merged back and measured."""
+"""Infilling MIDI: prompt from the piece, K candidates from the generator, merged back and measured."""
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ from symusic import Score
 
 from midi_rwkv.errors import ControlError, MidiRwkvError
 from midi_rwkv.inference.constraints import BarInfillConstraint, TokenTables
-from midi_rwkv.inference.engine import Engine, Generation
+from midi_rwkv.inference.generator import Generator, Generation
 from midi_rwkv.inference.ggml import ENGINES, choose_engine, ggml_backend
 from midi_rwkv.inference.sampler import SamplerConfig
-from midi_rwkv.metrics.controls import realised_controls
-from midi_rwkv.model.checkpoint import check_vocab, default_tokenizer, load_checkpoint
+from midi_rwkv.model.checkpoint import check_vocab, open_model, open_tokenizer, resolve_model
 from midi_rwkv.tokenizer import BarControls, InfillTokenizer, Piece
-from midi_rwkv.tokenizer.infill import resolve_bar_controls
+from midi_rwkv.tokenizer.controls import check_drum_controls, control_error
+from midi_rwkv.tokenizer.sequences import resolve_bar_controls
 from midi_rwkv.tokenizer.merge import MergeReport
 
 
@@ -38,23 +38,14 @@ class Candidate:
 
     @property
     def control_error(self) -> float:
-        """Sum over bars of |density error| + |polyphony errors| + wrong duration flags (0 = all honoured)."""
-        total = 0.0
-        for want, got in zip(self.requested, self.realised):
-            total += abs(want.density - got.density)
-            if want.polyphony and got.polyphony:
-                total += abs(want.polyphony[0] - got.polyphony[0]) + abs(want.polyphony[1] - got.polyphony[1])
-            elif want.polyphony or got.polyphony:
-                total += 1
-            if want.durations and got.durations:
-                total += sum(a != b for a, b in zip(want.durations, got.durations))
-        return total
+        """See :func:`midi_rwkv.tokenizer.controls.control_error` (0 = every control honoured)."""
+        return control_error(self.requested, self.realised)
 
 
-def apply_request(piece: Piece, base: list[BarControls], bars: tuple[int, int], request: ControlRequest, is_drum: bool) -> list[BarControls]:
+def apply_request(piece: Piece, track: int, base: list[BarControls], bars: tuple[int, int], request: ControlRequest,
+                  is_drum: bool) -> list[BarControls]:
     """Per tokenizer bar controls: the original bars', overridden by the request."""
-    if is_drum and (request.polyphony or request.durations):
-        raise ControlError("this is a drum track: only --density applies (no --polyphony or --duration)")
+    check_drum_controls(track, is_drum, request.polyphony, request.durations)
     n_real = bars[1] - bars[0]
     density = request.density
     if density is not None and len(density) not in (1, n_real):
@@ -89,12 +80,12 @@ def _gguf_backend(path: Path, tokenizer: InfillTokenizer, engine: str, threads: 
 
 
 class Infiller:
-    def __init__(self, engine: Engine, tokenizer: InfillTokenizer):
-        self.engine, self.tokenizer = engine, tokenizer
+    def __init__(self, generator: Generator, tokenizer: InfillTokenizer):
+        self.generator, self.tokenizer = generator, tokenizer
         self.tables = TokenTables.build(tokenizer.codec)
 
     @classmethod
-    def load(cls, model_path: str | Path, tokenizer_path: str | Path | None = None, state: str | Path | None = None,
+    def load(cls, model_path: str | Path | None = None, tokenizer_path: str | Path | None = None, state: str | Path | None = None,
              lora: str | Path | None = None, engine: str = "torch", threads: int = 1) -> Infiller:
         """A model, its tokenizer, and optionally a tuned state (``--state``) and a LoRA merged in (``--lora``).
 
@@ -106,15 +97,12 @@ class Infiller:
 
         if engine not in (*ENGINES, "auto"):
             raise MidiRwkvError(f"unknown engine '{engine}': choose from auto, {', '.join(ENGINES)}")
-        model_path = Path(model_path)
-        tokenizer_path = Path(tokenizer_path) if tokenizer_path else default_tokenizer(model_path)
-        if not tokenizer_path.is_file():
-            raise MidiRwkvError(f"no tokenizer at {tokenizer_path}: pass --tokenizer")
-        tokenizer = InfillTokenizer.load(tokenizer_path)
+        model_path = resolve_model(model_path)
         if model_path.suffix == ".gguf":
+            tokenizer = open_tokenizer(model_path, tokenizer_path)
             engine = "ggml" if engine == "auto" else engine
-            return cls(Engine(_gguf_backend(model_path, tokenizer, engine, threads, state, lora)), tokenizer)
-        model = load_checkpoint(model_path, vocab_size=tokenizer.vocab_size).float()
+            return cls(Generator(_gguf_backend(model_path, tokenizer, engine, threads, state, lora)), tokenizer)
+        model, tokenizer, _ = open_model(model_path, tokenizer_path)
         initial = None
         if state:
             adapter = load_adapter(state, model)  # checked against the base before anything changes it
@@ -125,8 +113,8 @@ class Infiller:
             merge_lora(lora, model)
         engine = choose_engine(engine, model.config.head_size)
         if engine == "torch":
-            return cls(Engine(model, initial_state=initial), tokenizer)
-        return cls(Engine(ggml_backend(model, engine, threads, initial)), tokenizer)
+            return cls(Generator(model, initial_state=initial), tokenizer)
+        return cls(Generator(ggml_backend(model, engine, threads, initial)), tokenizer)
 
     def infill(self, piece: Piece, track: int, bars: tuple[int, int], request: ControlRequest | None = None, n: int = 4,
                sampler: SamplerConfig | None = None, context_bars: int = 16, max_tokens: int = 2000, seed: int | None = None,
@@ -143,16 +131,16 @@ class Infiller:
         t = piece.track_index(track)
         span = piece.token_span(*bars)
         base = resolve_bar_controls(enc, t, span, None)
-        requested = apply_request(piece, base, bars, request or ControlRequest(), enc.tracks[t].is_drum)
+        requested = apply_request(piece, track, base, bars, request or ControlRequest(), enc.tracks[t].is_drum)
         # RWKV reads past its training length; 4x ctx_len only bounds the time spent on the prompt
         seq = tok.bar_infill(enc, track, bars, controls=requested, context_bars=context_bars,
-                             max_len=self.engine.config.ctx_len * 4, with_target=False, free=free)
+                             max_len=self.generator.config.ctx_len * 4, with_target=False, free=free)
         section = [(s.header, s.controls) for s in seq.section]
-        generations = self.engine.generate(seq.ids, [BarInfillConstraint(self.tables, section) for _ in range(n)],
+        generations = self.generator.generate(seq.ids, [BarInfillConstraint(self.tables, section) for _ in range(n)],
                                            sampler, max_tokens, seed)
         candidates = []
         for g in generations:
             score, report = tok.merge(piece, seq, g.ids)
-            realised = realised_controls(tok, score, piece.name, track, bars, len(requested), enc.tracks[t].is_drum)
+            realised = tok.realised_controls(score, piece.name, track, bars, len(requested), enc.tracks[t].is_drum)
             candidates.append(Candidate(score, report, requested, realised, g))
         return candidates

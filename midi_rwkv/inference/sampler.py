@@ -1,9 +1,9 @@
 """Sampling from logits: temperature, repetition penalty, epsilon cutoff, top-k, top-p (in that order).
 
-Defaults are the paper's evaluation settings (spec §5.4). Unlike the original, the repetition
+Defaults are the paper's evaluation settings (docs/original-release.md#sampling). Unlike the original, the repetition
 penalty has the usual (Hugging Face) meaning: a seen token's positive logit is divided by the
 penalty and a negative one multiplied, so both become less likely (the original divides
-negative logits, making seen tokens *more* likely, spec §8.19).
+negative logits, making seen tokens *more* likely, docs/original-release.md#repetition-penalty).
 """
 
 from __future__ import annotations
@@ -13,18 +13,20 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from midi_rwkv.settings import require, setting
+
 
 @dataclass
 class SamplerConfig:
-    temperature: float = 1.0  # 0 means greedy
-    top_k: int = 20  # 0 disables
-    top_p: float = 0.95  # 1 disables
-    epsilon: float = 9e-4  # drop tokens below this probability; 0 disables
-    repetition_penalty: float = 1.2  # 1 disables
+    temperature: float = setting(1.0, "sampling temperature, 0 = greedy")
+    top_k: int = setting(20, "keep the k most likely tokens, 0 = off")
+    top_p: float = setting(0.95, "nucleus sampling threshold, 1 = off")
+    epsilon: float = setting(9e-4, "drop tokens below this probability, 0 = off")
+    repetition_penalty: float = setting(1.2, "penalty on tokens already seen, 1 = off")
 
     def __post_init__(self):
-        if self.temperature < 0 or self.top_k < 0 or not 0 < self.top_p <= 1 or self.epsilon < 0 or self.repetition_penalty <= 0:
-            raise ValueError(f"invalid sampler settings: {self}")
+        require(self.temperature >= 0 and self.top_k >= 0 and 0 < self.top_p <= 1 and self.epsilon >= 0
+                and self.repetition_penalty > 0, f"invalid sampler settings: {self}")
 
 
 def filter_logits(logits: Tensor, config: SamplerConfig, seen: Tensor | None = None, banned: Tensor | None = None) -> Tensor:

@@ -1,35 +1,15 @@
 """Control adherence: did each generated bar get the note density, polyphony and durations asked for?
 
 Requested controls are per tokenizer bar (what the model was given); realised controls are measured
-the same way on the merged result (``tokenizer.controls.bar_controls`` on the quantised score), so a
-bar that honours its controls exactly has zero error.
+the same way on the merged result (``InfillTokenizer.realised_controls``), so a bar that honours its
+controls exactly has zero error.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from symusic import Score
 
-from midi_rwkv.errors import EmptyScoreError, TrackIndexError
-from midi_rwkv.tokenizer import BarControls, InfillTokenizer
-from midi_rwkv.tokenizer.controls import DURATIONS, bar_controls
-
-
-def realised_controls(tokenizer: InfillTokenizer, score: Score, name: str, track: int, bars: tuple[int, int],
-                      count: int, is_drum: bool) -> list[BarControls]:
-    """The controls the span ``bars`` (real bars [start, end)) of ``track`` has in ``score``.
-
-    A track that lost every note reads as ``count`` empty bars.
-    """
-    empty = BarControls(0) if is_drum else BarControls(0, None, (False,) * len(DURATIONS))
-    try:
-        piece = tokenizer.prepare(score, name)
-        t = piece.track_index(track)
-    except (TrackIndexError, EmptyScoreError):
-        return [empty] * count
-    span = piece.token_span(*bars)
-    realised = bar_controls(piece.score.tracks[t], piece.token_bars[span[0] : span[1]], piece.score.ticks_per_quarter)
-    return [BarControls(c.density) for c in realised] if is_drum else realised
+from midi_rwkv.tokenizer import BarControls
 
 
 def adherence(requested: list[BarControls], realised: list[BarControls]) -> dict[str, float]:

@@ -22,36 +22,64 @@ from tqdm import tqdm
 
 from midi_rwkv.data.corpora import open_corpus
 from midi_rwkv.errors import MidiRwkvError
-from midi_rwkv.inference.infill import Infiller
-from midi_rwkv.model.checkpoint import default_tokenizer
+from midi_rwkv.inference.infiller import Infiller
+from midi_rwkv.model.checkpoint import default_tokenizer, resolve_model
 from midi_rwkv.io import atomic_write, atomic_write_json
-from midi_rwkv.metrics.controls import adherence, density_deltas, realised_controls
+from midi_rwkv.metrics.adherence import adherence, density_deltas
 from midi_rwkv.metrics.music import music_metrics
 from midi_rwkv.metrics.prompts import Prompt, choose_prompts
 from midi_rwkv.metrics.region import Region
-from midi_rwkv.metrics.systems import REFERENCES, System, reference_score
+from midi_rwkv.metrics.systems import REFERENCES, System, parse_system, reference_score
+from midi_rwkv.settings import require, setting
 from midi_rwkv.tokenizer import BarControls, InfillTokenizer, Piece
-from midi_rwkv.tokenizer.infill import resolve_bar_controls
+from midi_rwkv.tokenizer.sequences import resolve_bar_controls
+
+
+def _track(text: str) -> int | str:
+    return text if text == "random" else int(text)
 
 
 @dataclass
 class EvalConfig:
-    out: str
-    systems: list[System]
-    data: str = "pop909:../shared/data/pop909"
-    tokenizer: str | None = None  # chooses prompts; default: the first system's
-    prompts: int = 40
-    bars: int = 4
-    context: int = 16
-    track: int | None = 0  # POP909: 0 is the melody, as in the paper; None draws a track per piece
-    split: str = "test"
-    seed: int = 0
-    max_tokens: int = 2000
-    faithful: bool = False  # the original release's metric definitions
-    references: tuple[str, ...] = field(default=REFERENCES)
+    out: str = setting(help="report folder: generations, results.csv, summary.md, plots (re-running resumes)")
+    system: list[str] = setting(help="a system to evaluate, repeatable; keys: model tokenizer state lora free engine "
+                                "(torch, ggml, ggml-f32) temperature top_k top_p epsilon repetition_penalty",
+                                factory=lambda: ["model", "free:free=1"], metavar="NAME[:key=value,...]")
+    model: str | None = setting(None, "the systems' model unless they name one (default: the shipped midi_rwkv.pth)")
+    data: str = setting("pop909:../shared/data/pop909", "corpus to draw prompts from")
+    tokenizer: str | None = setting(None, "tokenizer that chooses prompts (default: the first system's)")
+    prompts: int = setting(40, "prompts, one per piece")
+    bars: int = setting(4, "bars to infill, N")
+    context: int = setting(16, "bars of context on each side, C")
+    track: int | str = setting(0, "track to infill, or 'random' for one per piece (POP909: 0 is the melody, as in the "
+                               "paper)", parse=_track)
+    split: str = setting("test", "split to draw from, as training splits the corpus, or all pieces",
+                         choices=("train", "validation", "test", "all"))
+    seed: int = setting(0, "prompt and sampling seed")
+    max_tokens: int = setting(2000, "token limit per generation")
+    faithful: bool = setting(False, "the original release's metric definitions (silence scores 0, ...)")
+    no_references: bool = setting(False, "leave out the 'original' and 'copy' reference rows")
+    systems: list[System] = field(init=False, repr=False, metadata={"help": "parsed from system", "cli": False})
+
+    def __post_init__(self):
+        for name in ("prompts", "bars", "max_tokens"):
+            require(getattr(self, name) >= 1, f"--{name.replace('_', '-')} must be 1 or more")
+        require(self.context >= 0, "--context must be 0 or more")
+        require(self.track == "random" or (isinstance(self.track, int) and self.track >= 0),
+                f"--track must be a track number or 'random', got {self.track!r}")
+        needs_default = self.model is None and any("model=" not in text for text in self.system)
+        model = str(resolve_model(None)) if needs_default else self.model
+        self.systems = [parse_system(text, model) for text in self.system]
+        names = [s.name for s in self.systems]
+        require(len(set(names)) == len(names), f"system names must be unique: {names}")
+
+    @property
+    def references(self) -> tuple[str, ...]:
+        return () if self.no_references else REFERENCES
 
     def prompt_settings(self) -> dict:
-        return {k: getattr(self, k) for k in ("data", "prompts", "bars", "context", "track", "split", "seed")}
+        settings = {k: getattr(self, k) for k in ("data", "prompts", "bars", "context", "track", "split", "seed")}
+        return settings | {"track": None if self.track == "random" else self.track}
 
 
 def _controls_to_json(controls: list[BarControls]) -> list[dict]:
@@ -94,7 +122,8 @@ class Evaluation:
                 raise MidiRwkvError(f"{self.out} holds an evaluation with other prompt settings ({saved['settings']}); use another --out")
             return [Prompt(**p) for p in saved["prompts"]]
         c = self.config
-        prompts = choose_prompts(c.data, self.tokenizer, c.prompts, c.bars, c.context, c.track, c.split, c.seed, self.progress)
+        track = None if c.track == "random" else c.track
+        prompts = choose_prompts(c.data, self.tokenizer, c.prompts, c.bars, c.context, track, c.split, c.seed, self.progress)
         if not prompts:
             raise MidiRwkvError(f"{c.data}: no piece of the {c.split} split has {c.bars} bars with notes to infill")
         atomic_write_json(path, {"settings": settings, "prompts": [p.to_dict() for p in prompts]})
@@ -148,7 +177,7 @@ class Evaluation:
         t = piece.track_index(prompt.track)
         requested = resolve_bar_controls(enc, t, piece.token_span(*bars), None)
         score = reference_score(name, piece, prompt.track, bars)
-        realised = realised_controls(self.tokenizer, score, piece.name, prompt.track, bars, len(requested), enc.tracks[t].is_drum)
+        realised = self.tokenizer.realised_controls(score, piece.name, prompt.track, bars, len(requested), enc.tracks[t].is_drum)
         return {"score": score, "requested": _controls_to_json(requested), "realised": _controls_to_json(realised),
                 "seconds": 0.0, "tokens": 0, "stopped": "done", "notes_added": 0}
 

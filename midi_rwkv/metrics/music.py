@@ -1,10 +1,10 @@
-"""Musical similarity between an infilled span and the original bars (spec §6.2, with its bugs fixed).
+"""Musical similarity between an infilled span and the original bars (docs/original-release.md#metrics, with its bugs fixed).
 
 Every function takes ``(generated, original, region)`` (or one score) and returns a float, NaN when
 the metric is undefined for that pair (say so in reports rather than inventing a value).
 
 Silence. The original release scores a silent frame 0 in content preservation even when both
-scores are silent there, and calls an empty span perfectly groove-consistent (spec §6.2, §8.26).
+scores are silent there, and calls an empty span perfectly groove-consistent (docs/original-release.md#metric-silence).
 Here silence is music: a frame silent in both scores matches (1), silent in one only does not (0);
 groove consistency of an empty span is undefined (NaN). ``faithful=True`` reproduces the original
 definitions where they differ, for comparison with published numbers.

@@ -1,4 +1,4 @@
-"""Evaluation prompts: which piece, track and bars to infill (spec §5.2, without its quirks).
+"""Evaluation prompts: which piece, track and bars to infill (docs/original-release.md#evaluation-prompts, without its quirks).
 
 Pieces come from the test split of a corpus (the same hash split training uses, so none of them was
 trained on), drawn with a seeded shuffle and without replacement: one prompt per piece. The span is

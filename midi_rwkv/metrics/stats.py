@@ -1,8 +1,8 @@
-"""Statistics for comparing two systems on the same prompts (spec §6.3, with its gaps closed).
+"""Statistics for comparing two systems on the same prompts (docs/original-release.md#paired-tests, with its gaps closed).
 
 Paired by prompt: a Wilcoxon signed-rank test on the per-prompt differences, Cohen's d of those
 differences, bootstrap confidence intervals of means, and Holm's correction across the metrics of
-one comparison (the original reported uncorrected p-values, when its tests ran at all, §8.28).
+one comparison (the original reported uncorrected p-values, when its tests ran at all, see docs/original-release.md#paired-tests).
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ Every report also has two references on the same prompts:
 
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass, field, fields
 
 from symusic import Score
@@ -42,7 +43,7 @@ class System:
         return out | {"sampler": vars(self.sampler)}
 
 
-_SAMPLER_KEYS = {"temperature": float, "top_k": int, "top_p": float, "epsilon": float, "repetition_penalty": float}
+_SAMPLER_KEYS = typing.get_type_hints(SamplerConfig)  # temperature: float, top_k: int, ...
 
 
 def parse_system(text: str, default_model: str) -> System:
@@ -75,7 +76,7 @@ def parse_system(text: str, default_model: str) -> System:
             raise MidiRwkvError(f"system '{text}': unknown key '{key}'")
     try:
         return System(name, sampler=SamplerConfig(**sampler), **options)
-    except ValueError as exc:
+    except (ValueError, MidiRwkvError) as exc:
         raise MidiRwkvError(f"system '{text}': {exc}") from None
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import sys
 from pathlib import Path
 
 import torch
@@ -17,6 +19,7 @@ from midi_rwkv.errors import MidiRwkvError
 from midi_rwkv.io import atomic_write, atomic_write_json
 from midi_rwkv.model.config import RWKVConfig
 from midi_rwkv.model.rwkv7 import RWKV7
+from midi_rwkv.tokenizer import InfillTokenizer
 
 FORMAT = "midi-rwkv/1"
 
@@ -110,3 +113,49 @@ def default_tokenizer(model_path: Path) -> Path:
     """``midi_rwkv.tokenizer.json`` beside ``midi_rwkv.pth``, else the run folder's ``tokenizer.json``."""
     own = model_path.with_name(f"{model_path.stem}.tokenizer.json")
     return own if own.is_file() else model_path.with_name("tokenizer.json")
+
+
+DEFAULT_MODEL_NAME = "midi_rwkv.pth"
+
+
+def default_model_candidates() -> list[Path]:
+    """Where the shipped model is looked for, in this order.
+
+    1. ``$MIDI_RWKV_MODEL``;
+    2. ``midi_rwkv.pth`` at the root of the source checkout the package was imported from (a clone,
+       or ``pip install -e .``);
+    3. ``share/midi-rwkv/midi_rwkv.pth`` under the installation prefix (``pip install .`` puts it there).
+    """
+    candidates = [Path(os.environ["MIDI_RWKV_MODEL"])] if os.environ.get("MIDI_RWKV_MODEL") else []
+    candidates.append(Path(__file__).resolve().parents[2] / DEFAULT_MODEL_NAME)
+    candidates.append(Path(sys.prefix) / "share" / "midi-rwkv" / DEFAULT_MODEL_NAME)
+    return candidates
+
+
+def resolve_model(path: str | Path | None = None) -> Path:
+    """``path``, or the shipped model (see :func:`default_model_candidates`); an existing file, or a clear error."""
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise CheckpointError(f"no model at {path}: train one with scripts/train.sh and pass --model OUT/model.pth")
+        return path
+    for candidate in default_model_candidates():
+        if candidate.is_file():
+            return candidate
+    raise CheckpointError(f"no default model found (looked at {', '.join(map(str, default_model_candidates()))}): pass --model")
+
+
+def open_tokenizer(model_path: Path, tokenizer_path: str | Path | None = None) -> InfillTokenizer:
+    """The tokenizer that goes with ``model_path``: ``tokenizer_path``, else the one beside the model."""
+    path = Path(tokenizer_path) if tokenizer_path else default_tokenizer(model_path)
+    if not path.is_file():
+        raise CheckpointError(f"no tokenizer at {path}: pass --tokenizer")
+    return InfillTokenizer.load(path)
+
+
+def open_model(model_path: str | Path | None = None, tokenizer_path: str | Path | None = None
+               ) -> tuple[RWKV7, InfillTokenizer, Path]:
+    """A model (float32) and its tokenizer, checked against each other; the default model when no path is given."""
+    path = resolve_model(model_path)
+    tokenizer = open_tokenizer(path, tokenizer_path)
+    return load_checkpoint(path, vocab_size=tokenizer.vocab_size).float(), tokenizer, path

@@ -14,7 +14,7 @@ def _lora_dim(n_embd: int, multiplier: float, power: float) -> int:
 
 @dataclass
 class RWKVConfig:
-    """Shape of an RWKV-7 model. The low-rank sizes default to RWKV-LM's rule (spec §3.1)."""
+    """Shape of an RWKV-7 model. The low-rank sizes default to RWKV-LM's rule (docs/original-release.md#model)."""
 
     n_layer: int = field(metadata={"help": "number of blocks"})
     n_embd: int = field(metadata={"help": "model width C"})

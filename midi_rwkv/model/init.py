@@ -1,4 +1,4 @@
-"""The paper's initialisation (RWKV-LM ``generate_init_weight`` for x070, spec §3.4)."""
+"""The paper's initialisation (RWKV-LM ``generate_init_weight`` for x070, docs/original-release.md#initialisation)."""
 
 from __future__ import annotations
 

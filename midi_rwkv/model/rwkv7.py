@@ -1,4 +1,4 @@
-"""RWKV-7 "Goose" (x070), as trained by MIDI-RWKV (spec §3.1), with RWKV-LM's parameter names.
+"""RWKV-7 "Goose" (x070), as trained by MIDI-RWKV (docs/original-release.md#model), with RWKV-LM's parameter names.
 
 Two modes share the weights:
   * sequence mode, ``model(idx, state)`` -> logits ``[B, T, V]`` and the final state (training,
@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from midi_rwkv.model.config import RWKVConfig
 from midi_rwkv.model.kernels import wkv7
 
-GROUP_NORM_EPS = 64e-5  # 1e-5 * head_size_divisor**2 with divisor 8 (spec §3.1)
+GROUP_NORM_EPS = 64e-5  # 1e-5 * head_size_divisor**2 with divisor 8 (see docs/original-release.md#model)
 
 
 @dataclass

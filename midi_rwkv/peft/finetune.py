@@ -1,46 +1,29 @@
-"""A fine-tuning run: split the corpus by piece, measure, tune an adapter, measure again, save."""
+"""Fine-tuning runs: on a corpus split by piece (``midi-rwkv tune``), or on a composer's folder (``tune-style``)."""
 
 from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
-from midi_rwkv.data.corpora import open_corpus
-from midi_rwkv.data.prefilter import prefilter
+from midi_rwkv.data.corpora import FolderCorpus, open_corpus
+from midi_rwkv.data.prefilter import check_piece, prefilter
+from midi_rwkv.errors import MidiRwkvError
 from midi_rwkv.io import atomic_write_json
 from midi_rwkv.model import load_checkpoint, save_checkpoint
-from midi_rwkv.model.checkpoint import default_tokenizer
+from midi_rwkv.model.checkpoint import default_tokenizer, open_model, resolve_model
 from midi_rwkv.peft.adapters import LoRA, StateAdapter, merge_lora, save_adapter, trainable_parameters
 from midi_rwkv.peft.tune import evaluate, example_loader, tune
-from midi_rwkv.tokenizer import InfillTokenizer
+from midi_rwkv.peft.tune_config import TuneConfig
 
 
-@dataclass
-class TuneConfig:
-    base: str  # base model .pth (tokenizer.json beside it unless `tokenizer` is set)
-    data: str  # corpus spec, e.g. pop909:../shared/data/pop909
-    out: str
-    method: str = "state"  # state | lora
-    rank: int = 4
-    alpha: float = 4.0
-    lr: float | None = None  # default: 5e-2 for state tuning, 1e-3 for LoRA
-    steps: int = 200
-    batch_size: int = 4
-    ctx_len: int = 1024
-    eval_batches: int = 8
-    split: tuple[float, float, float] = (0.8, 0.1, 0.1)
-    seed: int = 0
-    tokenizer: str | None = None
-    limit: int | None = None  # use at most this many pieces (quick experiments)
-
-
-def merge_lora_checkpoint(base: str | Path, adapter_path: str | Path, out: str | Path) -> Path:
-    """Write ``out`` (.pth + sidecar, bf16) = base weights with the LoRA folded in; the tokenizer is copied beside it."""
-    base = Path(base)
+def merge_lora_checkpoint(base: str | Path | None, adapter_path: str | Path, out: str | Path) -> Path:
+    """Write ``out`` (.pth + sidecar, bf16) = base weights (default: the shipped model) with the LoRA folded in;
+    the tokenizer is copied beside it."""
+    base = resolve_model(base)
     model = load_checkpoint(base).float()
     merge_lora(adapter_path, model)
     out = save_checkpoint(model, out, dtype=torch.bfloat16, extra={"merged_lora": str(adapter_path), "base": str(base)})
@@ -51,12 +34,11 @@ def merge_lora_checkpoint(base: str | Path, adapter_path: str | Path, out: str |
 
 
 def run(config: TuneConfig, progress: bool = True) -> dict:
+    """Split the corpus by piece, measure the held-out loss, tune, measure again; save the adapter and a report."""
     torch.manual_seed(config.seed)
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
-    base = Path(config.base)
-    tokenizer = InfillTokenizer.load(config.tokenizer or default_tokenizer(base))
-    model = load_checkpoint(base, vocab_size=tokenizer.vocab_size).float()
+    model, tokenizer, _ = open_model(config.model, config.tokenizer)
     corpus = open_corpus(config.data)
     if config.limit:
         corpus.ids = corpus.ids[: config.limit]
@@ -65,7 +47,7 @@ def run(config: TuneConfig, progress: bool = True) -> dict:
     atomic_write_json(out / "split.json", {"corpus": corpus.name, "seed": config.seed, **split})
     print(f"split by song (seed {config.seed}): " + ", ".join(f"{k} {len(v)}" for k, v in split.items()) + f" -> {out / 'split.json'}")
     adapter = StateAdapter(model) if config.method == "state" else LoRA(model, config.rank, config.alpha).attach()
-    lr = config.lr or (5e-2 if config.method == "state" else 1e-3)
+    lr = config.learning_rate
     train_ids, _, test = manifest.usable_splits()
     test_loader = example_loader(corpus, test, tokenizer, config.ctx_len, config.batch_size, config.eval_batches, config.seed + 7)
     before = evaluate(model, None, test_loader)
@@ -79,3 +61,32 @@ def run(config: TuneConfig, progress: bool = True) -> dict:
     atomic_write_json(out / "report.json", report)
     print(json.dumps({k: v for k, v in report.items() if k != "config"}, indent=1))
     return report
+
+
+def tune_style(config: TuneConfig, pieces: str | Path, output: str | Path, progress: bool = True) -> tuple[Path, dict]:
+    """A composer's style: state tuning on every usable piece of a folder (short pieces welcome), loss measured on them.
+
+    Only the initial state is trained, so the style file is small and costs nothing at generation time.
+    """
+    model, tokenizer, _ = open_model(config.model, config.tokenizer)
+    corpus = FolderCorpus(pieces)
+    usable = []
+    for i in range(len(corpus)):
+        reason = check_piece(corpus, i, tokenizer, min_bars=1, min_notes=0)
+        if reason:
+            print(f"skipping {corpus.ids[i]}: {reason}")
+        else:
+            usable.append(i)
+    if not usable:
+        raise MidiRwkvError(f"no usable MIDI file in {pieces}")
+    torch.manual_seed(config.seed)
+    adapter = StateAdapter(model)
+    measure = example_loader(corpus, usable, tokenizer, config.ctx_len, config.batch_size, 4, config.seed + 1)
+    before = evaluate(model, None, measure)
+    train_loader = example_loader(corpus, usable, tokenizer, config.ctx_len, config.batch_size, config.steps, config.seed)
+    lr = config.learning_rate
+    history = tune(model, adapter, train_loader, lr, lr / 10, progress)
+    after = evaluate(model, adapter, measure)
+    extra = {"pieces": [corpus.ids[i] for i in usable], "loss_before": before, "loss_after": after}
+    path = save_adapter(adapter, model, output, extra=extra)
+    return path, {"pieces": len(usable), "loss_on_your_pieces_before": round(before, 3), "after": round(after, 3), **history}

@@ -1,6 +1,6 @@
-"""BPE training on a folder of MIDI files, over the canonical words (bar headers and bar bodies).
+"""BPE training over the canonical words of pieces (bar headers and bar bodies); corpora feed it from ``data.vocabulary``.
 
-Like the original (spec §1.5), BPE learns on sequences without controls and never merges across a
+Like the original (docs/original-release.md#canonical-encoding), BPE learns on sequences without controls and never merges across a
 bar. Unlike it, a bar's header and body are separate words, so no learned token spans the point
 where bar controls go, and there is no Metaspace ``▁`` marker: every learned token decodes to at
 least one base token.
@@ -8,18 +8,17 @@ least one base token.
 
 from __future__ import annotations
 
-import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from tokenizers import AddedToken, Tokenizer, models, trainers
 from tqdm import tqdm
 
-from midi_rwkv.data.corpora import Corpus, open_corpus
 from midi_rwkv.errors import MidiRwkvError
 from midi_rwkv.tokenizer.infill_tokenizer import InfillTokenizer
 from midi_rwkv.tokenizer.remi import encode_tracks
+from midi_rwkv.tokenizer.score import Piece
 
 @dataclass
 class CorpusWords:
@@ -31,27 +30,18 @@ class CorpusWords:
     skipped: Counter = field(default_factory=Counter)  # reason -> files
 
 
-def gather_words(tokenizer: InfillTokenizer, corpora: Iterable[Corpus], progress: bool = True) -> CorpusWords:
-    """Tokenize every piece into canonical words (skipping, and counting, pieces that fail)."""
+def add_piece_words(words: CorpusWords, tokenizer: InfillTokenizer, piece: Piece) -> None:
+    """Add one prepared piece's canonical words (bar headers and bodies of every track) to ``words``."""
     byte = tokenizer.miditok._vocab_base_id_to_byte
-    out = CorpusWords()
-    items = [(corpus, i) for corpus in corpora for i in range(len(corpus))]
-    for corpus, i in tqdm(items, desc="tokenizing", unit="piece", disable=not progress):
-        try:
-            piece = tokenizer.prepare(corpus.load(i), corpus.ids[i])
-            tracks = encode_tracks(piece, tokenizer.codec.vocab)
-        except MidiRwkvError as err:
-            out.skipped[type(err).__name__] += 1
-            continue
-        out.files += 1
-        for track in tracks:
-            out.base_tokens += 3  # Track_Start Program Track_End
-            for header, body in track.bars:
-                for word in (header, body):
-                    if word:
-                        out.words["".join(byte[i] for i in word)] += 1
-                        out.base_tokens += len(word)
-    return out
+    tracks = encode_tracks(piece, tokenizer.codec.vocab)  # first: a piece that fails to encode adds nothing
+    words.files += 1
+    for track in tracks:
+        words.base_tokens += 3  # Track_Start Program Track_End
+        for header, body in track.bars:
+            for word in (header, body):
+                if word:
+                    words.words["".join(byte[i] for i in word)] += 1
+                    words.base_tokens += len(word)
 
 
 def _repeat(words: Counter) -> Iterator[str]:
@@ -91,58 +81,6 @@ def count_bpe_tokens(tokenizer: InfillTokenizer, words: CorpusWords) -> int:
     encoded = tokenizer.miditok._model.encode_batch([[w] for w in texts], is_pretokenized=True)
     in_words = sum(len(w) * n for w, n in words.words.items())
     return words.base_tokens - in_words + sum(len(e.ids) * words.words[w] for w, e in zip(texts, encoded))
-
-
-def train_from_corpora(
-    specs: list[str],
-    vocab_size: int = 16000,
-    limit: int | None = None,
-    progress: bool = True,
-    split: str | None = None,
-    sweep: Iterable[int] = (),
-) -> tuple[InfillTokenizer, dict]:
-    """Gather words from corpora (``pop909:PATH``, folders, ...) and train BPE; returns the tokenizer and statistics.
-
-    ``limit`` caps the pieces taken from each corpus; ``split`` keeps only the pieces training puts in
-    that split (e.g. ``train``, so that no test piece shapes the vocabulary). Each size in ``sweep`` is
-    also trained, and its tokens per piece reported in ``stats["sweep"]``, to choose a size by measurement.
-    """
-    from midi_rwkv.data.prefilter import split_subset  # the data package imports this one
-
-    base = InfillTokenizer()
-    corpora = [open_corpus(spec) for spec in specs]
-    if split is not None:
-        corpora = [split_subset(corpus, split) for corpus in corpora]
-    if limit is not None:
-        for corpus in corpora:
-            corpus.ids = corpus.ids[:limit]
-    if not sum(map(len, corpora)):
-        raise MidiRwkvError(f"no MIDI files in {', '.join(specs)}")
-    start = time.perf_counter()
-    words = gather_words(base, corpora, progress)
-    gathered = time.perf_counter()
-    if not words.words:
-        raise MidiRwkvError("no file could be tokenized; nothing to learn from")
-    trained = train_bpe(base, words, vocab_size, progress)
-    done = time.perf_counter()
-    bpe_tokens = count_bpe_tokens(trained, words)
-    stats = {
-        "files": sum(map(len, corpora)),
-        "split": split,
-        "tokenized": words.files,
-        "skipped": dict(words.skipped),
-        "distinct_words": len(words.words),
-        "base_tokens": words.base_tokens,
-        "bpe_tokens": bpe_tokens,
-        "base_tokens_per_file": round(words.base_tokens / words.files, 1),
-        "bpe_tokens_per_file": round(bpe_tokens / words.files, 1),
-        "vocab_size": trained.vocab_size,
-        "seconds_tokenizing": round(gathered - start, 1),
-        "seconds_training": round(done - gathered, 1),
-    }
-    if sweep:
-        stats["sweep"] = vocab_sweep(base, words, sorted(set(sweep) | {vocab_size}), progress)
-    return trained, stats
 
 
 def vocab_sweep(base: InfillTokenizer, words: CorpusWords, sizes: list[int], progress: bool = True) -> list[dict]:

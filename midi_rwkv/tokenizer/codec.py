@@ -1,4 +1,4 @@
-"""The one canonical BPE encoding, shared by training and inference (spec §8.9).
+"""The one canonical BPE encoding, shared by training and inference (docs/original-release.md#canonical-encoding).
 
 A sequence is a list of *atomic* tokens (special tokens, ``Program_p``, controls) and *words*.
 Each bar contributes two words, its header (``Bar_None TimeSig_n/d``) and its body (the bar's

@@ -2,7 +2,7 @@
 
 Bar controls, per tokenizer bar, computed on the quantised score (the tokenizer's view) and on
 that bar alone — the original release inherits a MidiTok bug where the first requested bar
-counts every note from the start of the track (spec §1.4); we do not.
+counts every note from the start of the track (docs/original-release.md#bar-controls); we do not.
 
   * note density: notes whose onset lies in the bar, 0..17, or 18 meaning "18 or more";
   * onset polyphony (min, max): over the bar's distinct onset ticks, how many notes start
@@ -16,7 +16,7 @@ Empty and one-note bars (which get no controls at all in the original):
     has no onset to count.
 Drum tracks get note density only, as in the paper.
 
-Token order in a bar: PolyphonyMin, PolyphonyMax, Density, five duration flags (spec §1.4).
+Token order in a bar: PolyphonyMin, PolyphonyMax, Density, five duration flags (docs/original-release.md#control-tokens).
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ from symusic import Track
 from midi_rwkv.errors import ControlError
 from midi_rwkv.tokenizer.metre import Bar
 
-DURATIONS = (("Whole", 4.0), ("Half", 2.0), ("Quarter", 1.0), ("Eight", 0.5), ("Sixteenth", 0.25))
+DURATIONS = (("Whole", 4.0), ("Half", 2.0), ("Quarter", 1.0), ("Eight", 0.5), ("Sixteenth", 0.25))  # token names, beats
+DURATION_NAMES = ("whole", "half", "quarter", "eighth", "sixteenth")  # the same flags, as people write them
 DENSITY_MAX = 18  # "18+"
 POLYPHONY_MIN, POLYPHONY_MAX = 1, 6
 REPETITION_BINS = np.linspace(0.0, 1.0, 10)
@@ -53,6 +54,12 @@ def _check_durations(durations: tuple[bool, ...] | None) -> None:
         raise ControlError(f"duration flags need {len(DURATIONS)} values, got {len(durations)}")
 
 
+def check_drum_controls(track: int, is_drum: bool, polyphony, durations) -> None:
+    """Drum tracks take note density (and, for a whole track, repetition) only: no polyphony or duration controls."""
+    if is_drum and (polyphony is not None or durations is not None):
+        raise ControlError(f"track {track} is a drum track: only note density applies (no polyphony or duration controls)")
+
+
 @dataclass(frozen=True)
 class BarControls:
     """Controls of one bar. ``None`` fields emit no tokens (drums, or polyphony of an empty bar)."""
@@ -66,10 +73,6 @@ class BarControls:
             raise ControlError(f"note density must be 0 or more, got {self.density}")
         _check_polyphony(self.polyphony)
         _check_durations(self.durations)
-
-    @property
-    def is_drum_compatible(self) -> bool:
-        return self.polyphony is None and self.durations is None
 
     def tokens(self) -> list[str]:
         out = []
@@ -170,3 +173,20 @@ def track_controls(track: Track, bars: list[Bar], tpq: int) -> TrackControls:
     if track.is_drum or not inside.any():
         return TrackControls(density, repetition)
     return TrackControls(density, repetition, _polyphony(times[inside]), _duration_flags(durations[inside], tpq))
+
+
+def control_error(requested: list[BarControls], realised: list[BarControls]) -> float:
+    """Sum over bars of |density error| + |polyphony min and max errors| + wrong duration flags (0 = all honoured).
+
+    Polyphony asked for where the bar has none (or the reverse) counts 1.
+    """
+    total = 0.0
+    for want, got in zip(requested, realised):
+        total += abs(want.density - got.density)
+        if want.polyphony and got.polyphony:
+            total += abs(want.polyphony[0] - got.polyphony[0]) + abs(want.polyphony[1] - got.polyphony[1])
+        elif want.polyphony or got.polyphony:
+            total += 1
+        if want.durations and got.durations:
+            total += sum(a != b for a, b in zip(want.durations, got.durations))
+    return total

@@ -1,13 +1,13 @@
-"""Random training examples with the paper's knobs (spec §2.2-2.3), built with the canonical encoding.
+"""Random training examples with the paper's knobs (docs/original-release.md#training-examples), built with the canonical encoding.
 
 What differs from the original, on purpose:
   * the kept tracks stay in the file's order (the original shuffles them in training but not at
-    inference, spec §8.13);
-  * bar controls describe each bar alone, and every masked bar has them (§8.11), except in a
+    inference, docs/original-release.md#track-order);
+  * bar controls describe each bar alone, and every masked bar has them (docs/original-release.md#bar-controls), except in a
     share of examples (``free_ratio``) that have none, so that the model can also infill freely;
-  * track infill really moves the track to the end, after ``Infill_Track`` (§8.12);
-  * the window keeps the section whole; a section that cannot fit is shortened, never cut (§8.15);
-  * augmentation happens once per attempt on a fresh copy, never cumulatively (§8.14).
+  * track infill really moves the track to the end, after ``Infill_Track`` (docs/original-release.md#track-infill);
+  * the window keeps the section whole; a section that cannot fit is shortened, never cut (docs/original-release.md#context-window);
+  * augmentation happens once per attempt on a fresh copy, never cumulatively (docs/original-release.md#augmentation-retries).
 """
 
 from __future__ import annotations
@@ -20,13 +20,13 @@ from miditok.constants import MIDI_INSTRUMENTS
 from symusic import Note, Score
 
 from midi_rwkv.errors import MidiRwkvError, SequenceTooLongError
-from midi_rwkv.tokenizer.infill import InfillSequence
+from midi_rwkv.tokenizer.sequences import InfillSequence
 from midi_rwkv.tokenizer.infill_tokenizer import InfillTokenizer
 
 
 @dataclass
 class ExampleConfig:
-    """Knobs of the random example builder; defaults are the paper's (spec §2.2)."""
+    """Knobs of the random example builder; defaults are the paper's (docs/original-release.md#training-examples)."""
 
     max_len: int = 2048  # tokens per example, prompt and target together
     bar_infill_ratio: float = 0.75  # probability of a bar-infill example (else track infill)

@@ -7,9 +7,11 @@ from pathlib import Path
 from miditok import MMM
 from symusic import Score
 
+from midi_rwkv.errors import EmptyScoreError, TrackIndexError
 from midi_rwkv.tokenizer.codec import Codec
-from midi_rwkv.tokenizer.config import load_tokenizer, paper_tokenizer, save_tokenizer
-from midi_rwkv.tokenizer.infill import EncodedPiece, InfillSequence, build_bar_infill, build_track_infill, encode_piece
+from midi_rwkv.tokenizer.controls import DURATIONS, BarControls, bar_controls
+from midi_rwkv.tokenizer.mmm import load_tokenizer, paper_tokenizer, save_tokenizer
+from midi_rwkv.tokenizer.sequences import EncodedPiece, InfillSequence, build_bar_infill, build_track_infill, encode_piece
 from midi_rwkv.tokenizer.merge import MergeReport, merge_section
 from midi_rwkv.tokenizer.score import Piece, load_score, prepare_piece
 
@@ -53,12 +55,12 @@ class InfillTokenizer:
         return encode_piece(piece, self.codec)
 
     def bar_infill(self, piece: Piece | EncodedPiece, track: int, bars: tuple[int, int], **options) -> InfillSequence:
-        """See :func:`midi_rwkv.tokenizer.infill.build_bar_infill` for ``options``."""
+        """See :func:`midi_rwkv.tokenizer.sequences.build_bar_infill` for ``options``."""
         enc = piece if isinstance(piece, EncodedPiece) else self.encode(piece)
         return build_bar_infill(enc, self.codec, track, bars, **options)
 
     def track_infill(self, piece: Piece | EncodedPiece, track: int, **options) -> InfillSequence:
-        """See :func:`midi_rwkv.tokenizer.infill.build_track_infill` for ``options``."""
+        """See :func:`midi_rwkv.tokenizer.sequences.build_track_infill` for ``options``."""
         enc = piece if isinstance(piece, EncodedPiece) else self.encode(piece)
         return build_track_infill(enc, self.codec, track, **options)
 
@@ -66,6 +68,21 @@ class InfillTokenizer:
         """Put generated ids (what follows ``seq.prompt``) back into the piece's original score."""
         section_start = seq.prompt.index(self.codec.vocab["FillBar_Start"]) + 1
         return merge_section(piece, self.codec, seq.track, seq.bars, seq.prompt[section_start:] + list(generated))
+
+    def realised_controls(self, score: Score, name: str, track: int, bars: tuple[int, int], count: int,
+                          is_drum: bool) -> list[BarControls]:
+        """The bar controls that real bars ``bars`` = [start, end) of ``track`` have in ``score``, measured as
+        training measures them (on the quantised score, per tokenizer bar). A track that lost every note reads as
+        ``count`` empty bars."""
+        empty = BarControls(0) if is_drum else BarControls(0, None, (False,) * len(DURATIONS))
+        try:
+            piece = self.prepare(score, name)
+            t = piece.track_index(track)
+        except (TrackIndexError, EmptyScoreError):
+            return [empty] * count
+        span = piece.token_span(*bars)
+        realised = bar_controls(piece.score.tracks[t], piece.token_bars[span[0] : span[1]], piece.score.ticks_per_quarter)
+        return [BarControls(c.density) for c in realised] if is_drum else realised
 
     def token_strings(self, ids: list[int]) -> list[str]:
         """Readable form of model ids: each id as its base tokens joined by '+'."""

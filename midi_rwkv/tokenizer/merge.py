@@ -3,7 +3,7 @@
 The result is the *original* score (its resolution, tempos, time signatures, every other track
 and every note outside the span untouched) with the notes of one track whose onsets fall in the
 span replaced by the generated ones. Generated time signatures are not trusted: bar headers come
-from the piece, so the real metre is kept (the original release forces 4/4 here, spec §8.20).
+from the piece, so the real metre is kept (the original release forces 4/4 here, docs/original-release.md#real-metres).
 Generated notes that start past the end of the span are dropped and counted.
 """
 

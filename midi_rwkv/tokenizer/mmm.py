@@ -1,6 +1,6 @@
 """The paper's MidiTok MMM/REMI configuration, and loading/saving a tokenizer as one JSON file.
 
-The base vocabulary built here is the original release's, id for id (spec §1.3, 663 tokens).
+The base vocabulary built here is the original release's, id for id (docs/original-release.md#vocabulary, 663 tokens).
 MidiTok 3.1 reads ``pitch_range`` as inclusive, 3.0.x as exclusive of its upper end; we write the
 inclusive form, and convert files saved by MidiTok < 3.1 (the original release used 3.0.5.post1)
 when loading them, so the same 88 pitch tokens come out either way.

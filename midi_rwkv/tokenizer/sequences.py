@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 from midi_rwkv.errors import ControlError, SequenceTooLongError
 from midi_rwkv.tokenizer.codec import Codec
-from midi_rwkv.tokenizer.controls import BarControls, TrackControls, bar_controls, track_controls
+from midi_rwkv.tokenizer.controls import BarControls, TrackControls, bar_controls, check_drum_controls, track_controls
 from midi_rwkv.tokenizer.remi import TrackBars, encode_tracks
 from midi_rwkv.tokenizer.score import Piece
 
@@ -158,10 +158,8 @@ def resolve_bar_controls(enc: EncodedPiece, track: int, span: tuple[int, int], c
     controls = list(controls)
     if len(controls) != span[1] - span[0]:
         raise ControlError(f"{len(controls)} bar controls given for {span[1] - span[0]} masked bars")
-    if enc.tracks[track].is_drum and not all(c.is_drum_compatible for c in controls):
-        raise ControlError(
-            f"track {piece.track_ids[track]} is a drum track: only note density applies (no polyphony or duration)"
-        )
+    for c in controls:
+        check_drum_controls(piece.track_ids[track], enc.tracks[track].is_drum, c.polyphony, c.durations)
     return controls
 
 
@@ -254,8 +252,8 @@ def build_track_infill(
     window = (piece.first_token_bar[real[0]], piece.first_token_bar[real[1]])
     if controls is None:
         controls = track_controls(piece.score.tracks[w], piece.token_bars[window[0] : window[1]], piece.score.ticks_per_quarter)
-    elif enc.tracks[w].is_drum and (controls.polyphony is not None or controls.durations is not None):
-        raise ControlError(f"track {track} is a drum track: only note density and repetition apply")
+    else:
+        check_drum_controls(track, enc.tracks[w].is_drum, controls.polyphony, controls.durations)
     vocab = codec.vocab
     ids: list[int] = []
     for i in _context_tracks(enc, codec, window, keep=-1):

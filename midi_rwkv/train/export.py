@@ -1,4 +1,4 @@
-"""Export any checkpoint of a run as a model: ``python -m midi_rwkv.train.export RUN [--step N]``.
+"""Export any checkpoint of a run as a model (``midi-rwkv export RUN [--step N]``).
 
 Training exports ``model.pth`` only when the run completes; this takes an intermediate (or the last)
 ``checkpoints/step-*.ckpt`` instead, e.g. to listen to a run in progress or to keep an earlier step.
@@ -6,9 +6,7 @@ Training exports ``model.pth`` only when the run completes; this takes an interm
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from pathlib import Path
 
 import torch
@@ -16,7 +14,7 @@ import torch
 from midi_rwkv.errors import MidiRwkvError
 from midi_rwkv.model import RWKV7
 from midi_rwkv.tokenizer import InfillTokenizer
-from midi_rwkv.train.run import export_model, last_checkpoint, model_config
+from midi_rwkv.train.pretrain import export_model, last_checkpoint, model_config
 
 
 def export(run: Path, step: int | None = None, output: Path | None = None) -> Path:
@@ -35,22 +33,3 @@ def export(run: Path, step: int | None = None, output: Path | None = None) -> Pa
     model.load_state_dict({k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")})
     output = output or run / f"model-step-{step}.pth"
     return export_model(model, output, tokenizer, output.with_name(f"{output.stem}.tokenizer.json"), step, config["data"])
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m midi_rwkv.train.export", description=__doc__.split("\n\n")[0])
-    parser.add_argument("run", help="a training run folder (scripts/train.sh OUT)")
-    parser.add_argument("--step", type=int, help="checkpoint step (default: the last)")
-    parser.add_argument("-o", "--output", help="model .pth to write (default: RUN/model-step-N.pth)")
-    args = parser.parse_args(argv)
-    try:
-        path = export(Path(args.run), args.step, Path(args.output) if args.output else None)
-    except MidiRwkvError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(f"wrote {path}, its .json sidecar and {path.stem}.tokenizer.json")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

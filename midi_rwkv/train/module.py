@@ -1,6 +1,6 @@
 """The LightningModule: loss (cross-entropy + L2Wrap), optimiser groups, learning-rate schedule.
 
-Differences from the original (spec §3.5, §8.17): the cosine decay runs over the *actual* number
+Differences from the original (docs/original-release.md#lr-schedule): the cosine decay runs over the *actual* number
 of steps of this run, reaching ``lr_final`` at the end; the original's decay over 3.3e11 tokens
 leaves the rate constant in practice.
 """
@@ -21,7 +21,7 @@ from midi_rwkv.model import RWKV7
 
 @dataclass
 class OptimConfig:
-    """Optimiser and schedule; defaults are the paper's (spec §3.5)."""
+    """Optimiser and schedule; defaults are the paper's (docs/original-release.md#optimiser)."""
 
     lr_init: float = field(default=1e-4, metadata={"help": "peak learning rate"})
     lr_final: float = field(default=1e-5, metadata={"help": "learning rate at the last step"})

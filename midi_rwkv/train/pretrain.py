@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import lightning as L
@@ -16,39 +16,9 @@ from midi_rwkv.errors import MidiRwkvError
 from midi_rwkv.model import PRESETS, RWKV7, RWKVConfig, init_weights, load_checkpoint, save_checkpoint
 from midi_rwkv.tokenizer import InfillTokenizer
 from midi_rwkv.tokenizer.examples import ExampleConfig
+from midi_rwkv.train.train_config import TrainConfig
 from midi_rwkv.train.callbacks import AtomicCheckpointIO, LossCurve, PeriodicCheckpoint
 from midi_rwkv.train.module import OptimConfig, RWKVLightning
-
-
-@dataclass
-class RunConfig:
-    """Everything a run needs; saved as ``config.json`` in the output folder."""
-
-    data: list[str] = field(metadata={"help": "corpora: pop909:PATH, folder:PATH, gigamidi:NAME_OR_FILE"})
-    out: str = field(metadata={"help": "output folder (checkpoints, loss curve, model.pth)"})
-    tokenizer: str | None = None
-    preset: str = "tiny"
-    init: str | None = None  # start from these weights instead of the paper's initialisation
-    ctx_len: int = 2048
-    batch_size: int = 12
-    steps: int = 1000
-    lr_init: float = 1e-4
-    lr_final: float = 1e-5
-    warmup_steps: int = 10
-    weight_decay: float = 0.1
-    grad_clip: float = 1.0
-    val_every: int = 200
-    val_batches: int = 8
-    ckpt_every: int = 500
-    accelerator: str = "auto"
-    devices: int = 1
-    nodes: int = 1
-    strategy: str = "auto"
-    grad_checkpointing: bool = False
-    workers: int = 1
-    seed: int = 0
-    cache: str | None = None  # prefilter cache folder (default: OUT/cache)
-    examples: dict = field(default_factory=dict)  # ExampleConfig overrides
 
 
 class _Corpora(Corpus):
@@ -107,7 +77,7 @@ def last_checkpoint(folder: Path) -> tuple[Path | None, int]:
     return folder / last["checkpoint"], last["step"]
 
 
-def train(config: RunConfig, resume: bool = False, progress: bool = True, stop_after: int | None = None) -> Path:
+def train(config: TrainConfig, resume: bool = False, progress: bool = True, stop_after: int | None = None) -> Path:
     """Run training; returns the exported ``model.pth``.
 
     Args:

@@ -118,7 +118,7 @@ def test_step_sampler_resumes_mid_epoch():
 def test_splits_do_not_depend_on_where_the_data_lives(tmp_path):
     import shutil
 
-    from midi_rwkv.train.run import _Corpora
+    from midi_rwkv.train.pretrain import _Corpora
 
     for where in ("a", "b/c"):
         shutil.copytree(FIXTURES, tmp_path / where, ignore=shutil.ignore_patterns("*.py", "*.json"))

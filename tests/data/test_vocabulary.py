@@ -3,7 +3,8 @@ import pytest
 from midi_rwkv.errors import MidiRwkvError
 from midi_rwkv.tokenizer import InfillTokenizer
 from midi_rwkv.data.corpora import FolderCorpus, midi_files
-from midi_rwkv.tokenizer.bpe import count_bpe_tokens, gather_words, train_bpe
+from midi_rwkv.data.vocabulary import gather_words
+from midi_rwkv.tokenizer.bpe import count_bpe_tokens, train_bpe
 from tests.conftest import FIXTURES
 
 
@@ -71,7 +72,7 @@ def test_unreadable_files_are_skipped_and_counted(trained):
 
 
 def test_vocabulary_sweep_reports_fewer_tokens_for_larger_vocabularies():
-    from midi_rwkv.tokenizer.bpe import train_from_corpora
+    from midi_rwkv.data.vocabulary import train_from_corpora
 
     tok, stats = train_from_corpora([f"folder:{FIXTURES}"], vocab_size=800, progress=False, sweep=[700, 900])
     sizes = [row["vocab_size"] for row in stats["sweep"]]

@@ -10,10 +10,10 @@ import torch
 from midi_rwkv.cli import main
 from midi_rwkv.errors import MidiRwkvError
 from midi_rwkv.inference import ggml
-from midi_rwkv.inference.engine import Constraint, Engine, TorchBackend
+from midi_rwkv.inference.generator import Constraint, Generator, TorchBackend
 from midi_rwkv.inference.ggml import choose_engine, state_blob
-from midi_rwkv.inference.ggml.export import export_gguf, gguf_tensors, read_config
-from midi_rwkv.inference.infill import ControlRequest, Infiller
+from midi_rwkv.inference.ggml.gguf import export_gguf, gguf_tensors, read_config
+from midi_rwkv.inference.infiller import ControlRequest, Infiller
 from midi_rwkv.inference.sampler import SamplerConfig
 from midi_rwkv.model import RWKV7, RWKVConfig, RWKVState, init_weights, save_checkpoint
 from midi_rwkv.peft.adapters import StateAdapter
@@ -150,7 +150,7 @@ def test_generation_cache_and_forks_match_pytorch(model, gguf_files):
             return [token]
 
     prompt = torch.randint(0, 663, (30,), generator=torch.Generator().manual_seed(2)).tolist()
-    torch_engine, ggml_engine = Engine(model), Engine(GGMLBackend(gguf_files["f32"]))
+    torch_engine, ggml_engine = Generator(model), Generator(GGMLBackend(gguf_files["f32"]))
     want = torch_engine.generate(prompt, [Stop(n) for n in (12, 5, 9)], GREEDY, max_tokens=20)
     got = ggml_engine.generate(prompt, [Stop(n) for n in (12, 5, 9)], GREEDY, max_tokens=20)
     assert [g.ids for g in got] == [w.ids for w in want] and [len(g.ids) for g in got] == [12, 5, 9]
@@ -199,7 +199,7 @@ def test_infill_command_on_the_ggml_engine(tmp_path, model, tok, capsys, monkeyp
     assert "engine: GGML (llama.cpp, f32, 1 thread)" in capsys.readouterr().out
     assert len(list((tmp_path / "cache").glob("*.f32.gguf"))) == 1  # exported once, then cached
     # the same candidates as the PyTorch engine (greedy, so float noise cannot change a draw)
-    want = Infiller(Engine(model), tok).infill(tok.prepare(CHORALE), 1, (2, 4), ControlRequest(), 1, GREEDY, max_tokens=300)
+    want = Infiller(Generator(model), tok).infill(tok.prepare(CHORALE), 1, (2, 4), ControlRequest(), 1, GREEDY, max_tokens=300)
     got = Infiller.load(path, engine="ggml-f32").infill(tok.prepare(CHORALE), 1, (2, 4), ControlRequest(), 1, GREEDY, max_tokens=300)
     assert got[0].generation.ids == want[0].generation.ids
     assert note_tuples(got[0].score.tracks[1]) == note_tuples(want[0].score.tracks[1])

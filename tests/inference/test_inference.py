@@ -5,8 +5,8 @@ from symusic import Score
 from midi_rwkv.cli import main
 from midi_rwkv.errors import ControlError
 from midi_rwkv.inference.constraints import BarInfillConstraint, TokenTables
-from midi_rwkv.inference.engine import Constraint, Engine, TorchBackend
-from midi_rwkv.inference.infill import Candidate, ControlRequest, Infiller
+from midi_rwkv.inference.generator import Constraint, Generator, TorchBackend
+from midi_rwkv.inference.infiller import Candidate, ControlRequest, Infiller
 from midi_rwkv.inference.sampler import SamplerConfig, filter_logits, sample
 from midi_rwkv.model import RWKV7, init_weights, save_checkpoint, tiny_config
 from midi_rwkv.tokenizer import BarControls
@@ -45,10 +45,10 @@ def test_top_k_top_p_epsilon_and_bans():
 
 def test_forked_candidates_equal_separate_runs(model):
     prompt = torch.randint(0, 663, (30,), generator=torch.Generator().manual_seed(1)).tolist()
-    engine = Engine(model)
+    engine = Generator(model)
     greedy = SamplerConfig(temperature=0, repetition_penalty=1)
     together = engine.generate(prompt, [Constraint() for _ in range(3)], greedy, max_tokens=8)
-    alone = Engine(model).generate(prompt, [Constraint()], greedy, max_tokens=8)
+    alone = Generator(model).generate(prompt, [Constraint()], greedy, max_tokens=8)
     assert all(g.ids == alone[0].ids for g in together) and len(alone[0].ids) == 8
     with torch.no_grad():  # the cached, continued state gives the logits of a fresh run
         full, _ = model(torch.tensor([prompt + alone[0].ids[:3]]))
@@ -70,7 +70,7 @@ def test_bar_constraint_injects_headers_and_controls_and_stops(tok):
 
 
 def test_infill_changes_only_the_span_and_reports_controls(tok, model):
-    infiller = Infiller(Engine(model), tok)
+    infiller = Infiller(Generator(model), tok)
     piece = tok.prepare(CHORALE)
     request = ControlRequest(density=[3], polyphony=(1, 1))
     candidates = infiller.infill(piece, 1, (3, 5), request, n=3, max_tokens=300, seed=0)
@@ -139,7 +139,7 @@ def test_drum_tracks_refuse_pitch_controls(tmp_path, model, tok, band, capsys):
     tok.save(tmp_path / "tokenizer.json")
     argv = ["infill", str(tmp_path / "band.mid"), "--track", str(drums), "--bars", "1:2", "--polyphony", "1-2", "--model", str(path)]
     assert main(argv) == 2 and "drum track" in capsys.readouterr().err
-    candidates = Infiller(Engine(model), tok).infill(tok.prepare(band), 2, (0, 2), ControlRequest(density=[5]), n=1, max_tokens=200)
+    candidates = Infiller(Generator(model), tok).infill(tok.prepare(band), 2, (0, 2), ControlRequest(density=[5]), n=1, max_tokens=200)
     assert candidates[0].requested == [BarControls(5), BarControls(5)]
 
 
@@ -180,7 +180,7 @@ class BarsAtOnce:
 
 def test_free_infill_sends_no_controls_but_reports_the_originals(tok, model):
     bar_id = int(TokenTables.build(tok.codec).starts_bar.nonzero()[0])
-    infiller = Infiller(Engine(BarsAtOnce(model, bar_id)), tok)
+    infiller = Infiller(Generator(BarsAtOnce(model, bar_id)), tok)
     piece = tok.prepare(CHORALE)
     free = infiller.infill(piece, 1, (3, 5), n=1, max_tokens=300, seed=0, free=True)[0]
     guided = infiller.infill(piece, 1, (3, 5), n=1, max_tokens=300, seed=0)[0]
@@ -198,7 +198,7 @@ def test_the_engine_stops_after_exactly_the_requested_bars(tok, model, bars):
     tables = TokenTables.build(tok.codec)
     bar_id = int(tables.starts_bar.nonzero()[0])
     piece = tok.prepare(CHORALE)
-    candidates = Infiller(Engine(BarsAtOnce(model, bar_id)), tok).infill(piece, 1, bars, n=2, max_tokens=300, seed=0)
+    candidates = Infiller(Generator(BarsAtOnce(model, bar_id)), tok).infill(piece, 1, bars, n=2, max_tokens=300, seed=0)
     n = bars[1] - bars[0]
     for c in candidates:
         ids = c.generation.ids

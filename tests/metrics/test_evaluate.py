@@ -11,7 +11,7 @@ import torch
 from symusic import Score
 
 from midi_rwkv.errors import MidiRwkvError
-from midi_rwkv.metrics.__main__ import main
+from midi_rwkv.cli import main
 from midi_rwkv.metrics.music import content_preservation
 from midi_rwkv.metrics.region import Region
 from midi_rwkv.metrics.systems import parse_system, reference_score
@@ -37,7 +37,7 @@ def setup(tmp_path_factory, tok):
 
 
 def _run(root, data, path, out, *extra):
-    return main(["--out", str(out), "--data", f"folder:{data}", "--model", str(path), "--split", "all", "--prompts", "2",
+    return main(["evaluate", "--no-progress", "--out", str(out), "--data", f"folder:{data}", "--model", str(path), "--split", "all", "--prompts", "2",
                  "--bars", "2", "--context", "2", "--track", "1", "--max-tokens", "200", *extra])
 
 

@@ -5,8 +5,8 @@ import torch
 
 from midi_rwkv.cli import main
 from midi_rwkv.data.corpora import FolderCorpus
-from midi_rwkv.inference.engine import Engine
-from midi_rwkv.inference.infill import Infiller
+from midi_rwkv.inference.generator import Generator
+from midi_rwkv.inference.infiller import Infiller
 from midi_rwkv.model import RWKV7, init_weights, paper_config, save_checkpoint, tiny_config
 from midi_rwkv.model.kernels import use_backend
 from midi_rwkv.peft.adapters import AdapterError, LoRA, StateAdapter, load_adapter, save_adapter, trainable_parameters
@@ -96,8 +96,8 @@ def test_tuned_state_starts_every_prompt(tok):
     with torch.no_grad():
         adapter.wkv.normal_(0, 0.5)
     prompt = list(range(20, 40))
-    plain, _ = Engine(model).prefill(prompt)
-    styled, _ = Engine(model, initial_state=adapter.initial_state(1)).prefill(prompt)
+    plain, _ = Generator(model).prefill(prompt)
+    styled, _ = Generator(model, initial_state=adapter.initial_state(1)).prefill(prompt)
     with torch.no_grad():
         direct = adapter(model, torch.tensor([prompt]))[0, -1]
     assert torch.allclose(styled, direct, atol=1e-4) and not torch.allclose(plain, styled, atol=1e-3)
@@ -113,7 +113,7 @@ def test_tune_style_command_and_infill_with_it(tmp_path, tok, capsys):
     assert main(argv) == 0
     assert style.is_file() and "loss_on_your_pieces_before" in capsys.readouterr().out
     infiller = Infiller.load(model_path, state=style)
-    assert infiller.engine.backend.initial_state is not None
+    assert infiller.generator.backend.initial_state is not None
     out = tmp_path / "out"
     assert main(["infill", str(FIXTURES / "bach_bwv66.6.mid"), "--track", "0", "--bars", "2:3", "-n", "1", "--model", str(model_path),
                  "--state", str(style), "--max-tokens", "200", "-o", str(out)]) == 0
@@ -126,7 +126,6 @@ def test_tune_style_command_and_infill_with_it(tmp_path, tok, capsys):
 
 def test_merge_lora_into_a_checkpoint(tmp_path, tok):
     from midi_rwkv.model import load_checkpoint
-    from midi_rwkv.peft.__main__ import main as peft_main
 
     model = _model()
     base = save_checkpoint(model, tmp_path / "base" / "model.pth", dtype=torch.bfloat16)
@@ -137,10 +136,10 @@ def test_merge_lora_into_a_checkpoint(tmp_path, tok):
         for p in lora.B.values():
             p.normal_(0, 0.1)
     adapter = save_adapter(lora, model, tmp_path / "lora.safetensors")
-    assert peft_main(["--base", str(base), "--merge-lora", str(adapter), "--out", str(tmp_path / "merged" / "model.pth")]) == 0
+    assert main(["merge-lora", str(adapter), "--model", str(base), "-o", str(tmp_path / "merged" / "model.pth")]) == 0
     merged = load_checkpoint(tmp_path / "merged" / "model.pth").float()
     lora.merge()
     assert torch.allclose(merged.blocks[1].ffn.value.weight, model.blocks[1].ffn.value.weight.bfloat16().float())
     assert (tmp_path / "merged" / "tokenizer.json").is_file()
     state = save_adapter(StateAdapter(model), model, tmp_path / "state.safetensors")
-    assert peft_main(["--base", str(base), "--merge-lora", str(state), "--out", str(tmp_path / "x.pth")]) == 2
+    assert main(["merge-lora", str(state), "--model", str(base), "-o", str(tmp_path / "x.pth")]) == 2

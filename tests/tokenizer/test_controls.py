@@ -12,7 +12,7 @@ def _controls(tok, score, track=0):
 
 
 def test_each_bar_counts_only_its_own_notes(tok):
-    # spec §1.4: bars with 3, 2, 4, 1, 2 notes; the original gives 9 for bar 2 when asked for bars [2, 3, 4]
+    # docs/original-release.md#bar-controls: bars with 3, 2, 4, 1, 2 notes; the original gives 9 for bar 2 when asked for bars [2, 3, 4]
     bar = 4 * TPQ
     notes = [(b * bar + k * TPQ, TPQ, 60, 80) for b, count in enumerate([3, 2, 4, 1, 2]) for k in range(count)]
     controls = _controls(tok, make_score([(0, 4, 4)], [(0, False, notes)]))

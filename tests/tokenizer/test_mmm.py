@@ -4,10 +4,10 @@ import pytest
 
 from midi_rwkv.errors import TokenizerFileError
 from midi_rwkv.tokenizer import InfillTokenizer
-from midi_rwkv.tokenizer.config import PAPER_BASE_VOCAB_SIZE
+from midi_rwkv.tokenizer.mmm import PAPER_BASE_VOCAB_SIZE
 from tests.conftest import FIXTURES
 
-# (id, token) anchors from spec §1.3: the base vocabulary of the original release.
+# (id, token) anchors from docs/original-release.md#vocabulary: the base vocabulary of the original release.
 SPEC_IDS = [
     (0, "PAD_None"), (3, "Infill_Bar"), (5, "FillBar_Start"), (8, "Track_End"), (9, "Bar_None"),
     (10, "Pitch_21"), (97, "Pitch_108"), (98, "Velocity_5"), (121, "Velocity_127"),

@@ -9,7 +9,8 @@ from midi_rwkv.data.dataset import IGNORE, make_labels, unlearned_ids
 from midi_rwkv.model import RWKV7, init_weights, load_checkpoint, tiny_config
 from midi_rwkv.model.kernels import use_backend
 from midi_rwkv.train.module import L2Wrap, OptimConfig, RWKVLightning, lm_loss, lr_multiplier, param_groups
-from midi_rwkv.train.run import RunConfig, train
+from midi_rwkv.train.pretrain import train
+from midi_rwkv.train.train_config import TrainConfig
 from tests.conftest import FIXTURES
 
 
@@ -64,7 +65,7 @@ def test_tiny_model_overfits_fixture_sequences(tok, chorale_path):
 
 
 def _run_config(out, **overrides):
-    return RunConfig(**({
+    return TrainConfig(**({
         "data": [f"folder:{FIXTURES}"], "out": str(out), "preset": "tiny", "ctx_len": 128, "batch_size": 1, "steps": 6,
         "val_every": 3, "val_batches": 1, "ckpt_every": 2, "workers": 0, "warmup_steps": 2, "lr_init": 3e-3, "lr_final": 1e-4,
     } | overrides))

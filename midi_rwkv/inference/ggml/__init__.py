@@ -45,7 +45,7 @@ def gguf_cache() -> Path:
 def ggml_backend(model: RWKV7, engine: str = "ggml", threads: int = 1, initial_state: RWKVState | None = None):
     """A GGML backend for ``model``, exporting it to the GGUF cache the first time."""
     from midi_rwkv.inference.ggml.backend import GGMLBackend, require_llama
-    from midi_rwkv.inference.ggml.export import export_gguf
+    from midi_rwkv.inference.ggml.gguf import export_gguf
 
     require_llama()  # before exporting anything
     dtype = "f32" if engine == "ggml-f32" else "f16"

@@ -1,10 +1,10 @@
 """The GGML backend: a GGUF model run by llama.cpp (through llama-cpp-python's C API).
 
 llama.cpp keeps one recurrent state per sequence id. A prompt is read into sequence 0; its
-state leaves llama.cpp as bytes (``llama_state_seq_get_data``), which is what the engine's
+state leaves llama.cpp as bytes (``llama_state_seq_get_data``), which is what the generator's
 prompt cache stores. Forking restores those bytes into sequence 0 and copies it to sequences
 1..K-1 (llama.cpp copies a shared state on the first write), and each step decodes one batch
-with one token for every stream still running. The engine's own sampler and control injection
+with one token for every stream still running. The generator's own sampler and control injection
 run on the logits, exactly as with the PyTorch backend.
 """
 
@@ -21,7 +21,7 @@ from torch import Tensor
 
 from midi_rwkv.errors import MidiRwkvError
 from midi_rwkv.inference.ggml import state_blob
-from midi_rwkv.inference.ggml.export import read_config
+from midi_rwkv.inference.ggml.gguf import read_config
 from midi_rwkv.model import RWKVState
 
 
@@ -69,7 +69,7 @@ def simd_block(llama_cpp) -> int:
 
 
 class GGMLBackend:
-    """A GGUF file from :func:`~midi_rwkv.inference.ggml.export.export_gguf`, on the CPU.
+    """A GGUF file from :func:`~midi_rwkv.inference.ggml.gguf.export_gguf`, on the CPU.
 
     ``threads``: llama.cpp's threads (``threads_batch``, default the same, for batches of more than
     one token: prompts, and decoding several candidates). bench/infill.py measures 1 and 2.

@@ -4,7 +4,7 @@ For each batch element and head, with state S (N x N; row i = value channel, col
     sa_i = sum_j a_j S_ij
     S_ij = S_ij * d_j + sa_i * b_j + v_i * k_j,      d = exp(-exp(w))
     y_i  = sum_j S_ij r_j
-(spec §3.2). Autograd differentiates the loop, initial state included.
+(docs/original-release.md#wkv7-recurrence). Autograd differentiates the loop, initial state included.
 """
 
 from __future__ import annotations

@@ -1,0 +1,39 @@
+"""``midi-rwkv build-corpus``: the default model's pretraining corpus from ``../shared/data``, with a manifest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from midi_rwkv.data.build_corpus import SOURCES, build
+from midi_rwkv.errors import MidiRwkvError
+from midi_rwkv.io import atomic_write_json
+
+
+def run_build_corpus(args) -> int:
+    sources = [s for s in args.sources.split(",") if s]
+    unknown = sorted(set(sources) - set(SOURCES))
+    if unknown:
+        raise MidiRwkvError(f"unknown sources {unknown}; choose from {list(SOURCES)}")
+    manifest = build(Path(args.shared), Path(args.out), sources, args.workers, convert=not args.no_convert)
+    atomic_write_json(Path(args.out) / "manifest.json", manifest)
+    for name, entry in manifest["summary"].items():
+        print(f"{name:13s} {entry['pieces']:5d} pieces {entry['notes']:9,d} notes  "
+              f"train/val/test {entry['train']}/{entry['validation']}/{entry['test']}  "
+              f"failed {len(manifest['failures'].get(name, []))}")
+    print(" ".join(manifest["data"]))
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "build-corpus",
+        help="build the default model's corpus from ../shared/data (converts MusicXML once, writes a manifest)",
+        description="Convert the MusicXML sources to MIDI once (an interrupted build resumes) and write manifest.json: "
+        "source, licence, path, tracks, notes and split of every piece.",
+    )
+    p.add_argument("--shared", default="../shared/data", help="the shared data folder (default: %(default)s)")
+    p.add_argument("--out", default="runs/corpus", help="converted MIDI and manifest.json go here (default: %(default)s)")
+    p.add_argument("--sources", default=",".join(SOURCES), help="comma-separated subset of: %(default)s")
+    p.add_argument("--workers", type=int, default=2, help="conversion processes (default: %(default)s)")
+    p.add_argument("--no-convert", action="store_true", help="use the MusicXML sources only as far as already converted")
+    p.set_defaults(run=run_build_corpus)

@@ -1,0 +1,56 @@
+"""The settings of a training run (no Lightning import here: the command line is built from them)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+from midi_rwkv.model import PRESETS
+from midi_rwkv.settings import require, setting
+from midi_rwkv.tokenizer.examples import ExampleConfig
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs; saved as ``config.json`` in the output folder."""
+
+    out: str = setting(help="output folder: config.json, manifest.json, checkpoints/, loss.csv, loss.png, model.pth")
+    data: list[str] = setting(
+        help="corpus, repeatable: pop909:PATH, folder:PATH (or a bare folder), gigamidi:NAME_OR_PARQUET[::SUBSET]",
+        factory=list, metavar="CORPUS")
+    tokenizer: str | None = setting(None, "tokenizer JSON (default: the paper's 663 base tokens, no BPE)")
+    preset: str = setting("tiny", "model size (paper = 12 x 384, 35.1 M parameters)", choices=tuple(PRESETS))
+    init: str | None = setting(None, "start from these weights (.pth) instead of the paper's initialisation")
+    ctx_len: int = setting(2048, "tokens per training sequence")
+    batch_size: int = setting(12, "sequences per step (per device)")
+    steps: int = setting(1000, "optimiser steps for the whole run (the learning-rate cosine spans them)")
+    lr_init: float = setting(1e-4, "peak learning rate (after warm-up)")
+    lr_final: float = setting(1e-5, "learning rate at the last step")
+    warmup_steps: int = setting(10, "linear warm-up steps")
+    weight_decay: float = setting(0.1, "AdamW weight decay on 2-D weight matrices")
+    grad_clip: float = setting(1.0, "gradient norm clipping (not with DeepSpeed)")
+    val_every: int = setting(200, "validate every this many steps")
+    val_batches: int = setting(8, "validation batches each time")
+    ckpt_every: int = setting(500, "write a checkpoint every this many steps (all are kept)")
+    accelerator: str = setting("auto", "where to train", choices=("auto", "cpu", "gpu", "cuda"))
+    devices: int = setting(1, "devices per node")
+    nodes: int = setting(1, "nodes")
+    strategy: str = setting("auto", "multi-device strategy", choices=("auto", "ddp", "deepspeed_stage_2"))
+    grad_checkpointing: bool = setting(False, "recompute activations in backward to save memory")
+    workers: int = setting(1, "DataLoader worker processes")
+    seed: int = setting(0, "random seed (data order, examples, initialisation, splits)")
+    cache: str | None = setting(None, "folder for the prefilter cache (default: OUT/cache)")
+    examples: dict = setting(help="JSON object of example-builder overrides, e.g. '{\"bar_infill_ratio\": 1.0}'",
+                             factory=dict)
+
+    def __post_init__(self):
+        require(bool(self.data), "give at least one corpus (--data)")
+        require(self.preset in PRESETS, f"unknown preset '{self.preset}': choose from {', '.join(PRESETS)}")
+        for name in ("ctx_len", "batch_size", "steps", "val_every", "val_batches", "devices", "nodes"):
+            require(getattr(self, name) >= 1, f"--{name.replace('_', '-')} must be 1 or more")
+        for name in ("warmup_steps", "ckpt_every", "workers", "weight_decay", "grad_clip"):
+            require(getattr(self, name) >= 0, f"--{name.replace('_', '-')} must be 0 or more")
+        require(0 < self.lr_final <= self.lr_init, "learning rates need 0 < --lr-final <= --lr-init")
+        require(self.strategy in ("auto", "ddp") or self.strategy.startswith("deepspeed"),
+                f"unknown strategy '{self.strategy}': use auto, ddp or deepspeed_stage_2")
+        valid = {f.name for f in fields(ExampleConfig)}
+        require(set(self.examples) <= valid, f"--examples: unknown keys {sorted(set(self.examples) - valid)}")
