@@ -45,3 +45,20 @@ def test_wrong_or_missing_files_are_refused(model, tmp_path):
     torch.save(state, tmp_path / "partial.pth")
     with pytest.raises(CheckpointError):
         load_checkpoint(tmp_path / "partial.pth")
+
+
+def test_default_model_lookup_order(tmp_path, monkeypatch):
+    from midi_rwkv.model.checkpoint import CheckpointError, default_model_candidates, resolve_model
+
+    chosen = tmp_path / "mine.pth"
+    chosen.write_bytes(b"x")
+    monkeypatch.setenv("MIDI_RWKV_MODEL", str(chosen))
+    assert resolve_model() == chosen  # 1. the environment variable
+    monkeypatch.delenv("MIDI_RWKV_MODEL")
+    checkout, installed = default_model_candidates()
+    assert checkout.name == "midi_rwkv.pth" and installed.parts[-3:] == ("share", "midi-rwkv", "midi_rwkv.pth")
+    monkeypatch.setattr("midi_rwkv.model.checkpoint.default_model_candidates", lambda: [tmp_path / "none.pth"])
+    with pytest.raises(CheckpointError, match="no default model found"):
+        resolve_model()
+    with pytest.raises(CheckpointError, match="no model at"):
+        resolve_model(tmp_path / "missing.pth")
