@@ -4,7 +4,7 @@ import sys
 import pytest
 
 from midi_rwkv.cli import main
-from midi_rwkv.commands.tokenizing import parse_bars
+from midi_rwkv.commands.options import parse_bars
 from tests.conftest import FIXTURES
 
 CHORALE = str(FIXTURES / "bach_bwv66.6.mid")
@@ -20,7 +20,10 @@ def test_prompt_prints_the_infill_prompt(capsys):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["prompt", str(FIXTURES / "corrupt_truncated.mid"), "--track", "0", "--bars", "1:2"], "not a readable MIDI file"),
+        (
+            ["prompt", str(FIXTURES / "corrupt_truncated.mid"), "--track", "0", "--bars", "1:2"],
+            "not a readable MIDI file",
+        ),
         (["prompt", str(FIXTURES / "no_notes.mid"), "--track", "0", "--bars", "1:2"], "has no notes"),
         (["prompt", CHORALE, "--track", "7", "--bars", "1:2"], "track 7 does not exist"),
         (["prompt", CHORALE, "--track", "0", "--bars", "8:12"], "outside the piece"),
@@ -45,7 +48,9 @@ def test_console_script_help_and_train_tokenizer(tmp_path):
     out = tmp_path / "tok.json"
     run = subprocess.run(
         [sys.executable, "-m", "midi_rwkv", "train-tokenizer", str(FIXTURES), "-o", str(out), "--vocab-size", "700"],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert run.returncode == 0, run.stderr
     assert out.exists() and '"tokenized": 1' in run.stdout and '"MidiFileError": 3' in run.stdout
