@@ -56,7 +56,9 @@ def make_backend(engine: str, model: RWKV7, threads: int, folder: Path):
     return GGMLBackend(path, threads=threads)
 
 
-def bench(preset: str, vocab: int, prompt_len: int, section: int, engine: str, threads: int, folder: Path) -> list[tuple]:
+def bench(
+    preset: str, vocab: int, prompt_len: int, section: int, engine: str, threads: int, folder: Path
+) -> list[tuple]:
     config = PRESETS[preset](vocab_size=vocab)
     if preset == "tiny" and engine != "torch":
         config = replace(config, head_size=TINY_GGML_HEAD)
@@ -86,8 +88,12 @@ def bench(preset: str, vocab: int, prompt_len: int, section: int, engine: str, t
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--presets", nargs="+", default=["tiny", "paper"], help="model presets (default: tiny paper)")
-    parser.add_argument("--engines", nargs="+", default=["torch", "ggml-f32", "ggml-f16"],
-                        help="torch, ggml-f32, ggml-f16 (default: all three)")
+    parser.add_argument(
+        "--engines",
+        nargs="+",
+        default=["torch", "ggml-f32", "ggml-f16"],
+        help="torch, ggml-f32, ggml-f16 (default: all three)",
+    )
     parser.add_argument("--vocab", type=int, default=16000, help="vocabulary size (default 16000)")
     parser.add_argument("--prompt", type=int, default=2000, help="prompt tokens (default 2000)")
     parser.add_argument("--section", type=int, default=160, help="tokens per candidate (default 160 = 4 bars x 40)")

@@ -72,7 +72,9 @@ def main() -> None:
         for dtype, name in ((torch.float32, "fp32"), (torch.bfloat16, "bf16")):
             cu = time_fwd_bwd(wkv7_cuda, make_inputs(B, T, H, N, "cuda", dtype), args.runs, sync)
             rows.append(("cuda", f"CUDA operator ({name})", *cu, sum(gref) / sum(cu)))
-    print(f"WKV7 forward+backward, B={B} T={T} H={H} N={N}, {torch.get_num_threads()} CPU threads, median of {args.runs}")
+    print(
+        f"WKV7 forward+backward, B={B} T={T} H={H} N={N}, {torch.get_num_threads()} CPU threads, median of {args.runs}"
+    )
     print("| device | kernel | forward s | backward s | fwd+bwd tokens/s | speed-up |")
     print("|---|---|---:|---:|---:|---:|")
     for device, name, f, b, speedup in rows:

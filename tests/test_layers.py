@@ -46,7 +46,10 @@ def imports_of(path: Path, modules: set[str]) -> set[str]:
 
 def graph() -> dict[str, set[str]]:
     modules = {module_name(p): p for p in PACKAGE.rglob("*.py")}
-    return {name: {m for m in imports_of(path, set(modules)) if m in modules and m != name} for name, path in modules.items()}
+    return {
+        name: {m for m in imports_of(path, set(modules)) if m in modules and m != name}
+        for name, path in modules.items()
+    }
 
 
 def backward_edges(edges: dict[str, set[str]]) -> list[str]:
@@ -63,7 +66,7 @@ def cycle(edges: dict[str, set[str]]) -> list[str] | None:
         stack.append(node)
         for nxt in sorted(edges.get(node, ())):
             if state.get(nxt) == 1:
-                return stack[stack.index(nxt):] + [nxt]
+                return stack[stack.index(nxt) :] + [nxt]
             if nxt not in state and (found := visit(nxt)):
                 return found
         stack.pop()
@@ -104,10 +107,17 @@ def test_no_stage_holds_command_line_code():
             assert "argparse" not in path.read_text(), name
 
 
-@pytest.mark.parametrize("edges, expected", [
-    ({"midi_rwkv.tokenizer.a": {"midi_rwkv.metrics.b"}, "midi_rwkv.metrics.b": set()}, ["midi_rwkv.tokenizer.a -> midi_rwkv.metrics.b"]),
-    ({"midi_rwkv.metrics.b": {"midi_rwkv.tokenizer.a"}, "midi_rwkv.tokenizer.a": set()}, []),
-], ids=["backward", "forward"])
+@pytest.mark.parametrize(
+    "edges, expected",
+    [
+        (
+            {"midi_rwkv.tokenizer.a": {"midi_rwkv.metrics.b"}, "midi_rwkv.metrics.b": set()},
+            ["midi_rwkv.tokenizer.a -> midi_rwkv.metrics.b"],
+        ),
+        ({"midi_rwkv.metrics.b": {"midi_rwkv.tokenizer.a"}, "midi_rwkv.tokenizer.a": set()}, []),
+    ],
+    ids=["backward", "forward"],
+)
 def test_the_checks_see_what_they_look_for(edges, expected):
     assert backward_edges(edges) == expected
     assert cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]

@@ -24,7 +24,16 @@ def test_train_sh_smoke_run(tmp_path):
     env = script_env(SMOKE="1", OUT=str(out))
     done = subprocess.run(["bash", "scripts/train.sh"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    for name in ("model.pth", "model.json", "tokenizer.json", "bpe.json", "loss.csv", "loss.png", "config.json", "manifest.json"):
+    for name in (
+        "model.pth",
+        "model.json",
+        "tokenizer.json",
+        "bpe.json",
+        "loss.csv",
+        "loss.png",
+        "config.json",
+        "manifest.json",
+    ):
         assert (out / name).is_file(), name
     assert stat.S_IMODE((out / "model.pth").stat().st_mode) & 0o044  # readable by others, as the umask allows
     again = subprocess.run(["bash", "scripts/train.sh"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)

@@ -32,8 +32,12 @@ def register(sub) -> None:
         "source, licence, path, tracks, notes and split of every piece.",
     )
     p.add_argument("--shared", default="../shared/data", help="the shared data folder (default: %(default)s)")
-    p.add_argument("--out", default="runs/corpus", help="converted MIDI and manifest.json go here (default: %(default)s)")
+    p.add_argument(
+        "--out", default="runs/corpus", help="converted MIDI and manifest.json go here (default: %(default)s)"
+    )
     p.add_argument("--sources", default=",".join(SOURCES), help="comma-separated subset of: %(default)s")
     p.add_argument("--workers", type=int, default=2, help="conversion processes (default: %(default)s)")
-    p.add_argument("--no-convert", action="store_true", help="use the MusicXML sources only as far as already converted")
+    p.add_argument(
+        "--no-convert", action="store_true", help="use the MusicXML sources only as far as already converted"
+    )
     p.set_defaults(run=run_build_corpus)

@@ -58,7 +58,9 @@ def run_prompt(args) -> int:
 def run_train_tokenizer(args) -> int:
     out = Path(args.output)
     sweep = [int(size) for size in args.sweep.split(",")] if args.sweep else []
-    tok, stats = train_from_corpora(args.data, vocab_size=args.vocab_size, limit=args.limit, split=args.split, sweep=sweep)
+    tok, stats = train_from_corpora(
+        args.data, vocab_size=args.vocab_size, limit=args.limit, split=args.split, sweep=sweep
+    )
     stats["sources"] = [str(p) for p in args.data]
     tok.save(out, metadata={"bpe": stats})
     print(json.dumps({k: v for k, v in stats.items() if k != "sweep"}, indent=2))
@@ -133,13 +135,24 @@ def register(sub) -> None:
         help="learn BPE on folders of MIDI files",
         description="Learn a BPE vocabulary over bar headers and bodies of every piece in the given corpora.",
     )
-    p.add_argument("data", nargs="+", help="corpora: folders (searched recursively), pop909:PATH (annotated metre), gigamidi:NAME_OR_PARQUET")
+    p.add_argument(
+        "data",
+        nargs="+",
+        help="corpora: folders (searched recursively), pop909:PATH (annotated metre), gigamidi:NAME_OR_PARQUET",
+    )
     p.add_argument("-o", "--output", required=True, help="tokenizer JSON to write (atomically)")
     p.add_argument("--vocab-size", type=int, default=16000, help="final vocabulary size (default: 16000)")
     p.add_argument("--limit", type=int, help="use at most this many pieces of each corpus")
-    p.add_argument("--split", choices=["train", "validation", "test"],
-                   help="learn only from the pieces training puts in this split (e.g. train: no test piece shapes the vocabulary)")
-    p.add_argument("--sweep", metavar="SIZES", help="also train these sizes (e.g. 2000,4000,8000) and print tokens per piece for each")
+    p.add_argument(
+        "--split",
+        choices=["train", "validation", "test"],
+        help="learn only from the pieces training puts in this split (e.g. train: no test piece shapes the vocabulary)",
+    )
+    p.add_argument(
+        "--sweep",
+        metavar="SIZES",
+        help="also train these sizes (e.g. 2000,4000,8000) and print tokens per piece for each",
+    )
     p.set_defaults(run=run_train_tokenizer)
 
     p = sub.add_parser(

@@ -1,4 +1,6 @@
-"""``midi-rwkv tune`` (state tuning or LoRA on a corpus), ``tune-style`` (a composer's short form) and ``merge-lora``."""
+"""``midi-rwkv tune`` (state tuning or LoRA on a corpus), ``tune-style`` (a composer's short form)
+and ``merge-lora``.
+"""
 
 from __future__ import annotations
 

@@ -57,7 +57,9 @@ def convert_folder(src: Path, dst: Path, workers: int) -> list[str]:
             jobs.append((str(path), str(target)))
     failures = []
     with ProcessPoolExecutor(workers) as pool:
-        for error in tqdm(pool.map(_convert, jobs, chunksize=1), total=len(jobs), desc=f"convert {dst.name}", unit="score"):
+        for error in tqdm(
+            pool.map(_convert, jobs, chunksize=1), total=len(jobs), desc=f"convert {dst.name}", unit="score"
+        ):
             if error:
                 failures.append(error)
     return failures
@@ -71,8 +73,16 @@ def _rows(name: str, corpus, licence: str) -> list[dict]:
             tracks, notes = len(score.tracks), score.note_num()
         except MidiRwkvError:
             tracks = notes = 0
-        rows.append({"source": name, "licence": licence, "id": piece, "tracks": tracks, "notes": notes,
-                     "split": split_of(f"{corpus.label}/{piece}", SPLIT_SEED, SPLIT_RATIOS)})
+        rows.append(
+            {
+                "source": name,
+                "licence": licence,
+                "id": piece,
+                "tracks": tracks,
+                "notes": notes,
+                "split": split_of(f"{corpus.label}/{piece}", SPLIT_SEED, SPLIT_RATIOS),
+            }
+        )
     return rows
 
 

@@ -75,12 +75,17 @@ def read_pop909_index(path: Path) -> dict[str, tuple[int, int]]:
         xml = archive.read("xl/worksheets/sheet1.xml").decode()
     table = {}
     for _, body in re.findall(r'<row r="(\d+)"[^>]*>(.*?)</row>', xml)[1:]:
-        cells = {col: unescape(t or v) for col, t, v in re.findall(r'<c r="([A-Z]+)\d+"[^>]*>(?:<is><t>(.*?)</t></is>|<v>(.*?)</v>)?</c>', body)}
+        cells = {
+            col: unescape(t or v)
+            for col, t, v in re.findall(r'<c r="([A-Z]+)\d+"[^>]*>(?:<is><t>(.*?)</t></is>|<v>(.*?)</v>)?</c>', body)
+        }
         table[cells["A"].zfill(3)] = (int(float(cells["E"])), int(float(cells["F"])))
     return table
 
 
-def pop909_time_signatures(score: Score, beat_file: Path, beats_per_measure: int, quavers_per_beat: int) -> list[TimeSignature]:
+def pop909_time_signatures(
+    score: Score, beat_file: Path, beats_per_measure: int, quavers_per_beat: int
+) -> list[TimeSignature]:
     """POP909's real metre: n/4 (or 3n/8 for compound beats), bar lines on the annotated downbeats.
 
     ``beat_midi.txt`` lists beat times in seconds; its second column marks downbeats. A first
@@ -134,7 +139,9 @@ class Pop909Corpus(Corpus):
         song = self.ids[index]
         score = load_score(self.root / song / f"{song}.mid")
         score.time_signatures.clear()
-        score.time_signatures.extend(pop909_time_signatures(score, self.root / song / "beat_midi.txt", *self.metre[song]))
+        score.time_signatures.extend(
+            pop909_time_signatures(score, self.root / song / "beat_midi.txt", *self.metre[song])
+        )
         return score
 
 

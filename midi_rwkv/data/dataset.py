@@ -26,7 +26,9 @@ IGNORE = -100
 def unlearned_ids(tokenizer: InfillTokenizer) -> frozenset[int]:
     """Model ids that get no loss as targets."""
     vocab = tokenizer.codec.vocab
-    return frozenset(vocab.control_ids) | {vocab[t] for t in ("PAD_None", "Infill_Bar", "Infill_Track", "FillBar_Start")}
+    return frozenset(vocab.control_ids) | {
+        vocab[t] for t in ("PAD_None", "Infill_Bar", "Infill_Track", "FillBar_Start")
+    }
 
 
 def make_labels(ids: list[int], unlearned: frozenset[int]) -> tuple[list[int], list[int]]:
@@ -77,7 +79,9 @@ class StepSampler(Sampler):
         for step in range(self.start, self.total):
             if step // self.steps_per_epoch != epoch:
                 epoch = step // self.steps_per_epoch
-                order = torch.randperm(self.size, generator=torch.Generator().manual_seed(self.seed * 100003 + epoch)).tolist()
+                order = torch.randperm(
+                    self.size, generator=torch.Generator().manual_seed(self.seed * 100003 + epoch)
+                ).tolist()
             first = (step % self.steps_per_epoch) * self.batch_size
             yield [(order[first + slot], hash((self.seed, step, slot)) & 0x7FFFFFFF) for slot in range(self.batch_size)]
 
@@ -102,7 +106,9 @@ class Collator:
             raise RuntimeError("no example in this batch could be built")
         longest = max(len(b["input_ids"]) for b in items)
         if longest > self.max_len:
-            raise ValueError(f"an example has {longest} tokens, more than the context length {self.max_len}; refusing to cut it")
+            raise ValueError(
+                f"an example has {longest} tokens, more than the context length {self.max_len}; refusing to cut it"
+            )
         inputs = torch.full((len(items), longest), self.pad_id, dtype=torch.long)
         labels = torch.full((len(items), longest), IGNORE, dtype=torch.long)
         for row, b in enumerate(items):
@@ -111,9 +117,21 @@ class Collator:
         return {"input_ids": inputs, "labels": labels, "dropped": dropped}
 
 
-def example_loader(corpus: Corpus, indices: list[int], tokenizer: InfillTokenizer, examples: ExampleConfig, ctx_len: int,
-                   batch: int, steps: int, start: int = 0, seed: int = 0, workers: int = 0) -> DataLoader:
+def example_loader(
+    corpus: Corpus,
+    indices: list[int],
+    tokenizer: InfillTokenizer,
+    examples: ExampleConfig,
+    ctx_len: int,
+    batch: int,
+    steps: int,
+    start: int = 0,
+    seed: int = 0,
+    workers: int = 0,
+) -> DataLoader:
     """Batches of random examples for steps ``start .. steps - 1`` (see :class:`StepSampler`)."""
     data = InfillDataset(corpus, indices, tokenizer, examples)
     sampler = StepSampler(len(data), min(batch, len(data)), steps, start, seed)
-    return DataLoader(data, batch_sampler=sampler, collate_fn=Collator(ctx_len), num_workers=workers, persistent_workers=workers > 0)
+    return DataLoader(
+        data, batch_sampler=sampler, collate_fn=Collator(ctx_len), num_workers=workers, persistent_workers=workers > 0
+    )

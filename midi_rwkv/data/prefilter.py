@@ -47,7 +47,11 @@ class Manifest:
         if len(kept) < min_pieces or not self.splits["train"]:
             print(f"warning: only {len(kept)} usable pieces, too few to split; training and evaluating on all of them")
             return kept, kept, kept
-        return self.splits["train"], self.splits["validation"] or self.splits["train"][:1], self.splits["test"] or self.splits["validation"]
+        return (
+            self.splits["train"],
+            self.splits["validation"] or self.splits["train"][:1],
+            self.splits["test"] or self.splits["validation"],
+        )
 
     def save(self, path: Path) -> None:
         atomic_write_json(path, asdict(self) | {"summary": self.summary()})
@@ -70,7 +74,9 @@ def split_of(piece_id: str, seed: int, ratios: tuple[float, float, float]) -> st
     return "validation" if u < ratios[0] + ratios[1] else "test"
 
 
-def split_subset(corpus: Corpus, split: str, seed: int = 0, ratios: tuple[float, float, float] = SPLIT_RATIOS) -> SubsetCorpus:
+def split_subset(
+    corpus: Corpus, split: str, seed: int = 0, ratios: tuple[float, float, float] = SPLIT_RATIOS
+) -> SubsetCorpus:
     """The pieces of ``corpus`` that training's hash split puts in ``split`` (before any filtering)."""
     if split not in SPLITS:
         raise MidiRwkvError(f"unknown split {split!r}: use one of {', '.join(SPLITS)}")
@@ -104,8 +110,13 @@ def prefilter(
     progress: bool = True,
 ) -> Manifest:
     """Filter and split ``corpus``; reuse ``cache`` when it was made with the same corpus and criteria."""
-    criteria = {"min_bars": min_bars, "min_notes": min_notes, "seed": seed, "ratios": list(ratios),
-                "pieces": hashlib.sha1("\n".join(corpus.ids).encode()).hexdigest()}
+    criteria = {
+        "min_bars": min_bars,
+        "min_notes": min_notes,
+        "seed": seed,
+        "ratios": list(ratios),
+        "pieces": hashlib.sha1("\n".join(corpus.ids).encode()).hexdigest(),
+    }
     if cache.is_file():
         manifest = Manifest.load(cache)
         if manifest.corpus == corpus.name and manifest.criteria == criteria:

@@ -151,7 +151,9 @@ class Generator:
             need = [i for i in range(k) if not finished[i] and not pending[i]]
             if need:
                 banned = [constraints[i].banned() for i in need]
-                mask = torch.stack([b if b is not None else torch.zeros(self.vocab_size, dtype=torch.bool) for b in banned])
+                mask = torch.stack(
+                    [b if b is not None else torch.zeros(self.vocab_size, dtype=torch.bool) for b in banned]
+                )
                 drawn = sample(logits[need], sampler, generator, seen[need], mask)
                 for i, token in zip(need, drawn.tolist()):
                     out[i].sampled += 1

@@ -85,8 +85,15 @@ class Infiller:
         self.tables = TokenTables.build(tokenizer.codec)
 
     @classmethod
-    def load(cls, model_path: str | Path | None = None, tokenizer_path: str | Path | None = None, state: str | Path | None = None,
-             lora: str | Path | None = None, engine: str = "torch", threads: int = 1) -> Infiller:
+    def load(
+        cls,
+        model_path: str | Path | None = None,
+        tokenizer_path: str | Path | None = None,
+        state: str | Path | None = None,
+        lora: str | Path | None = None,
+        engine: str = "torch",
+        threads: int = 1,
+    ) -> Infiller:
         """A model, its tokenizer, and optionally a tuned state (``--state``) and a LoRA merged in (``--lora``).
 
         ``engine``: torch, ggml (f16 matrices), ggml-f32, or auto (ggml where it is installed and can run
@@ -116,9 +123,19 @@ class Infiller:
             return cls(Generator(model, initial_state=initial), tokenizer)
         return cls(Generator(ggml_backend(model, engine, threads, initial)), tokenizer)
 
-    def infill(self, piece: Piece, track: int, bars: tuple[int, int], request: ControlRequest | None = None, n: int = 4,
-               sampler: SamplerConfig | None = None, context_bars: int = 16, max_tokens: int = 2000, seed: int | None = None,
-               free: bool = False) -> list[Candidate]:
+    def infill(
+        self,
+        piece: Piece,
+        track: int,
+        bars: tuple[int, int],
+        request: ControlRequest | None = None,
+        n: int = 4,
+        sampler: SamplerConfig | None = None,
+        context_bars: int = 16,
+        max_tokens: int = 2000,
+        seed: int | None = None,
+        free: bool = False,
+    ) -> list[Candidate]:
         """K candidates for real bars ``bars`` = [start, end) of ``track``.
 
         ``free``: give the model no bar controls (it chooses); ``requested`` then holds the original
@@ -133,11 +150,20 @@ class Infiller:
         base = resolve_bar_controls(enc, t, span, None)
         requested = apply_request(piece, track, base, bars, request or ControlRequest(), enc.tracks[t].is_drum)
         # RWKV reads past its training length; 4x ctx_len only bounds the time spent on the prompt
-        seq = tok.bar_infill(enc, track, bars, controls=requested, context_bars=context_bars,
-                             max_len=self.generator.config.ctx_len * 4, with_target=False, free=free)
+        seq = tok.bar_infill(
+            enc,
+            track,
+            bars,
+            controls=requested,
+            context_bars=context_bars,
+            max_len=self.generator.config.ctx_len * 4,
+            with_target=False,
+            free=free,
+        )
         section = [(s.header, s.controls) for s in seq.section]
-        generations = self.generator.generate(seq.ids, [BarInfillConstraint(self.tables, section) for _ in range(n)],
-                                           sampler, max_tokens, seed)
+        generations = self.generator.generate(
+            seq.ids, [BarInfillConstraint(self.tables, section) for _ in range(n)], sampler, max_tokens, seed
+        )
         candidates = []
         for g in generations:
             score, report = tok.merge(piece, seq, g.ids)

@@ -29,7 +29,9 @@ class SamplerConfig:
                 and self.repetition_penalty > 0, f"invalid sampler settings: {self}")
 
 
-def filter_logits(logits: Tensor, config: SamplerConfig, seen: Tensor | None = None, banned: Tensor | None = None) -> Tensor:
+def filter_logits(
+    logits: Tensor, config: SamplerConfig, seen: Tensor | None = None, banned: Tensor | None = None
+) -> Tensor:
     """Apply every rule to ``logits`` [K, V]; ``seen``/``banned`` are boolean [K, V] or [V] masks."""
     return _filter(logits, config, seen, banned)[0]
 
@@ -65,7 +67,9 @@ def _filter(logits, config, seen, banned) -> tuple[Tensor, tuple[Tensor, Tensor]
     return scores, (top, order) if top_k else None
 
 
-def sample(logits: Tensor, config: SamplerConfig, generator: torch.Generator | None = None, seen=None, banned=None) -> Tensor:
+def sample(
+    logits: Tensor, config: SamplerConfig, generator: torch.Generator | None = None, seen=None, banned=None
+) -> Tensor:
     """One token id per row of ``logits`` [K, V].
 
     With top-k on, the draw is among the k survivors only: the same distribution, but torch's

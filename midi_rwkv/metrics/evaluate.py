@@ -119,11 +119,16 @@ class Evaluation:
         if path.is_file():
             saved = json.loads(path.read_text())
             if saved["settings"] != settings:
-                raise MidiRwkvError(f"{self.out} holds an evaluation with other prompt settings ({saved['settings']}); use another --out")
+                raise MidiRwkvError(
+                    f"{self.out} holds an evaluation with other prompt settings ({saved['settings']}); "
+                    "use another --out"
+                )
             return [Prompt(**p) for p in saved["prompts"]]
         c = self.config
         track = None if c.track == "random" else c.track
-        prompts = choose_prompts(c.data, self.tokenizer, c.prompts, c.bars, c.context, track, c.split, c.seed, self.progress)
+        prompts = choose_prompts(
+            c.data, self.tokenizer, c.prompts, c.bars, c.context, track, c.split, c.seed, self.progress
+        )
         if not prompts:
             raise MidiRwkvError(f"{c.data}: no piece of the {c.split} split has {c.bars} bars with notes to infill")
         atomic_write_json(path, {"settings": settings, "prompts": [p.to_dict() for p in prompts]})
@@ -152,7 +157,9 @@ class Evaluation:
             if not system.is_reference:
                 key = (system.model, system.tokenizer, system.state, system.lora, system.engine)
                 if key not in infillers:
-                    infillers[key] = Infiller.load(system.model, system.tokenizer, system.state, system.lora, system.engine)
+                    infillers[key] = Infiller.load(
+                        system.model, system.tokenizer, system.state, system.lora, system.engine
+                    )
                 infiller = infillers[key]
             for prompt in tqdm(todo, desc=f"generating {system.name}", unit="prompt", disable=not self.progress):
                 piece = self.piece(prompt)
@@ -162,12 +169,27 @@ class Evaluation:
                     score = record.pop("score")
                 else:
                     seed = self.config.seed * 1_000_003 + position[prompt.id]
-                    c = infiller.infill(piece, prompt.track, bars, None, 1, system.sampler, self.config.context,
-                                        self.config.max_tokens, seed, free=system.free)[0]
+                    c = infiller.infill(
+                        piece,
+                        prompt.track,
+                        bars,
+                        None,
+                        1,
+                        system.sampler,
+                        self.config.context,
+                        self.config.max_tokens,
+                        seed,
+                        free=system.free,
+                    )[0]
                     score = c.score
-                    record = {"requested": _controls_to_json(c.requested), "realised": _controls_to_json(c.realised),
-                              "seconds": round(c.generation.seconds, 3), "tokens": c.generation.sampled,
-                              "stopped": c.generation.stopped, "notes_added": c.report.notes_added}
+                    record = {
+                        "requested": _controls_to_json(c.requested),
+                        "realised": _controls_to_json(c.realised),
+                        "seconds": round(c.generation.seconds, 3),
+                        "tokens": c.generation.sampled,
+                        "stopped": c.generation.stopped,
+                        "notes_added": c.report.notes_added,
+                    }
                 midi, meta = self._paths(system, prompt)
                 atomic_write(midi, score.dump_midi)
                 atomic_write_json(meta, {"prompt": prompt.to_dict(), "system": system.to_dict(), **record})
@@ -177,9 +199,18 @@ class Evaluation:
         t = piece.track_index(prompt.track)
         requested = resolve_bar_controls(enc, t, piece.token_span(*bars), None)
         score = reference_score(name, piece, prompt.track, bars)
-        realised = self.tokenizer.realised_controls(score, piece.name, prompt.track, bars, len(requested), enc.tracks[t].is_drum)
-        return {"score": score, "requested": _controls_to_json(requested), "realised": _controls_to_json(realised),
-                "seconds": 0.0, "tokens": 0, "stopped": "done", "notes_added": 0}
+        realised = self.tokenizer.realised_controls(
+            score, piece.name, prompt.track, bars, len(requested), enc.tracks[t].is_drum
+        )
+        return {
+            "score": score,
+            "requested": _controls_to_json(requested),
+            "realised": _controls_to_json(realised),
+            "seconds": 0.0,
+            "tokens": 0,
+            "stopped": "done",
+            "notes_added": 0,
+        }
 
     # ---- metrics --------------------------------------------------------------------------
     def measure(self, prompts: list[Prompt]) -> list[dict]:
@@ -187,7 +218,9 @@ class Evaluation:
         rows = []
         for prompt in tqdm(prompts, desc="measuring", unit="prompt", disable=not self.progress):
             piece = self.piece(prompt)
-            region = Region(prompt.track, tuple(piece.bars[prompt.start : prompt.end]), piece.original.ticks_per_quarter)
+            region = Region(
+                prompt.track, tuple(piece.bars[prompt.start : prompt.end]), piece.original.ticks_per_quarter
+            )
             for system in self.systems:
                 midi, meta = self._paths(system, prompt)
                 if not meta.is_file():
@@ -200,7 +233,9 @@ class Evaluation:
                 values["seconds"] = record["seconds"]
                 for i, delta in enumerate(density_deltas(requested, realised)):
                     values[f"density_delta_bar_{i}"] = delta
-                rows += [{"prompt": prompt.id, "system": system.name, "metric": k, "value": v} for k, v in values.items()]
+                rows += [
+                    {"prompt": prompt.id, "system": system.name, "metric": k, "value": v} for k, v in values.items()
+                ]
         return rows
 
     def run(self) -> list[dict]:

@@ -1,4 +1,5 @@
-"""Musical similarity between an infilled span and the original bars (docs/original-release.md#metrics, with its bugs fixed).
+"""Musical similarity between an infilled span and the original bars (docs/original-release.md#metrics,
+with its bugs fixed).
 
 Every function takes ``(generated, original, region)`` (or one score) and returns a float, NaN when
 the metric is undefined for that pair (say so in reports rather than inventing a value).
@@ -123,7 +124,10 @@ def pitch_class_entropy_difference(generated: Score, original: Score, region: Re
 
 
 def _match_onsets(a: np.ndarray, b: np.ndarray, tolerance: int) -> int:
-    """Size of a largest one-to-one matching of sorted onsets a and b with |a_i - b_j| <= tolerance (greedy is optimal on a line)."""
+    """Size of a largest one-to-one matching of sorted onsets a and b with |a_i - b_j| <= tolerance.
+
+    Greedy is optimal on a line.
+    """
     i = j = matched = 0
     while i < len(a) and j < len(b):
         if abs(int(a[i]) - int(b[j])) <= tolerance:
@@ -148,7 +152,9 @@ def onset_f1(generated: Score, original: Score, region: Region) -> float:
     tolerance = max(1, region.tpq // 8)
     matched = 0
     for pitch in np.intersect1d(gen.pitch, orig.pitch):
-        matched += _match_onsets(np.sort(gen.time[gen.pitch == pitch]), np.sort(orig.time[orig.pitch == pitch]), tolerance)
+        matched += _match_onsets(
+            np.sort(gen.time[gen.pitch == pitch]), np.sort(orig.time[orig.pitch == pitch]), tolerance
+        )
     if matched == 0:
         return 0.0
     precision, recall = matched / len(gen), matched / len(orig)
@@ -157,8 +163,10 @@ def onset_f1(generated: Score, original: Score, region: Region) -> float:
 
 def note_density_difference(generated: Score, original: Score, region: Region) -> float:
     """|notes per bar, generated - original| over the span."""
+
     def per_bar(score: Score) -> float:
         return len(span_notes(score, region)) / len(region.bars)
+
     return abs(per_bar(generated) - per_bar(original))
 
 
@@ -179,9 +187,11 @@ def polyphony_difference(generated: Score, original: Score, region: Region) -> f
 
 def pitch_range_difference(generated: Score, original: Score, region: Region) -> float:
     """|(max - min pitch), generated - original| in semitones; NaN when either span has no notes."""
+
     def span(score: Score) -> float:
         pitches = span_notes(score, region).pitch
         return float(pitches.max() - pitches.min()) if len(pitches) else float("nan")
+
     return abs(span(generated) - span(original))
 
 

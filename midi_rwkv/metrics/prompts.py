@@ -1,4 +1,5 @@
-"""Evaluation prompts: which piece, track and bars to infill (docs/original-release.md#evaluation-prompts, without its quirks).
+"""Evaluation prompts: which piece, track and bars to infill (docs/original-release.md#evaluation-prompts,
+without its quirks).
 
 Pieces come from the test split of a corpus (the same hash split training uses, so none of them was
 trained on), drawn with a seeded shuffle and without replacement: one prompt per piece. The span is
@@ -40,9 +41,21 @@ def _onsets_per_bar(piece, track: int) -> np.ndarray:
     return np.histogram(times, bins=edges)[0]
 
 
-def choose_prompts(spec: str, tokenizer: InfillTokenizer, count: int, bars: int, context: int, track: int | None = None,
-                   split: str = "test", seed: int = 0, progress: bool = True) -> list[Prompt]:
-    """Up to ``count`` prompts from ``split`` (or ``all``) of the corpus ``spec``; ``track`` None draws one per piece."""
+def choose_prompts(
+    spec: str,
+    tokenizer: InfillTokenizer,
+    count: int,
+    bars: int,
+    context: int,
+    track: int | None = None,
+    split: str = "test",
+    seed: int = 0,
+    progress: bool = True,
+) -> list[Prompt]:
+    """Up to ``count`` prompts from ``split`` (or ``all``) of the corpus ``spec``.
+
+    ``track`` None draws one per piece.
+    """
     corpus = open_corpus(spec) if split == "all" else split_subset(open_corpus(spec), split)
     if not len(corpus):
         raise MidiRwkvError(f"{spec}: no pieces in its {split} split")
@@ -70,6 +83,8 @@ def choose_prompts(spec: str, tokenizer: InfillTokenizer, count: int, bars: int,
                 continue
             start = rng.choice(starts)
             name = corpus.ids[index].replace("/", "_").replace(" ", "_")
-            prompts.append(Prompt(f"{len(prompts):03d}-{name}-t{t}-b{start + 1}", spec, corpus.ids[index], t, start, start + bars))
+            prompts.append(
+                Prompt(f"{len(prompts):03d}-{name}-t{t}-b{start + 1}", spec, corpus.ids[index], t, start, start + bars)
+            )
             bar.update()
     return prompts

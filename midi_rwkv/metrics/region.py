@@ -2,7 +2,8 @@
 
 Generated files are the original score with one span replaced (``tokenizer.merge``), so the
 generated and the original share resolution, tempo map and bar lines: every metric compares them
-tick for tick, with no unit conversion (the original release mixed tpq 24 and tpq 480, docs/original-release.md#onset-f1).
+tick for tick, with no unit conversion (the original release mixed tpq 24 and tpq 480,
+docs/original-release.md#onset-f1).
 """
 
 from __future__ import annotations

@@ -44,7 +44,9 @@ def _cell(values: dict[str, float]) -> str:
     if not len(v):
         return "n/a"
     low, high = bootstrap_ci(v)
-    return f"{v.mean():.3f} ± {v.std():.3f} [{low:.3f}, {high:.3f}]" + (f" (n={len(v)})" if len(v) < len(values) else "")
+    return f"{v.mean():.3f} ± {v.std():.3f} [{low:.3f}, {high:.3f}]" + (
+        f" (n={len(v)})" if len(v) < len(values) else ""
+    )
 
 
 def _arrow(better) -> str:
@@ -52,8 +54,10 @@ def _arrow(better) -> str:
 
 
 def _metric_table(data, systems: list[str], metrics: dict) -> list[str]:
-    lines = ["| system | " + " | ".join(label + _arrow(b) for label, b in metrics.values()) + " |",
-             "|---|" + "---:|" * len(metrics)]
+    lines = [
+        "| system | " + " | ".join(label + _arrow(b) for label, b in metrics.values()) + " |",
+        "|---|" + "---:|" * len(metrics),
+    ]
     for system in systems:
         lines.append(f"| {system} | " + " | ".join(_cell(data[system].get(m, {})) for m in metrics) + " |")
     return lines
@@ -70,13 +74,19 @@ def summary(rows: list[dict], models: list[str], references: list[str], settings
     data = table(rows)
     systems = [s for s in models + references if s in data]
     seconds = {s: np.mean(list(data[s]["seconds"].values())) for s in models if s in data}
+    definitions = (
+        "the original release (faithful)"
+        if faithful
+        else "fixed (silence counts as music; see midi_rwkv/metrics/music.py)"
+    )
     lines = [
         "# Evaluation summary",
         "",
         f"Prompts: {len(next(iter(data.values()))['content_preservation']) if data else 0} from `{settings['data']}` "
         f"({settings['split']} split, seed {settings['seed']}), {settings['bars']} bars infilled with up to "
-        f"{settings['context']} bars of context on each side, track {settings['track'] if settings['track'] is not None else 'drawn per piece'}.",
-        f"Metric definitions: {'the original release (faithful)' if faithful else 'fixed (silence counts as music; see midi_rwkv/metrics/music.py)'}.",
+        f"{settings['context']} bars of context on each side, "
+        f"track {settings['track'] if settings['track'] is not None else 'drawn per piece'}.",
+        f"Metric definitions: {definitions}.",
         "Cells: mean ± std [95% bootstrap CI of the mean]; ↑ higher is better, ↓ lower is better. "
         "`original` is the ceiling; `copy` copies the neighbouring bars.",
         "",
@@ -101,8 +111,10 @@ def summary(rows: list[dict], models: list[str], references: list[str], settings
     for a, b in comparisons(systems, [m for m in models if m in data]):
         for t in compare(TESTED, data[a], data[b]):
             label = {**MUSIC, **CONTROLS}[t.metric][0]
-            lines.append(f"| {a} | {b} | {label} | {t.n} | {t.mean_difference:+.3f} [{t.ci[0]:+.3f}, {t.ci[1]:+.3f}] | "
-                         f"{t.statistic:.1f} | {t.p_value:.2g} | {t.p_holm:.2g} | {t.cohens_d:+.2f} |")
+            lines.append(
+                f"| {a} | {b} | {label} | {t.n} | {t.mean_difference:+.3f} [{t.ci[0]:+.3f}, {t.ci[1]:+.3f}] | "
+                f"{t.statistic:.1f} | {t.p_value:.2g} | {t.p_holm:.2g} | {t.cohens_d:+.2f} |"
+            )
     if seconds:
         lines += ["", "## Time per generation", ""]
         lines += [f"- {s}: {v:.2f} s (mean, one candidate, prompt included)" for s, v in seconds.items()]
@@ -127,7 +139,7 @@ def plots(rows: list[dict], systems: list[str], out: Path) -> list[Path]:
         label, better = {**MUSIC, **CONTROLS}[metric]
         ax.set_title(label + _arrow(better), fontsize=10)
         ax.tick_params(axis="x", rotation=45, labelsize=8)
-    for ax in list(axes.flat)[len(names):]:
+    for ax in list(axes.flat)[len(names) :]:
         ax.axis("off")
     fig.tight_layout()
     written.append(out / "metrics.png")
@@ -151,7 +163,9 @@ def plots(rows: list[dict], systems: list[str], out: Path) -> list[Path]:
     return written
 
 
-def write_report(rows: list[dict], models: list[str], references: list[str], settings: dict, faithful: bool, out: Path) -> Path:
+def write_report(
+    rows: list[dict], models: list[str], references: list[str], settings: dict, faithful: bool, out: Path
+) -> Path:
     path = out / "summary.md"
     atomic_write_text(path, summary(rows, models, references, settings, faithful))
     plots(rows, models + references, out)

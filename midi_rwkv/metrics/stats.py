@@ -1,8 +1,10 @@
-"""Statistics for comparing two systems on the same prompts (docs/original-release.md#paired-tests, with its gaps closed).
+"""Statistics for comparing two systems on the same prompts (docs/original-release.md#paired-tests,
+with its gaps closed).
 
 Paired by prompt: a Wilcoxon signed-rank test on the per-prompt differences, Cohen's d of those
 differences, bootstrap confidence intervals of means, and Holm's correction across the metrics of
-one comparison (the original reported uncorrected p-values, when its tests ran at all, see docs/original-release.md#paired-tests).
+one comparison (the original reported uncorrected p-values, when its tests ran at all, see
+docs/original-release.md#paired-tests).
 """
 
 from __future__ import annotations
@@ -63,7 +65,9 @@ def paired_test(metric: str, a: dict[str, float], b: dict[str, float], seed: int
     d = np.array([b[k] - a[k] for k in keys], dtype=float)
     statistic = p = float("nan")
     if len(d) and np.any(d != 0):
-        from scipy import stats as sps  # here, not at the top: scipy.stats takes ~1 s to import, and infill needs none of it
+        from scipy import (
+            stats as sps,
+        )  # here, not at the top: scipy.stats takes ~1 s to import, and infill needs none of it
 
         result = sps.wilcoxon(d)
         statistic, p = float(result.statistic), float(result.pvalue)
@@ -71,7 +75,9 @@ def paired_test(metric: str, a: dict[str, float], b: dict[str, float], seed: int
     return PairedTest(metric, len(d), mean, bootstrap_ci(d, seed=seed), statistic, p, p, cohens_d(d))
 
 
-def compare(metrics: list[str], a: dict[str, dict[str, float]], b: dict[str, dict[str, float]], seed: int = 0) -> list[PairedTest]:
+def compare(
+    metrics: list[str], a: dict[str, dict[str, float]], b: dict[str, dict[str, float]], seed: int = 0
+) -> list[PairedTest]:
     """Paired tests of system b against a for each metric (``a[metric][prompt] = value``), Holm-corrected."""
     tests = [paired_test(m, a.get(m, {}), b.get(m, {}), seed) for m in metrics]
     for test, adjusted in zip(tests, holm([t.p_value for t in tests])):

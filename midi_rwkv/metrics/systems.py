@@ -47,7 +47,10 @@ _SAMPLER_KEYS = typing.get_type_hints(SamplerConfig)  # temperature: float, top_
 
 
 def parse_system(text: str, default_model: str) -> System:
-    """``NAME[:key=value,...]``, keys: model tokenizer state lora free engine temperature top_k top_p epsilon repetition_penalty."""
+    """``NAME[:key=value,...]``.
+
+    Keys: model tokenizer state lora free engine temperature top_k top_p epsilon repetition_penalty.
+    """
     name, _, rest = text.partition(":")
     if not name or not name.replace("-", "").replace("_", "").isalnum():
         raise MidiRwkvError(f"system '{text}': the name must be letters, digits, - or _")

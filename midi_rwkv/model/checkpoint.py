@@ -32,11 +32,21 @@ def sidecar_path(path: str | Path) -> Path:
     return Path(path).with_suffix(".json")
 
 
-def save_checkpoint(model: RWKV7, path: str | Path, dtype: torch.dtype | None = None, extra: dict | None = None) -> Path:
+def save_checkpoint(
+    model: RWKV7, path: str | Path, dtype: torch.dtype | None = None, extra: dict | None = None
+) -> Path:
     """Write the weights (optionally cast, e.g. to bf16) and the sidecar, each atomically."""
     path = Path(path)
-    state = {k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    meta = {"format": FORMAT, "model": model.config.to_dict(), "dtype": str(dtype or next(model.parameters()).dtype).removeprefix("torch."), **(extra or {})}
+    state = {
+        k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).detach().cpu().contiguous()
+        for k, v in model.state_dict().items()
+    }
+    meta = {
+        "format": FORMAT,
+        "model": model.config.to_dict(),
+        "dtype": str(dtype or next(model.parameters()).dtype).removeprefix("torch."),
+        **(extra or {}),
+    }
     atomic_write(path, lambda tmp: torch.save(state, tmp))
     atomic_write_json(sidecar_path(path), meta)
     return path
@@ -49,10 +59,15 @@ def infer_config(state: dict[str, torch.Tensor]) -> RWKVConfig:
         n_layer = 1 + max(int(k.split(".")[1]) for k in state if k.startswith("blocks."))
         n_head, head_size = state["blocks.0.att.r_k"].shape
         return RWKVConfig(
-            n_layer=n_layer, n_embd=n_embd, vocab_size=vocab_size, head_size=head_size,
+            n_layer=n_layer,
+            n_embd=n_embd,
+            vocab_size=vocab_size,
+            head_size=head_size,
             dim_ffn=state["blocks.0.ffn.key.weight"].shape[0],
-            decay_lora=state["blocks.0.att.w1"].shape[1], aaa_lora=state["blocks.0.att.a1"].shape[1],
-            mv_lora=state["blocks.0.att.v1"].shape[1], gate_lora=state["blocks.0.att.g1"].shape[1],
+            decay_lora=state["blocks.0.att.w1"].shape[1],
+            aaa_lora=state["blocks.0.att.a1"].shape[1],
+            mv_lora=state["blocks.0.att.v1"].shape[1],
+            gate_lora=state["blocks.0.att.g1"].shape[1],
         )
     except (KeyError, ValueError, IndexError) as err:
         raise CheckpointError(f"not an RWKV-7 (x070) state dict: {err}") from None
@@ -142,7 +157,9 @@ def resolve_model(path: str | Path | None = None) -> Path:
     for candidate in default_model_candidates():
         if candidate.is_file():
             return candidate
-    raise CheckpointError(f"no default model found (looked at {', '.join(map(str, default_model_candidates()))}): pass --model")
+    raise CheckpointError(
+        f"no default model found (looked at {', '.join(map(str, default_model_candidates()))}): pass --model"
+    )
 
 
 def open_tokenizer(model_path: Path, tokenizer_path: str | Path | None = None) -> InfillTokenizer:
@@ -153,8 +170,9 @@ def open_tokenizer(model_path: Path, tokenizer_path: str | Path | None = None) -
     return InfillTokenizer.load(path)
 
 
-def open_model(model_path: str | Path | None = None, tokenizer_path: str | Path | None = None
-               ) -> tuple[RWKV7, InfillTokenizer, Path]:
+def open_model(
+    model_path: str | Path | None = None, tokenizer_path: str | Path | None = None
+) -> tuple[RWKV7, InfillTokenizer, Path]:
     """A model (float32) and its tokenizer, checked against each other; the default model when no path is given."""
     path = resolve_model(model_path)
     tokenizer = open_tokenizer(path, tokenizer_path)

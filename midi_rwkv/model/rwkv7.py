@@ -64,10 +64,25 @@ class TimeMix(nn.Module):
         self.layer_id, self.n_head, self.head_size = layer_id, H, N
         mix = lambda: nn.Parameter(torch.zeros(1, 1, C))  # noqa: E731
         self.x_r, self.x_w, self.x_k, self.x_v, self.x_a, self.x_g = (mix() for _ in range(6))
-        self.w0, self.w1, self.w2 = mix(), nn.Parameter(torch.zeros(C, config.decay_lora)), nn.Parameter(torch.zeros(config.decay_lora, C))
-        self.a0, self.a1, self.a2 = mix(), nn.Parameter(torch.zeros(C, config.aaa_lora)), nn.Parameter(torch.zeros(config.aaa_lora, C))
-        self.v0, self.v1, self.v2 = mix(), nn.Parameter(torch.zeros(C, config.mv_lora)), nn.Parameter(torch.zeros(config.mv_lora, C))
-        self.g1, self.g2 = nn.Parameter(torch.zeros(C, config.gate_lora)), nn.Parameter(torch.zeros(config.gate_lora, C))
+        self.w0, self.w1, self.w2 = (
+            mix(),
+            nn.Parameter(torch.zeros(C, config.decay_lora)),
+            nn.Parameter(torch.zeros(config.decay_lora, C)),
+        )
+        self.a0, self.a1, self.a2 = (
+            mix(),
+            nn.Parameter(torch.zeros(C, config.aaa_lora)),
+            nn.Parameter(torch.zeros(config.aaa_lora, C)),
+        )
+        self.v0, self.v1, self.v2 = (
+            mix(),
+            nn.Parameter(torch.zeros(C, config.mv_lora)),
+            nn.Parameter(torch.zeros(config.mv_lora, C)),
+        )
+        self.g1, self.g2 = (
+            nn.Parameter(torch.zeros(C, config.gate_lora)),
+            nn.Parameter(torch.zeros(config.gate_lora, C)),
+        )
         self.k_k, self.k_a, self.r_k = mix(), mix(), nn.Parameter(torch.zeros(H, N))
         self.receptance = nn.Linear(C, C, bias=False)
         self.key = nn.Linear(C, C, bias=False)
@@ -162,7 +177,9 @@ class RWKV7(nn.Module):
         shifts_att, shifts_ffn, wkvs = [], [], []
         for block in self.blocks:
             if self.gradient_checkpointing and self.training:
-                x, v_first, (sa, sf, sw) = torch.utils.checkpoint.checkpoint(block, x, v_first, state, use_reentrant=False)
+                x, v_first, (sa, sf, sw) = torch.utils.checkpoint.checkpoint(
+                    block, x, v_first, state, use_reentrant=False
+                )
             else:
                 x, v_first, (sa, sf, sw) = block(x, v_first, state)
             shifts_att.append(sa)

@@ -86,7 +86,10 @@ class LoRA(nn.Module):
     def attach(self) -> "LoRA":
         self.detach()
         for key, module in self.modules_.items():
-            hook = lambda mod, inputs, out, key=key: out + self.scale * (inputs[0] @ self.A[key].t().to(out.dtype)) @ self.B[key].t().to(out.dtype)  # noqa: E731
+
+            def hook(mod, inputs, out, key=key):
+                return out + self.scale * (inputs[0] @ self.A[key].t().to(out.dtype)) @ self.B[key].t().to(out.dtype)
+
             self._hooks.append(module.register_forward_hook(hook))
         return self
 
@@ -129,8 +132,13 @@ def save_adapter(adapter: StateAdapter | LoRA, model: RWKV7, path: str | Path, e
     """``path`` (safetensors) and ``path`` with ``.json`` (kind, options, base fingerprint), atomically."""
     path = Path(path)
     atomic_write(path, lambda tmp: save_file(adapter.tensors(), tmp))
-    meta = {"kind": adapter.kind, **adapter.options(), "base_model": {"fingerprint": fingerprint(model), "config": model.config.to_dict()},
-            "trainable_parameters": trainable_parameters(adapter), **(extra or {})}
+    meta = {
+        "kind": adapter.kind,
+        **adapter.options(),
+        "base_model": {"fingerprint": fingerprint(model), "config": model.config.to_dict()},
+        "trainable_parameters": trainable_parameters(adapter),
+        **(extra or {}),
+    }
     atomic_write_json(path.with_suffix(".json"), meta)
     return path
 
@@ -147,7 +155,10 @@ def load_adapter(path: str | Path, model: RWKV7) -> StateAdapter | LoRA:
     except Exception as err:
         raise AdapterError(f"{path}: not a readable adapter ({str(err).splitlines()[0]})") from None
     if meta.get("base_model", {}).get("fingerprint") != fingerprint(model):
-        raise AdapterError(f"{path} was tuned on another base model (fingerprint {meta.get('base_model', {}).get('fingerprint')}, this model {fingerprint(model)})")
+        raise AdapterError(
+            f"{path} was tuned on another base model (fingerprint {meta.get('base_model', {}).get('fingerprint')}, "
+            f"this model {fingerprint(model)})"
+        )
     if meta.get("kind") == "state":
         adapter = StateAdapter(model)
     elif meta.get("kind") == "lora":

@@ -42,20 +42,37 @@ def run(config: TuneConfig, progress: bool = True) -> dict:
     corpus = open_corpus(config.data)
     if config.limit:
         corpus.ids = corpus.ids[: config.limit]
-    manifest = prefilter(corpus, tokenizer, out / "cache" / "manifest.json", seed=config.seed, ratios=config.split, progress=progress)
+    manifest = prefilter(
+        corpus, tokenizer, out / "cache" / "manifest.json", seed=config.seed, ratios=config.split, progress=progress
+    )
     split = {name: [corpus.ids[i] for i in ids] for name, ids in manifest.splits.items()}
     atomic_write_json(out / "split.json", {"corpus": corpus.name, "seed": config.seed, **split})
-    print(f"split by song (seed {config.seed}): " + ", ".join(f"{k} {len(v)}" for k, v in split.items()) + f" -> {out / 'split.json'}")
+    print(
+        f"split by song (seed {config.seed}): "
+        + ", ".join(f"{k} {len(v)}" for k, v in split.items())
+        + f" -> {out / 'split.json'}"
+    )
     adapter = StateAdapter(model) if config.method == "state" else LoRA(model, config.rank, config.alpha).attach()
     lr = config.learning_rate
     train_ids, _, test = manifest.usable_splits()
-    test_loader = example_loader(corpus, test, tokenizer, config.ctx_len, config.batch_size, config.eval_batches, config.seed + 7)
+    test_loader = example_loader(
+        corpus, test, tokenizer, config.ctx_len, config.batch_size, config.eval_batches, config.seed + 7
+    )
     before = evaluate(model, None, test_loader)
-    train_loader = example_loader(corpus, train_ids, tokenizer, config.ctx_len, config.batch_size, config.steps, config.seed)
+    train_loader = example_loader(
+        corpus, train_ids, tokenizer, config.ctx_len, config.batch_size, config.steps, config.seed
+    )
     history = tune(model, adapter, train_loader, lr, lr / 10, progress)
     after = evaluate(model, adapter, test_loader)
-    report = {"method": config.method, "trainable_parameters": trainable_parameters(adapter), "lr": lr,
-              "test_loss_before": round(before, 4), "test_loss_after": round(after, 4), **history, "config": asdict(config)}
+    report = {
+        "method": config.method,
+        "trainable_parameters": trainable_parameters(adapter),
+        "lr": lr,
+        "test_loss_before": round(before, 4),
+        "test_loss_after": round(after, 4),
+        **history,
+        "config": asdict(config),
+    }
     name = "state.safetensors" if config.method == "state" else f"lora_r{config.rank}.safetensors"
     save_adapter(adapter, model, out / name, extra={"report": {k: v for k, v in report.items() if k != "config"}})
     atomic_write_json(out / "report.json", report)
@@ -83,10 +100,17 @@ def tune_style(config: TuneConfig, pieces: str | Path, output: str | Path, progr
     adapter = StateAdapter(model)
     measure = example_loader(corpus, usable, tokenizer, config.ctx_len, config.batch_size, 4, config.seed + 1)
     before = evaluate(model, None, measure)
-    train_loader = example_loader(corpus, usable, tokenizer, config.ctx_len, config.batch_size, config.steps, config.seed)
+    train_loader = example_loader(
+        corpus, usable, tokenizer, config.ctx_len, config.batch_size, config.steps, config.seed
+    )
     lr = config.learning_rate
     history = tune(model, adapter, train_loader, lr, lr / 10, progress)
     after = evaluate(model, adapter, measure)
     extra = {"pieces": [corpus.ids[i] for i in usable], "loss_before": before, "loss_after": after}
     path = save_adapter(adapter, model, output, extra=extra)
-    return path, {"pieces": len(usable), "loss_on_your_pieces_before": round(before, 3), "after": round(after, 3), **history}
+    return path, {
+        "pieces": len(usable),
+        "loss_on_your_pieces_before": round(before, 3),
+        "after": round(after, 3),
+        **history,
+    }

@@ -23,7 +23,9 @@ def freeze(model: RWKV7) -> RWKV7:
     return model.eval()
 
 
-def example_loader(corpus: Corpus, indices: list[int], tokenizer: InfillTokenizer, ctx_len: int, batch: int, steps: int, seed: int) -> DataLoader:
+def example_loader(
+    corpus: Corpus, indices: list[int], tokenizer: InfillTokenizer, ctx_len: int, batch: int, steps: int, seed: int
+) -> DataLoader:
     """Default-knob examples fitting ``ctx_len`` (inputs are ids[:-1]), in the main process."""
     return make_loader(corpus, indices, tokenizer, ExampleConfig(max_len=ctx_len + 1), ctx_len, batch, steps, seed=seed)
 
@@ -46,7 +48,10 @@ def tune(model: RWKV7, adapter, loader: DataLoader, lr: float, lr_final: float, 
     adapter.train()
     optimizer = torch.optim.AdamW(adapter.parameters(), lr=lr, betas=(0.9, 0.99), eps=1e-8, weight_decay=0.0)
     steps = len(loader)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: (lr_final + (lr - lr_final) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / max(1, steps))))) / lr)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer,
+        lambda s: (lr_final + (lr - lr_final) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / max(1, steps))))) / lr,
+    )
     losses, start = [], time.perf_counter()
     bar = tqdm(loader, desc=f"tuning {adapter.kind}", unit="step", disable=not progress)
     for batch in bar:
@@ -60,4 +65,9 @@ def tune(model: RWKV7, adapter, loader: DataLoader, lr: float, lr_final: float, 
         losses.append(loss.item())
         bar.set_postfix(loss=f"{loss.item():.3f}")
     adapter.eval()
-    return {"steps": steps, "seconds": round(time.perf_counter() - start, 1), "first_loss": losses[0] if losses else None, "last_loss": losses[-1] if losses else None}
+    return {
+        "steps": steps,
+        "seconds": round(time.perf_counter() - start, 1),
+        "first_loss": losses[0] if losses else None,
+        "last_loss": losses[-1] if losses else None,
+    }

@@ -1,4 +1,7 @@
-"""The settings of a fine-tuning run (state tuning or LoRA); ``tune`` and ``tune-style`` share them and their defaults."""
+"""The settings of a fine-tuning run (state tuning or LoRA).
+
+``tune`` and ``tune-style`` share them and their defaults.
+"""
 
 from __future__ import annotations
 
@@ -19,7 +22,9 @@ class TuneConfig:
     data: str = setting(help="corpus: pop909:PATH, folder:PATH, gigamidi:NAME_OR_PARQUET (split by piece)")
     out: str = setting(help="output folder: the adapter, split.json, report.json")
     model: str | None = setting(None, "base model .pth (default: the shipped midi_rwkv.pth)")
-    tokenizer: str | None = setting(None, "tokenizer JSON (default: MODEL_STEM.tokenizer.json, else tokenizer.json, beside the model)")
+    tokenizer: str | None = setting(
+        None, "tokenizer JSON (default: MODEL_STEM.tokenizer.json, else tokenizer.json, beside the model)"
+    )
     method: str = setting("state", "what to train: the initial WKV state, or LoRA on every projection", choices=METHODS)
     rank: int = setting(4, "LoRA rank")
     alpha: float = setting(4.0, "LoRA alpha (the update is scaled by alpha / rank)")
@@ -28,8 +33,9 @@ class TuneConfig:
     batch_size: int = setting(4, "sequences per step")
     ctx_len: int = setting(1024, "tokens per training sequence")
     eval_batches: int = setting(8, "held-out batches for the loss before and after")
-    split: tuple[float, float, float] = setting((0.8, 0.1, 0.1), "train, validation, test shares of the pieces",
-                                                parse=_ratios, metavar="TRAIN,VAL,TEST")
+    split: tuple[float, float, float] = setting(
+        (0.8, 0.1, 0.1), "train, validation, test shares of the pieces", parse=_ratios, metavar="TRAIN,VAL,TEST"
+    )
     seed: int = setting(0, "seed of the split, the examples and the initialisation")
     limit: int | None = setting(None, "use at most this many pieces (quick experiments)")
 
@@ -41,8 +47,10 @@ class TuneConfig:
         require(self.lr is None or self.lr > 0, "--lr must be positive")
         require(self.limit is None or self.limit >= 1, "--limit must be 1 or more")
         self.split = tuple(self.split)
-        require(len(self.split) == 3 and all(r >= 0 for r in self.split) and abs(sum(self.split) - 1) < 1e-6,
-                f"--split needs three shares that add up to 1, got {self.split}")
+        require(
+            len(self.split) == 3 and all(r >= 0 for r in self.split) and abs(sum(self.split) - 1) < 1e-6,
+            f"--split needs three shares that add up to 1, got {self.split}",
+        )
 
     @property
     def learning_rate(self) -> float:

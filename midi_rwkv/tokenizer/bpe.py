@@ -1,9 +1,10 @@
-"""BPE training over the canonical words of pieces (bar headers and bar bodies); corpora feed it from ``data.vocabulary``.
+"""BPE training over the canonical words of pieces (bar headers and bar bodies); corpora feed it from
+``data.vocabulary``.
 
-Like the original (docs/original-release.md#canonical-encoding), BPE learns on sequences without controls and never merges across a
-bar. Unlike it, a bar's header and body are separate words, so no learned token spans the point
-where bar controls go, and there is no Metaspace ``▁`` marker: every learned token decodes to at
-least one base token.
+Like the original (docs/original-release.md#canonical-encoding), BPE learns on sequences without
+controls and never merges across a bar. Unlike it, a bar's header and body are separate words, so no
+learned token spans the point where bar controls go, and there is no Metaspace ``▁`` marker: every
+learned token decodes to at least one base token.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from midi_rwkv.errors import MidiRwkvError
 from midi_rwkv.tokenizer.infill_tokenizer import InfillTokenizer
 from midi_rwkv.tokenizer.remi import encode_tracks
 from midi_rwkv.tokenizer.score import Piece
+
 
 @dataclass
 class CorpusWords:
@@ -50,7 +52,9 @@ def _repeat(words: Counter) -> Iterator[str]:
             yield word
 
 
-def train_bpe(tokenizer: InfillTokenizer, words: CorpusWords, vocab_size: int = 16000, progress: bool = True) -> InfillTokenizer:
+def train_bpe(
+    tokenizer: InfillTokenizer, words: CorpusWords, vocab_size: int = 16000, progress: bool = True
+) -> InfillTokenizer:
     """A new tokenizer with the same base vocabulary and a BPE model learned on ``words``."""
     miditok = tokenizer.miditok
     base = len(miditok.vocab)
@@ -89,6 +93,12 @@ def vocab_sweep(base: InfillTokenizer, words: CorpusWords, sizes: list[int], pro
     for size in tqdm(sizes, desc="vocabulary sweep", unit="size", disable=not progress):
         tok = train_bpe(base, words, size, progress=False)
         tokens = count_bpe_tokens(tok, words)
-        rows.append({"vocab_size": size, "tokens": tokens, "tokens_per_file": round(tokens / words.files, 1),
-                     "compression": round(words.base_tokens / tokens, 3)})
+        rows.append(
+            {
+                "vocab_size": size,
+                "tokens": tokens,
+                "tokens_per_file": round(tokens / words.files, 1),
+                "compression": round(words.base_tokens / tokens, 3),
+            }
+        )
     return rows

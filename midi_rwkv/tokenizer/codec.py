@@ -45,7 +45,9 @@ class Codec:
             try:
                 pieces.append(tuple(char_to_id[c] for c in text))
             except KeyError:
-                raise TokenizerFileError(f"BPE token {model_id} contains a character outside the base vocabulary") from None
+                raise TokenizerFileError(
+                    f"BPE token {model_id} contains a character outside the base vocabulary"
+                ) from None
         if any(pieces[i] != (i,) for i in range(self.base_size)):
             raise TokenizerFileError("the BPE model does not keep base token ids (ids 0..base size - 1)")
         return pieces

@@ -16,7 +16,8 @@ Empty and one-note bars (which get no controls at all in the original):
     has no onset to count.
 Drum tracks get note density only, as in the paper.
 
-Token order in a bar: PolyphonyMin, PolyphonyMax, Density, five duration flags (docs/original-release.md#control-tokens).
+Token order in a bar: PolyphonyMin, PolyphonyMax, Density, five duration flags
+(docs/original-release.md#control-tokens).
 """
 
 from __future__ import annotations
@@ -57,7 +58,9 @@ def _check_durations(durations: tuple[bool, ...] | None) -> None:
 def check_drum_controls(track: int, is_drum: bool, polyphony, durations) -> None:
     """Drum tracks take note density (and, for a whole track, repetition) only: no polyphony or duration controls."""
     if is_drum and (polyphony is not None or durations is not None):
-        raise ControlError(f"track {track} is a drum track: only note density applies (no polyphony or duration controls)")
+        raise ControlError(
+            f"track {track} is a drum track: only note density applies (no polyphony or duration controls)"
+        )
 
 
 @dataclass(frozen=True)

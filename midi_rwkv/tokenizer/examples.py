@@ -1,13 +1,18 @@
-"""Random training examples with the paper's knobs (docs/original-release.md#training-examples), built with the canonical encoding.
+"""Random training examples with the paper's knobs (docs/original-release.md#training-examples), built with
+the canonical encoding.
 
 What differs from the original, on purpose:
   * the kept tracks stay in the file's order (the original shuffles them in training but not at
     inference, docs/original-release.md#track-order);
-  * bar controls describe each bar alone, and every masked bar has them (docs/original-release.md#bar-controls), except in a
-    share of examples (``free_ratio``) that have none, so that the model can also infill freely;
-  * track infill really moves the track to the end, after ``Infill_Track`` (docs/original-release.md#track-infill);
-  * the window keeps the section whole; a section that cannot fit is shortened, never cut (docs/original-release.md#context-window);
-  * augmentation happens once per attempt on a fresh copy, never cumulatively (docs/original-release.md#augmentation-retries).
+  * bar controls describe each bar alone, and every masked bar has them
+    (docs/original-release.md#bar-controls), except in a share of examples (``free_ratio``) that have
+    none, so that the model can also infill freely;
+  * track infill really moves the track to the end, after ``Infill_Track``
+    (docs/original-release.md#track-infill);
+  * the window keeps the section whole; a section that cannot fit is shortened, never cut
+    (docs/original-release.md#context-window);
+  * augmentation happens once per attempt on a fresh copy, never cumulatively
+    (docs/original-release.md#augmentation-retries).
 """
 
 from __future__ import annotations
@@ -73,7 +78,9 @@ def augment(score: Score, pitch: int, velocity: int) -> Score:
         arrays = track.notes.numpy()
         if not track.is_drum:
             arrays["pitch"] = arrays["pitch"] + pitch
-        arrays["velocity"] = np.clip(arrays["velocity"].astype(np.int32) + velocity, 1, 127).astype(arrays["velocity"].dtype)
+        arrays["velocity"] = np.clip(arrays["velocity"].astype(np.int32) + velocity, 1, 127).astype(
+            arrays["velocity"].dtype
+        )
         track.notes = Note.from_numpy(**arrays)
     return out
 
@@ -110,14 +117,20 @@ class ExampleBuilder:
         piece = enc.piece
         c = self.config
         track = rng.randrange(len(enc.tracks))
-        last = max(i for i in range(piece.num_bars) if enc.has_notes(track, piece.first_token_bar[i], piece.first_token_bar[i + 1], tok.codec))
+        last = max(
+            i
+            for i in range(piece.num_bars)
+            if enc.has_notes(track, piece.first_token_bar[i], piece.first_token_bar[i + 1], tok.codec)
+        )
         n_bars = last + 1
         span = max(min(rng.choice(c.span_choices), n_bars), round(n_bars * rng.uniform(*c.span_ratio)))
         start = rng.randrange(n_bars - span + 1)
         free = rng.random() < c.free_ratio
         while True:
             try:
-                return tok.bar_infill(enc, piece.track_ids[track], (start, start + span), max_len=c.max_len, rng=rng, free=free)
+                return tok.bar_infill(
+                    enc, piece.track_ids[track], (start, start + span), max_len=c.max_len, rng=rng, free=free
+                )
             except SequenceTooLongError:
                 if span == 1:
                     raise

@@ -11,7 +11,13 @@ from midi_rwkv.errors import EmptyScoreError, TrackIndexError
 from midi_rwkv.tokenizer.codec import Codec
 from midi_rwkv.tokenizer.controls import DURATIONS, BarControls, bar_controls
 from midi_rwkv.tokenizer.mmm import load_tokenizer, paper_tokenizer, save_tokenizer
-from midi_rwkv.tokenizer.sequences import EncodedPiece, InfillSequence, build_bar_infill, build_track_infill, encode_piece
+from midi_rwkv.tokenizer.sequences import (
+    EncodedPiece,
+    InfillSequence,
+    build_bar_infill,
+    build_track_infill,
+    encode_piece,
+)
 from midi_rwkv.tokenizer.merge import MergeReport, merge_section
 from midi_rwkv.tokenizer.score import Piece, load_score, prepare_piece
 
@@ -49,7 +55,9 @@ class InfillTokenizer:
         """Load (unless given a Score) and prepare a piece; see :func:`prepare_piece`."""
         if isinstance(source, Score):
             return prepare_piece(source, self.miditok, name or "<score>")
-        return prepare_piece(load_score(source), self.miditok, name or ("<bytes>" if isinstance(source, bytes) else str(source)))
+        return prepare_piece(
+            load_score(source), self.miditok, name or ("<bytes>" if isinstance(source, bytes) else str(source))
+        )
 
     def encode(self, piece: Piece) -> EncodedPiece:
         return encode_piece(piece, self.codec)
@@ -69,8 +77,9 @@ class InfillTokenizer:
         section_start = seq.prompt.index(self.codec.vocab["FillBar_Start"]) + 1
         return merge_section(piece, self.codec, seq.track, seq.bars, seq.prompt[section_start:] + list(generated))
 
-    def realised_controls(self, score: Score, name: str, track: int, bars: tuple[int, int], count: int,
-                          is_drum: bool) -> list[BarControls]:
+    def realised_controls(
+        self, score: Score, name: str, track: int, bars: tuple[int, int], count: int, is_drum: bool
+    ) -> list[BarControls]:
         """The bar controls that real bars ``bars`` = [start, end) of ``track`` have in ``score``, measured as
         training measures them (on the quantised score, per tokenizer bar). A track that lost every note reads as
         ``count`` empty bars."""
@@ -81,7 +90,9 @@ class InfillTokenizer:
         except (TrackIndexError, EmptyScoreError):
             return [empty] * count
         span = piece.token_span(*bars)
-        realised = bar_controls(piece.score.tracks[t], piece.token_bars[span[0] : span[1]], piece.score.ticks_per_quarter)
+        realised = bar_controls(
+            piece.score.tracks[t], piece.token_bars[span[0] : span[1]], piece.score.ticks_per_quarter
+        )
         return [BarControls(c.density) for c in realised] if is_drum else realised
 
     def token_strings(self, ids: list[int]) -> list[str]:

@@ -59,7 +59,10 @@ class BaseVocab:
 
 
 def split_bars(ids, vocab: BaseVocab) -> list[BarIds]:
-    """Cut base ids into bars at each ``Bar_None``: (``Bar_None TimeSig``, the rest). Ids before the first bar are ignored."""
+    """Cut base ids into bars at each ``Bar_None``: (``Bar_None TimeSig``, the rest).
+
+    Ids before the first bar are ignored.
+    """
     bars: list[tuple[list[int], list[int]]] = []
     for i in ids:
         if i == vocab.bar:
@@ -84,9 +87,9 @@ def encode_tracks(piece: Piece, vocab: BaseVocab) -> list[TrackBars]:
         if ids[:2] != [vocab["Track_Start"], vocab.program(program)] or ids[-1] != vocab["Track_End"]:
             raise RuntimeError(f"unexpected MidiTok track layout: {seq.tokens[:3]} ... {seq.tokens[-1]}")
         bars = split_bars(ids[2:-1], vocab)
-        if any(vocab.count_notes(body) for _, body in bars[len(headers):]):
+        if any(vocab.count_notes(body) for _, body in bars[len(headers) :]):
             raise RuntimeError(f"{piece.name}: notes after the last bar of the grid")
-        bars = bars[: len(headers)] + [(h, ()) for h in headers[len(bars):]]
+        bars = bars[: len(headers)] + [(h, ()) for h in headers[len(bars) :]]
         for index, ((header, _), expected) in enumerate(zip(bars, headers)):
             if header != expected:
                 raise RuntimeError(f"{piece.name}: bar {index} has header {header}, grid says {expected}")

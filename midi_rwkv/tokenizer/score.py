@@ -65,11 +65,11 @@ class Piece:
         """The tokenizer-view index of the user's track ``original_track``."""
         count = len(self.original.tracks)
         if not 0 <= original_track < count:
-            raise TrackIndexError(f"{self.name}: track {original_track} does not exist (the file has tracks 0-{count - 1})")
-        if original_track not in self.track_ids:
             raise TrackIndexError(
-                f"{self.name}: track {original_track} has no notes the tokenizer can represent"
+                f"{self.name}: track {original_track} does not exist (the file has tracks 0-{count - 1})"
             )
+        if original_track not in self.track_ids:
+            raise TrackIndexError(f"{self.name}: track {original_track} has no notes the tokenizer can represent")
         return self.track_ids.index(original_track)
 
     def token_span(self, start: int, end: int) -> tuple[int, int]:
@@ -78,7 +78,8 @@ class Piece:
             raise BarRangeError(f"{self.name}: the bar span is empty (start {start} >= end {end})")
         if start < 0 or end > self.num_bars:
             raise BarRangeError(
-                f"{self.name}: bars {start + 1}-{end} (counted from 1) are outside the piece, which has {self.num_bars} bars"
+                f"{self.name}: bars {start + 1}-{end} (counted from 1) are outside the piece, "
+                f"which has {self.num_bars} bars"
             )
         return self.first_token_bar[start], self.first_token_bar[end]
 

@@ -135,7 +135,9 @@ def _context_tracks(enc: EncodedPiece, codec: Codec, window: tuple[int, int], ke
     return [i for i in range(len(enc.tracks)) if i == keep or enc.has_notes(i, *window, codec)]
 
 
-def _emit_track(enc: EncodedPiece, codec: Codec, index: int, window: tuple[int, int], out: list[int], mask=None, extra=()) -> None:
+def _emit_track(
+    enc: EncodedPiece, codec: Codec, index: int, window: tuple[int, int], out: list[int], mask=None, extra=()
+) -> None:
     vocab = codec.vocab
     out += [vocab["Track_Start"], vocab.program(enc.tracks[index].program), *extra]
     for bar in range(*window):
@@ -197,14 +199,19 @@ def build_bar_infill(
         section.append(SectionBar(header, tokens, body if with_target else ()))
     n_tracks = len(enc.tracks)
     section_cost = sum(len(s.header) + len(s.controls) + len(s.body) for s in section) + 2
-    costs = [sum(enc.cost(i, b) for i in range(n_tracks) if i != t or not span[0] <= b < span[1]) for b in range(len(piece.token_bars))]
+    costs = [
+        sum(enc.cost(i, b) for i in range(n_tracks) if i != t or not span[0] <= b < span[1])
+        for b in range(len(piece.token_bars))
+    ]
     fixed = 3 * n_tracks + (span[1] - span[0]) + section_cost + sum(costs[span[0] : span[1]])
     limit = (0, piece.num_bars)
     if context_bars is not None:
         limit = (max(0, bars[0] - context_bars), min(piece.num_bars, bars[1] + context_bars))
     budget = (max_len if max_len is not None else 1 << 62) - fixed
     if budget < 0:
-        raise SequenceTooLongError(f"{piece.name}: bars {bars[0]}:{bars[1]} need {fixed} tokens, more than the maximum {max_len}")
+        raise SequenceTooLongError(
+            f"{piece.name}: bars {bars[0]}:{bars[1]} need {fixed} tokens, more than the maximum {max_len}"
+        )
     real = _grow_window(_real_bar_costs(piece, costs), tuple(bars), budget, limit, rng)
     window = (piece.first_token_bar[real[0]], piece.first_token_bar[real[1]])
     vocab = codec.vocab
@@ -251,7 +258,9 @@ def build_track_infill(
     real = _grow_window(costs, (start, start + 1), budget - costs[start], (0, piece.num_bars), None)
     window = (piece.first_token_bar[real[0]], piece.first_token_bar[real[1]])
     if controls is None:
-        controls = track_controls(piece.score.tracks[w], piece.token_bars[window[0] : window[1]], piece.score.ticks_per_quarter)
+        controls = track_controls(
+            piece.score.tracks[w], piece.token_bars[window[0] : window[1]], piece.score.ticks_per_quarter
+        )
     else:
         check_drum_controls(track, enc.tracks[w].is_drum, controls.polyphony, controls.durations)
     vocab = codec.vocab

@@ -16,7 +16,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     """Lightning checkpoints go to a temporary file first, then are renamed into place."""
 
     def save_checkpoint(self, checkpoint, path, storage_options=None):
-        atomic_write(path, lambda tmp: super(AtomicCheckpointIO, self).save_checkpoint(checkpoint, tmp, storage_options))
+        atomic_write(
+            path, lambda tmp: super(AtomicCheckpointIO, self).save_checkpoint(checkpoint, tmp, storage_options)
+        )
 
 
 class PeriodicCheckpoint(L.Callback):
@@ -50,13 +52,24 @@ class LossCurve(L.Callback):
         csv_path = self.folder / "loss.csv"
         if csv_path.exists():  # resuming: keep the history
             with csv_path.open() as f:
-                self.rows = [{k: (float(v) if v else None) for k, v in row.items()} | {"step": int(float(row["step"]))} for row in csv.DictReader(f)]
+                self.rows = [
+                    {k: (float(v) if v else None) for k, v in row.items()} | {"step": int(float(row["step"]))}
+                    for row in csv.DictReader(f)
+                ]
 
     def on_train_batch_end(self, trainer, *args):
         m = trainer.callback_metrics
         step = trainer.global_step
         self.rows = [r for r in self.rows if r["step"] is None or r["step"] < step]  # drop rows a resume replays
-        self.rows.append({"step": step, "train_loss": _f(m.get("train_loss")), "val_loss": None, "lr": _f(m.get("lr")), "tok_s": _f(m.get("tok_s"))})
+        self.rows.append(
+            {
+                "step": step,
+                "train_loss": _f(m.get("train_loss")),
+                "val_loss": None,
+                "lr": _f(m.get("lr")),
+                "tok_s": _f(m.get("tok_s")),
+            }
+        )
         if step % self.plot_every == 0:
             self.write()
 
@@ -91,7 +104,10 @@ class LossCurve(L.Callback):
         ax.plot(steps, losses, lw=0.8, alpha=0.6, label="train")
         if len(losses) >= 20:
             k = max(5, len(losses) // 50)
-            smooth = [sum(losses[max(0, i - k + 1) : i + 1]) / len(losses[max(0, i - k + 1) : i + 1]) for i in range(len(losses))]
+            smooth = [
+                sum(losses[max(0, i - k + 1) : i + 1]) / len(losses[max(0, i - k + 1) : i + 1])
+                for i in range(len(losses))
+            ]
             ax.plot(steps, smooth, lw=1.5, label=f"train (mean of {k})")
         if val:
             ax.plot(*zip(*val), "o-", lw=1.5, label="validation")

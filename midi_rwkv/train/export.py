@@ -18,7 +18,9 @@ from midi_rwkv.train.pretrain import export_model, last_checkpoint, model_config
 
 
 def export(run: Path, step: int | None = None, output: Path | None = None) -> Path:
-    """Write ``output`` (default RUN/model-step-N.pth) + sidecar from a run's checkpoint at ``step`` (default: the last)."""
+    """Write ``output`` (default RUN/model-step-N.pth) + sidecar from a run's checkpoint at ``step``
+    (default: the last).
+    """
     last, last_step = last_checkpoint(run / "checkpoints")
     if not (run / "config.json").is_file() or last is None:
         raise MidiRwkvError(f"{run}: not a training run with checkpoints")
@@ -32,4 +34,6 @@ def export(run: Path, step: int | None = None, output: Path | None = None) -> Pa
     model = RWKV7(model_config(config["preset"], config["ctx_len"], tokenizer))
     model.load_state_dict({k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")})
     output = output or run / f"model-step-{step}.pth"
-    return export_model(model, output, tokenizer, output.with_name(f"{output.stem}.tokenizer.json"), step, config["data"])
+    return export_model(
+        model, output, tokenizer, output.with_name(f"{output.stem}.tokenizer.json"), step, config["data"]
+    )

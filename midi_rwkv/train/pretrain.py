@@ -60,10 +60,16 @@ def model_config(preset: str, ctx_len: int, tokenizer: InfillTokenizer) -> RWKVC
     return config
 
 
-def export_model(model: RWKV7, path: Path, tokenizer: InfillTokenizer, tokenizer_path: Path, steps: int, data: list[str]) -> Path:
+def export_model(
+    model: RWKV7, path: Path, tokenizer: InfillTokenizer, tokenizer_path: Path, steps: int, data: list[str]
+) -> Path:
     """The bf16 ``.pth`` + sidecar a run ships, and the tokenizer beside it."""
-    model_path = save_checkpoint(model, path, dtype=torch.bfloat16,
-                                 extra={"steps": steps, "data": data, "tokenizer_vocab_size": tokenizer.vocab_size})
+    model_path = save_checkpoint(
+        model,
+        path,
+        dtype=torch.bfloat16,
+        extra={"steps": steps, "data": data, "tokenizer_vocab_size": tokenizer.vocab_size},
+    )
     tokenizer.save(tokenizer_path)
     return model_path
 
@@ -103,29 +109,65 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True, stop
     examples = ExampleConfig(**({"max_len": config.ctx_len + 1} | config.examples))  # inputs are ids[:-1]
     ckpt_path, start = last_checkpoint(ckpt_dir) if resume else (None, 0)
     batch = min(config.batch_size, len(train_ids))
-    train_loader = example_loader(corpus, train_ids, tokenizer, examples, config.ctx_len, batch, config.steps, start, config.seed, config.workers)
-    val_loader = example_loader(corpus, val_ids, tokenizer, examples, config.ctx_len, batch, config.val_batches, 0, config.seed + 1, config.workers)
+    train_loader = example_loader(
+        corpus, train_ids, tokenizer, examples, config.ctx_len, batch, config.steps, start, config.seed, config.workers
+    )
+    val_loader = example_loader(
+        corpus,
+        val_ids,
+        tokenizer,
+        examples,
+        config.ctx_len,
+        batch,
+        config.val_batches,
+        0,
+        config.seed + 1,
+        config.workers,
+    )
 
     architecture = model_config(config.preset, config.ctx_len, tokenizer)
-    model = load_checkpoint(config.init, vocab_size=tokenizer.vocab_size).float() if config.init else init_weights(RWKV7(architecture), seed=config.seed)
+    model = (
+        load_checkpoint(config.init, vocab_size=tokenizer.vocab_size).float()
+        if config.init
+        else init_weights(RWKV7(architecture), seed=config.seed)
+    )
     model.gradient_checkpointing = config.grad_checkpointing
-    optim = OptimConfig(config.lr_init, config.lr_final, config.warmup_steps, config.steps, weight_decay=config.weight_decay)
+    optim = OptimConfig(
+        config.lr_init, config.lr_final, config.warmup_steps, config.steps, weight_decay=config.weight_decay
+    )
     module = RWKVLightning(model, optim)
     gpu = config.accelerator in ("gpu", "cuda") or (config.accelerator == "auto" and torch.cuda.is_available())
     trainer = L.Trainer(
-        accelerator=config.accelerator, devices=config.devices, num_nodes=config.nodes, strategy=_strategy(config.strategy),
-        precision="bf16-mixed" if gpu else "32-true", max_steps=stop_after or config.steps, max_epochs=-1,
+        accelerator=config.accelerator,
+        devices=config.devices,
+        num_nodes=config.nodes,
+        strategy=_strategy(config.strategy),
+        precision="bf16-mixed" if gpu else "32-true",
+        max_steps=stop_after or config.steps,
+        max_epochs=-1,
         gradient_clip_val=config.grad_clip if not config.strategy.startswith("deepspeed") else None,
-        val_check_interval=min(config.val_every, max(1, config.steps - start)), check_val_every_n_epoch=None,
-        num_sanity_val_steps=0, limit_val_batches=config.val_batches, logger=False, enable_checkpointing=False,
-        callbacks=[PeriodicCheckpoint(ckpt_dir, config.ckpt_every), LossCurve(out, plot_every=max(1, config.val_every))],
-        plugins=[AtomicCheckpointIO()], enable_progress_bar=progress, enable_model_summary=False, deterministic=False,
+        val_check_interval=min(config.val_every, max(1, config.steps - start)),
+        check_val_every_n_epoch=None,
+        num_sanity_val_steps=0,
+        limit_val_batches=config.val_batches,
+        logger=False,
+        enable_checkpointing=False,
+        callbacks=[
+            PeriodicCheckpoint(ckpt_dir, config.ckpt_every),
+            LossCurve(out, plot_every=max(1, config.val_every)),
+        ],
+        plugins=[AtomicCheckpointIO()],
+        enable_progress_bar=progress,
+        enable_model_summary=False,
+        deterministic=False,
     )
     trainer.fit(module, train_loader, val_loader, ckpt_path=str(ckpt_path) if ckpt_path else None, weights_only=True)
     if module.dropped_examples:
         print(f"warning: {module.dropped_examples} examples could not be built and were dropped")
     if trainer.global_rank != 0 or trainer.global_step < config.steps:
         return out / "model.pth"  # export once, by one process, when the run is complete
-    model_path = export_model(module.model, out / "model.pth", tokenizer, out / "tokenizer.json", trainer.global_step, config.data)
+    model_path = export_model(
+        module.model, out / "model.pth", tokenizer, out / "tokenizer.json", trainer.global_step, config.data
+    )
     print(f"exported {model_path} ({model_path.stat().st_size / 2**20:.1f} MiB) and {out / 'tokenizer.json'}")
     return model_path

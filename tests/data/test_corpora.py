@@ -17,12 +17,23 @@ def write_pop909(root, songs):
         (root / song).mkdir(parents=True)
         score.dump_midi(root / song / f"{song}.mid")
         seconds_per_beat = 0.5  # 120 qpm
-        lines = [f"{i * seconds_per_beat} {1.0 if (i - pickup) % beats == 0 and i >= pickup else 0.0} 0.0" for i in range(64)]
+        lines = [
+            f"{i * seconds_per_beat} {1.0 if (i - pickup) % beats == 0 and i >= pickup else 0.0} 0.0" for i in range(64)
+        ]
         (root / song / "beat_midi.txt").write_text("\n".join(lines) + "\n")
         rows.append((song, beats, quavers))
-    cells = lambda r, values: "".join(f'<c r="{c}{r}" t="inlineStr"><is><t>{v}</t></is></c>' for c, v in zip("ABCDEF", values))  # noqa: E731
-    sheet = '<worksheet><sheetData><row r="1">' + cells(1, ["song_id", "name", "artist", "modify_times", "num_beats_per_measure", "num_quavers_per_beat"]) + "</row>"
-    sheet += "".join(f'<row r="{i + 2}">' + cells(i + 2, [s, "x", "y", "1", b, q]) + "</row>" for i, (s, b, q) in enumerate(rows))
+
+    def cells(r, values):
+        return "".join(f'<c r="{c}{r}" t="inlineStr"><is><t>{v}</t></is></c>' for c, v in zip("ABCDEF", values))
+
+    sheet = (
+        '<worksheet><sheetData><row r="1">'
+        + cells(1, ["song_id", "name", "artist", "modify_times", "num_beats_per_measure", "num_quavers_per_beat"])
+        + "</row>"
+    )
+    sheet += "".join(
+        f'<row r="{i + 2}">' + cells(i + 2, [s, "x", "y", "1", b, q]) + "</row>" for i, (s, b, q) in enumerate(rows)
+    )
     sheet += "</sheetData></worksheet>"
     with zipfile.ZipFile(root / "index.xlsx", "w") as z:
         z.writestr("xl/worksheets/sheet1.xml", sheet)
@@ -81,7 +92,12 @@ def test_loss_masking_skips_controls_and_infill_markers(tok, chorale_path):
     names = tok.codec.vocab.tokens
     assert inputs == seq.ids[:-1] and len(labels) == len(inputs)
     for target, label in zip(seq.ids[1:], labels):
-        masked = names[target].startswith("AC") or names[target] in ("Infill_Bar", "FillBar_Start", "Infill_Track", "PAD_None")
+        masked = names[target].startswith("AC") or names[target] in (
+            "Infill_Bar",
+            "FillBar_Start",
+            "Infill_Track",
+            "PAD_None",
+        )
         assert (label == -100) == masked
     assert labels[-1] == tok.codec.vocab["FillBar_End"]  # the end of the section is learned
 

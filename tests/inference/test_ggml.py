@@ -1,4 +1,6 @@
-"""The GGML engine: GGUF export (always), and llama.cpp against the PyTorch model (where llama-cpp-python is installed)."""
+"""The GGML engine: GGUF export (always), and llama.cpp against the PyTorch model (where llama-cpp-python
+is installed).
+"""
 
 import sys
 
@@ -33,7 +35,9 @@ def make_model(vocab: int = 663, head_size: int = 64) -> RWKV7:
     and refuses anything narrower, so 64 runs everywhere.
     """
     torch.manual_seed(0)
-    m = init_weights(RWKV7(RWKVConfig(n_layer=2, n_embd=128, vocab_size=vocab, head_size=head_size, ctx_len=256)), seed=0)
+    m = init_weights(
+        RWKV7(RWKVConfig(n_layer=2, n_embd=128, vocab_size=vocab, head_size=head_size, ctx_len=256)), seed=0
+    )
     with torch.no_grad():
         for p in m.parameters():
             p.add_(0.05 * torch.randn_like(p))
@@ -62,14 +66,19 @@ def test_export_has_every_tensor_llama_cpp_loads_in_its_shape(model, gguf_files)
             expected |= {f"{base}.weight"} | ({f"{base}.bias"} if base.split(".")[-1] in with_bias else set())
     assert set(names) == expected
     c = model.config
-    shape = lambda name: tuple(int(d) for d in names[name].shape)
+
+    def shape(name):
+        return tuple(int(d) for d in names[name].shape)
+
     assert shape("blk.1.time_mix_w1.weight") == (c.n_embd, c.decay_lora)
     assert shape("blk.1.time_mix_v1.weight") == (c.n_embd, c.mv_lora)
     assert shape("blk.0.time_mix_v1.weight") == (c.n_embd, c.aaa_lora)  # layer 0: the a-LoRA's shapes
     assert shape("blk.0.time_mix_lerp_fused.weight") == (c.n_embd, 1, 1, 6)
     assert shape("blk.0.time_mix_r_k.weight") == (c.n_embd,)
     assert names["blk.0.time_mix_key.weight"].tensor_type == gguf.GGMLQuantizationType.F16
-    assert names["blk.0.time_mix_w1.weight"].tensor_type == gguf.GGMLQuantizationType.F32  # kept, as llama.cpp's converter does
+    assert (
+        names["blk.0.time_mix_w1.weight"].tensor_type == gguf.GGMLQuantizationType.F32
+    )  # kept, as llama.cpp's converter does
     assert read_config(gguf_files["f16"]) == (c, "f16") and read_config(gguf_files["f32"]) == (c, "f32")
     lerp = gguf_tensors(model)["blk.1.time_mix_lerp_fused.weight"]
     assert np.array_equal(lerp[3, 0, 0], model.blocks[1].att.x_v.detach().flatten().numpy())  # order r w k v a g
@@ -89,7 +98,10 @@ def test_state_bytes_round_trip(model):
     for t in (state.att_shift, state.ffn_shift, state.wkv):
         t.normal_()
     back = state_blob.unpack(model.config, state_blob.pack(model.config, state, pos=7))
-    assert all(torch.equal(a, b) for a, b in zip((state.att_shift, state.ffn_shift, state.wkv), (back.att_shift, back.ffn_shift, back.wkv)))
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip((state.att_shift, state.ffn_shift, state.wkv), (back.att_shift, back.ffn_shift, back.wkv))
+    )
     with pytest.raises(MidiRwkvError, match="trailing"):
         state_blob.unpack(model.config, state_blob.pack(model.config, state, pos=7) + b"\0")
 
@@ -114,6 +126,7 @@ def test_asking_for_ggml_without_llama_cpp_is_one_clear_error(tmp_path, model, t
 
 
 # ---- llama.cpp itself ---------------------------------------------------------------------------------------------
+
 
 def rel(a: torch.Tensor, b: torch.Tensor) -> float:
     return ((a - b).norm() / b.norm()).item()
@@ -159,8 +172,9 @@ def test_generation_cache_and_forks_match_pytorch(model, gguf_files):
     longer = prompt + want[0].ids[:4]  # continues from the cached prompt's saved state
     assert rel(ggml_engine.prefill(longer)[0], torch_engine.prefill(longer)[0]) < 1e-4
     sampled = SamplerConfig()
-    assert [g.ids for g in ggml_engine.generate(prompt, [Stop(10)] * 1, sampled, seed=3)] == \
-           [g.ids for g in ggml_engine.generate(prompt, [Stop(10)] * 1, sampled, seed=3)]
+    assert [g.ids for g in ggml_engine.generate(prompt, [Stop(10)] * 1, sampled, seed=3)] == [
+        g.ids for g in ggml_engine.generate(prompt, [Stop(10)] * 1, sampled, seed=3)
+    ]
 
 
 @needs_llama
@@ -193,14 +207,36 @@ def test_infill_command_on_the_ggml_engine(tmp_path, model, tok, capsys, monkeyp
     monkeypatch.setattr(ggml, "gguf_cache", lambda: tmp_path / "cache")
     path = save_checkpoint(model, tmp_path / "m.pth")
     tok.save(tmp_path / "tokenizer.json")
-    argv = ["infill", str(CHORALE), "--track", "1", "--bars", "3:4", "-n", "2", "--seed", "0", "--model", str(path),
-            "--max-tokens", "300", "--engine", "ggml-f32", "-o", str(tmp_path / "out")]
+    argv = [
+        "infill",
+        str(CHORALE),
+        "--track",
+        "1",
+        "--bars",
+        "3:4",
+        "-n",
+        "2",
+        "--seed",
+        "0",
+        "--model",
+        str(path),
+        "--max-tokens",
+        "300",
+        "--engine",
+        "ggml-f32",
+        "-o",
+        str(tmp_path / "out"),
+    ]
     assert main(argv) == 0
     assert "engine: GGML (llama.cpp, f32, 1 thread)" in capsys.readouterr().out
     assert len(list((tmp_path / "cache").glob("*.f32.gguf"))) == 1  # exported once, then cached
     # the same candidates as the PyTorch engine (greedy, so float noise cannot change a draw)
-    want = Infiller(Generator(model), tok).infill(tok.prepare(CHORALE), 1, (2, 4), ControlRequest(), 1, GREEDY, max_tokens=300)
-    got = Infiller.load(path, engine="ggml-f32").infill(tok.prepare(CHORALE), 1, (2, 4), ControlRequest(), 1, GREEDY, max_tokens=300)
+    want = Infiller(Generator(model), tok).infill(
+        tok.prepare(CHORALE), 1, (2, 4), ControlRequest(), 1, GREEDY, max_tokens=300
+    )
+    got = Infiller.load(path, engine="ggml-f32").infill(
+        tok.prepare(CHORALE), 1, (2, 4), ControlRequest(), 1, GREEDY, max_tokens=300
+    )
     assert got[0].generation.ids == want[0].generation.ids
     assert note_tuples(got[0].score.tracks[1]) == note_tuples(want[0].score.tracks[1])
 
@@ -213,11 +249,38 @@ def test_export_command_and_a_gguf_model(tmp_path, model, tok, capsys):
     exported = tmp_path / "m.f16.gguf"
     assert exported.is_file() and "m.f16.gguf" in capsys.readouterr().out
     tok.save(tmp_path / "m.f16.tokenizer.json")
-    argv = ["infill", str(CHORALE), "--track", "1", "--bars", "3:3", "-n", "1", "--model", str(exported),
-            "--max-tokens", "200", "-o", str(tmp_path / "out")]
+    argv = [
+        "infill",
+        str(CHORALE),
+        "--track",
+        "1",
+        "--bars",
+        "3:3",
+        "-n",
+        "1",
+        "--model",
+        str(exported),
+        "--max-tokens",
+        "200",
+        "-o",
+        str(tmp_path / "out"),
+    ]
     assert main(argv) == 0 and len(list((tmp_path / "out").iterdir())) == 1
     assert main([*argv[:-2], "--engine", "torch", "-o", str(tmp_path / "o2")]) == 2
     assert "runs on the GGML engine" in capsys.readouterr().err and not (tmp_path / "o2").exists()
     other = export_gguf(make_model(vocab=700), tmp_path / "other.gguf", "f16")
-    assert main([*argv[:-2], "--model", str(other), "--tokenizer", str(tmp_path / "m.tokenizer.json"), "-o", str(tmp_path / "o3")]) == 2
+    assert (
+        main(
+            [
+                *argv[:-2],
+                "--model",
+                str(other),
+                "--tokenizer",
+                str(tmp_path / "m.tokenizer.json"),
+                "-o",
+                str(tmp_path / "o3"),
+            ]
+        )
+        == 2
+    )
     assert "vocabulary of 700 tokens but the tokenizer has 663" in capsys.readouterr().err

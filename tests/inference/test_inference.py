@@ -39,7 +39,13 @@ def test_top_k_top_p_epsilon_and_bans():
     assert keep(SamplerConfig(top_k=0, top_p=0.7, epsilon=0, repetition_penalty=1)) == [True, True, False, False, False]
     assert keep(SamplerConfig(top_k=0, top_p=1, epsilon=1e-3, repetition_penalty=1)) == [True, True, True, True, False]
     banned = torch.tensor([True, False, False, False, False])
-    assert keep(SamplerConfig(top_k=1, top_p=1, epsilon=0, repetition_penalty=1), banned) == [False, True, False, False, False]
+    assert keep(SamplerConfig(top_k=1, top_p=1, epsilon=0, repetition_penalty=1), banned) == [
+        False,
+        True,
+        False,
+        False,
+        False,
+    ]
     assert sample(logits, SamplerConfig(temperature=0)).tolist() == [0]
 
 
@@ -61,7 +67,11 @@ def test_bar_constraint_injects_headers_and_controls_and_stops(tok):
     vocab = tok.codec.vocab
     bars = [((vocab.bar, vocab["TimeSig_3/4"]), (vocab["ACBarNoteDensity_2"],))] * 3
     c = BarInfillConstraint(tables, bars)
-    assert tables.banned[vocab["FillBar_End"]] and tables.banned[vocab["ACBarNoteDensity_2"]] and tables.banned[vocab["Track_End"]]
+    assert (
+        tables.banned[vocab["FillBar_End"]]
+        and tables.banned[vocab["ACBarNoteDensity_2"]]
+        and tables.banned[vocab["Track_End"]]
+    )
     assert not tables.banned[vocab["Pitch_60"]] and not tables.banned[vocab.bar]
     assert c.after_sample(vocab["Pitch_60"]) == [vocab["Pitch_60"]]
     assert c.after_sample(vocab.bar) == [vocab.bar, vocab["TimeSig_3/4"], vocab["ACBarNoteDensity_2"]]  # bar 2 opens
@@ -80,11 +90,20 @@ def test_infill_changes_only_the_span_and_reports_controls(tok, model):
         assert [r.density for r in c.requested] == [3, 3] and c.requested[0].polyphony == (1, 1)
         assert len(c.realised) == 2
         assert c.control_error == sum(abs(a.density - b.density) for a, b in zip(c.requested, c.realised)) + sum(
-            abs(a.polyphony[0] - b.polyphony[0]) + abs(a.polyphony[1] - b.polyphony[1]) if a.polyphony and b.polyphony
-            else int(bool(a.polyphony) != bool(b.polyphony)) for a, b in zip(c.requested, c.realised)) + sum(
-            x != y for a, b in zip(c.requested, c.realised) if a.durations and b.durations for x, y in zip(a.durations, b.durations))
+            abs(a.polyphony[0] - b.polyphony[0]) + abs(a.polyphony[1] - b.polyphony[1])
+            if a.polyphony and b.polyphony
+            else int(bool(a.polyphony) != bool(b.polyphony))
+            for a, b in zip(c.requested, c.realised)
+        ) + sum(
+            x != y
+            for a, b in zip(c.requested, c.realised)
+            if a.durations and b.durations
+            for x, y in zip(a.durations, b.durations)
+        )
         for i, (a, b) in enumerate(zip(piece.original.tracks, c.score.tracks)):
-            assert note_tuples(a, None, start) == note_tuples(b, None, start) and note_tuples(a, end) == note_tuples(b, end)
+            assert note_tuples(a, None, start) == note_tuples(b, None, start) and note_tuples(a, end) == note_tuples(
+                b, end
+            )
             if i != 1:
                 assert note_tuples(a) == note_tuples(b)
 
@@ -92,9 +111,11 @@ def test_infill_changes_only_the_span_and_reports_controls(tok, model):
 def test_control_error_counts_every_missed_control():
     quarter, eighth = (False, False, True, False, False), (False, False, False, True, False)
     requested = [BarControls(4, (1, 2), quarter), BarControls(3, (1, 1), quarter), BarControls(2, (1, 1), eighth)]
-    realised = [BarControls(4, (1, 2), quarter),  # all honoured: 0
-                BarControls(6, (2, 3), eighth),  # density 3, polyphony 1 + 2, two flags: 8
-                BarControls(0, None, (False,) * 5)]  # density 2, no polyphony where one was asked: 1, one flag: 1 -> 4
+    realised = [
+        BarControls(4, (1, 2), quarter),  # all honoured: 0
+        BarControls(6, (2, 3), eighth),  # density 3, polyphony 1 + 2, two flags: 8
+        BarControls(0, None, (False,) * 5),
+    ]  # density 2, no polyphony where one was asked: 1, one flag: 1 -> 4
     candidate = Candidate(None, None, requested, realised, None)
     assert candidate.control_error == 12
 
@@ -103,10 +124,34 @@ def test_infill_command_writes_candidates(tmp_path, model, tok, capsys):
     path = save_checkpoint(model, tmp_path / "m.pth")
     tok.save(tmp_path / "tokenizer.json")
     out = tmp_path / "out"
-    argv = ["infill", str(CHORALE), "--track", "2", "--bars", "2:3,6:6", "-n", "2", "--seed", "1", "--model", str(path),
-            "--density", "4", "--duration", "quarter", "--rank", "--max-tokens", "300", "-o", str(out)]
+    argv = [
+        "infill",
+        str(CHORALE),
+        "--track",
+        "2",
+        "--bars",
+        "2:3,6:6",
+        "-n",
+        "2",
+        "--seed",
+        "1",
+        "--model",
+        str(path),
+        "--density",
+        "4",
+        "--duration",
+        "quarter",
+        "--rank",
+        "--max-tokens",
+        "300",
+        "-o",
+        str(out),
+    ]
     assert main(argv) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["bach_bwv66.6_track2_bars2-3,6-6_1.mid", "bach_bwv66.6_track2_bars2-3,6-6_2.mid"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "bach_bwv66.6_track2_bars2-3,6-6_1.mid",
+        "bach_bwv66.6_track2_bars2-3,6-6_2.mid",
+    ]
     printed = capsys.readouterr().out
     assert "requested [density 4 poly" in printed and "realised" in printed
 
@@ -137,9 +182,22 @@ def test_drum_tracks_refuse_pitch_controls(tmp_path, model, tok, band, capsys):
     drums = [t.is_drum for t in Score(str(tmp_path / "band.mid")).tracks].index(True)  # the empty track is not written
     path = save_checkpoint(model, tmp_path / "m.pth")
     tok.save(tmp_path / "tokenizer.json")
-    argv = ["infill", str(tmp_path / "band.mid"), "--track", str(drums), "--bars", "1:2", "--polyphony", "1-2", "--model", str(path)]
+    argv = [
+        "infill",
+        str(tmp_path / "band.mid"),
+        "--track",
+        str(drums),
+        "--bars",
+        "1:2",
+        "--polyphony",
+        "1-2",
+        "--model",
+        str(path),
+    ]
     assert main(argv) == 2 and "drum track" in capsys.readouterr().err
-    candidates = Infiller(Generator(model), tok).infill(tok.prepare(band), 2, (0, 2), ControlRequest(density=[5]), n=1, max_tokens=200)
+    candidates = Infiller(Generator(model), tok).infill(
+        tok.prepare(band), 2, (0, 2), ControlRequest(density=[5]), n=1, max_tokens=200
+    )
     assert candidates[0].requested == [BarControls(5), BarControls(5)]
 
 

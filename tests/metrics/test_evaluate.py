@@ -37,8 +37,31 @@ def setup(tmp_path_factory, tok):
 
 
 def _run(root, data, path, out, *extra):
-    return main(["evaluate", "--no-progress", "--out", str(out), "--data", f"folder:{data}", "--model", str(path), "--split", "all", "--prompts", "2",
-                 "--bars", "2", "--context", "2", "--track", "1", "--max-tokens", "200", *extra])
+    return main(
+        [
+            "evaluate",
+            "--no-progress",
+            "--out",
+            str(out),
+            "--data",
+            f"folder:{data}",
+            "--model",
+            str(path),
+            "--split",
+            "all",
+            "--prompts",
+            "2",
+            "--bars",
+            "2",
+            "--context",
+            "2",
+            "--track",
+            "1",
+            "--max-tokens",
+            "200",
+            *extra,
+        ]
+    )
 
 
 def test_evaluation_writes_results_summary_and_plots_and_resumes(setup, capsys):
@@ -79,7 +102,9 @@ def _check_rows_measure_the_stored_generation_against_the_original(out, rows):
             piece = Score(str(CHORALE))  # every corpus file is a copy of the chorale
             bars = [b for b in InfillTokenizer().prepare(piece).bars[p["start"] : p["end"]]]
             region = Region(p["track"], tuple(bars), piece.ticks_per_quarter)
-            assert value[system, p["id"], "content_preservation"] == pytest.approx(content_preservation(generated, piece, region))
+            assert value[system, p["id"], "content_preservation"] == pytest.approx(
+                content_preservation(generated, piece, region)
+            )
             by_hand = [abs(a["density"] - b["density"]) for a, b in zip(stored["requested"], stored["realised"])]
             assert value[system, p["id"], "density_error"] == pytest.approx(sum(by_hand) / len(by_hand))
 
@@ -95,9 +120,17 @@ def test_copy_reference_copies_the_previous_bars(tok):
     assert note_tuples(score.tracks[0]) == note_tuples(piece.original.tracks[0])
 
 
-@pytest.mark.parametrize("text, message", [("orig inal", "letters"), ("original", "reserved"), ("x:temp=1", "unknown key"),
-                                           ("x:top_k=a", "needs a number"), ("x:top_p=2", "invalid sampler"),
-                                           ("x:engine=onnx", "engine must be one of")])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("orig inal", "letters"),
+        ("original", "reserved"),
+        ("x:temp=1", "unknown key"),
+        ("x:top_k=a", "needs a number"),
+        ("x:top_p=2", "invalid sampler"),
+        ("x:engine=onnx", "engine must be one of"),
+    ],
+)
 def test_system_specs_are_checked(text, message):
     with pytest.raises(MidiRwkvError, match=message):
         parse_system(text, "m.pth")

@@ -69,7 +69,10 @@ def test_groove_similarity_by_hand():
     # Generated bar 1: the same; bar 2: onsets on beats 1 and 3 plus two off-beat eighths -> 2 shared,
     # 2 missing, 2 extra: 4 differing cells of 32.
     eighth = Q // 2
-    gen = score([(i * Q, Q, 60) for i in range(4)] + [(BAR, Q, 60), (BAR + 2 * Q, Q, 60), (BAR + eighth, Q, 60), (BAR + 3 * Q + eighth, Q, 60)])
+    gen = score(
+        [(i * Q, Q, 60) for i in range(4)]
+        + [(BAR, Q, 60), (BAR + 2 * Q, Q, 60), (BAR + eighth, Q, 60), (BAR + 3 * Q + eighth, Q, 60)]
+    )
     assert groove_similarity(gen, QUARTERS, TWO_BARS) == pytest.approx((1.0 + (1 - 4 / 32)) / 2)
 
 

@@ -43,7 +43,9 @@ SHAPES = [(1, 16, 1, 16), (2, 37, 3, 16), (3, 5, 2, 64), (2, 50, 2, 64)]
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "B{}-T{}-H{}-N{}".format(*s))
 def test_cpu_operator_matches_reference(shape):
     inputs = random_inputs(*shape, seed=sum(shape))
-    y_ref, s_ref, g_ref = run_with_grads(wkv7_reference, inputs, dy := torch.randn_like(inputs[0]), ds := torch.randn_like(inputs[6]))
+    y_ref, s_ref, g_ref = run_with_grads(
+        wkv7_reference, inputs, dy := torch.randn_like(inputs[0]), ds := torch.randn_like(inputs[6])
+    )
     y, s, grads = run_with_grads(wkv7_cpu, [x.float() for x in inputs], dy, ds)
     assert y.dtype == torch.float32
     assert rel_error(y, y_ref) < 1e-5 and rel_error(s, s_ref) < 1e-5
@@ -198,9 +200,20 @@ def test_cuda_op_matches_its_emulation():
 def test_cuda_source_compiles_with_nvcc(tmp_path):
     """The .cu file with nvcc alone (it has no torch dependency), the binding with torch's headers."""
     done = subprocess.run(
-        ["nvcc", "-c", str(CSRC / "wkv7_cuda.cu"), "-D_N_=64", "-D_CHUNK_LEN_=16", "-O3", "--use_fast_math",
-         "-o", str(tmp_path / "wkv7.o")],
-        capture_output=True, text=True, timeout=300,
+        [
+            "nvcc",
+            "-c",
+            str(CSRC / "wkv7_cuda.cu"),
+            "-D_N_=64",
+            "-D_CHUNK_LEN_=16",
+            "-O3",
+            "--use_fast_math",
+            "-o",
+            str(tmp_path / "wkv7.o"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr
     if shutil.which("c++") is None:
@@ -208,7 +221,12 @@ def test_cuda_source_compiles_with_nvcc(tmp_path):
     from torch.utils.cpp_extension import include_paths
 
     flags = [f"-I{p}" for p in include_paths()] + [f"-I{sysconfig.get_paths()['include']}"]
-    done = subprocess.run(["c++", "-std=c++20", "-fsyntax-only", *flags, str(CSRC / "wkv7_cuda_op.cpp")], capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        ["c++", "-std=c++20", "-fsyntax-only", *flags, str(CSRC / "wkv7_cuda_op.cpp")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
 
 

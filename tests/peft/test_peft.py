@@ -47,7 +47,14 @@ def test_state_tuning_lowers_held_out_loss_and_keeps_weights(tmp_path, tok):
     adapter = StateAdapter(model)
     with use_backend("cpu"):
         before = evaluate(model, None, held_out)
-        tune(model, adapter, example_loader(corpus, [0, 1, 2, 3], tok, 256, 2, 100, seed=0), lr=5e-2, lr_final=5e-3, progress=False)
+        tune(
+            model,
+            adapter,
+            example_loader(corpus, [0, 1, 2, 3], tok, 256, 2, 100, seed=0),
+            lr=5e-2,
+            lr_final=5e-3,
+            progress=False,
+        )
         after = evaluate(model, adapter, held_out)
     assert after < before - 0.035, (before, after)  # measured: 6.911 -> 6.841
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in before_weights.items())  # the base is untouched
@@ -109,18 +116,66 @@ def test_tune_style_command_and_infill_with_it(tmp_path, tok, capsys):
     model_path = save_checkpoint(model, tmp_path / "base.pth")
     tok.save(tmp_path / "base.tokenizer.json")  # the shipped layout (midi_rwkv.pth + midi_rwkv.tokenizer.json)
     style = tmp_path / "style.safetensors"
-    argv = ["tune-style", str(tmp_path / "mine"), "-o", str(style), "--model", str(model_path), "--steps", "3", "--ctx-len", "128"]
+    argv = [
+        "tune-style",
+        str(tmp_path / "mine"),
+        "-o",
+        str(style),
+        "--model",
+        str(model_path),
+        "--steps",
+        "3",
+        "--ctx-len",
+        "128",
+    ]
     assert main(argv) == 0
     assert style.is_file() and "loss_on_your_pieces_before" in capsys.readouterr().out
     infiller = Infiller.load(model_path, state=style)
     assert infiller.generator.backend.initial_state is not None
     out = tmp_path / "out"
-    assert main(["infill", str(FIXTURES / "bach_bwv66.6.mid"), "--track", "0", "--bars", "2:3", "-n", "1", "--model", str(model_path),
-                 "--state", str(style), "--max-tokens", "200", "-o", str(out)]) == 0
+    assert (
+        main(
+            [
+                "infill",
+                str(FIXTURES / "bach_bwv66.6.mid"),
+                "--track",
+                "0",
+                "--bars",
+                "2:3",
+                "-n",
+                "1",
+                "--model",
+                str(model_path),
+                "--state",
+                str(style),
+                "--max-tokens",
+                "200",
+                "-o",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert len(list(out.iterdir())) == 1
     other = save_checkpoint(_model(seed=3), tmp_path / "other" / "base.pth")
     tok.save(tmp_path / "other" / "tokenizer.json")
-    assert main(["infill", str(FIXTURES / "bach_bwv66.6.mid"), "--track", "0", "--bars", "2:3", "--model", str(other), "--state", str(style)]) == 2
+    assert (
+        main(
+            [
+                "infill",
+                str(FIXTURES / "bach_bwv66.6.mid"),
+                "--track",
+                "0",
+                "--bars",
+                "2:3",
+                "--model",
+                str(other),
+                "--state",
+                str(style),
+            ]
+        )
+        == 2
+    )
     assert "tuned on another base model" in capsys.readouterr().err
 
 

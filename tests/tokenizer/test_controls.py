@@ -12,7 +12,8 @@ def _controls(tok, score, track=0):
 
 
 def test_each_bar_counts_only_its_own_notes(tok):
-    # docs/original-release.md#bar-controls: bars with 3, 2, 4, 1, 2 notes; the original gives 9 for bar 2 when asked for bars [2, 3, 4]
+    # docs/original-release.md#bar-controls: bars with 3, 2, 4, 1, 2 notes; the original gives 9 for bar 2
+    # when asked for bars [2, 3, 4]
     bar = 4 * TPQ
     notes = [(b * bar + k * TPQ, TPQ, 60, 80) for b, count in enumerate([3, 2, 4, 1, 2]) for k in range(count)]
     controls = _controls(tok, make_score([(0, 4, 4)], [(0, False, notes)]))
@@ -23,7 +24,11 @@ def test_hand_counted_bar_controls(tok):
     bar = 4 * TPQ
     notes = [
         # bar 0: a 3-note chord (quarter) then two single eighths -> polyphony 1..3
-        (0, TPQ, 60, 80), (0, TPQ, 64, 80), (0, TPQ, 67, 80), (TPQ, TPQ // 2, 62, 80), (3 * TPQ, TPQ // 2, 65, 80),
+        (0, TPQ, 60, 80),
+        (0, TPQ, 64, 80),
+        (0, TPQ, 67, 80),
+        (TPQ, TPQ // 2, 62, 80),
+        (3 * TPQ, TPQ // 2, 65, 80),
         # bar 1: one whole note
         (bar, 4 * TPQ, 48, 80),
         # bar 2: empty
@@ -63,7 +68,12 @@ def test_track_controls_tokens(tok, waltz):
 
 @pytest.mark.parametrize(
     "kwargs",
-    [dict(density=-1), dict(density=3, polyphony=(0, 2)), dict(density=3, polyphony=(4, 2)), dict(density=3, durations=(True,))],
+    [
+        dict(density=-1),
+        dict(density=3, polyphony=(0, 2)),
+        dict(density=3, polyphony=(4, 2)),
+        dict(density=3, durations=(True,)),
+    ],
     ids=["negative-density", "polyphony-zero", "polyphony-reversed", "short-durations"],
 )
 def test_malformed_controls_raise(kwargs):

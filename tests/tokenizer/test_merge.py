@@ -46,8 +46,17 @@ def test_short_generation_leaves_empty_bars(tok, waltz):
 def test_notes_past_the_span_are_dropped(tok, waltz):
     vocab = tok.codec.vocab
     # one bar: a note at position 40 of a 3/4 bar (36 positions) lies past the span
-    body = [vocab["Position_0"], vocab["Pitch_60"], vocab["Velocity_79"], vocab["Duration_1.0.4"],
-            vocab["Position_40"], vocab["Pitch_62"], vocab["Velocity_79"], vocab["Duration_1.0.4"], vocab["FillBar_End"]]
+    body = [
+        vocab["Position_0"],
+        vocab["Pitch_60"],
+        vocab["Velocity_79"],
+        vocab["Duration_1.0.4"],
+        vocab["Position_40"],
+        vocab["Pitch_62"],
+        vocab["Velocity_79"],
+        vocab["Duration_1.0.4"],
+        vocab["FillBar_End"],
+    ]
     piece, out, report, span = _check_merge(tok, waltz, 0, (3, 4), generated=body)
     assert report.notes_added == 1 and report.notes_outside_span == 1
 

@@ -47,13 +47,15 @@ def test_tiny_model_overfits_fixture_sequences(tok, chorale_path):
     pairs = [make_labels(s, unlearned) for s in seqs]
     longest = max(len(i) for i, _ in pairs)
     inputs = torch.tensor([i + [0] * (longest - len(i)) for i, _ in pairs])
-    labels = torch.tensor([l + [IGNORE] * (longest - len(l)) for _, l in pairs])
-    counts = Counter(t for _, l in pairs for t in l if t != IGNORE)
+    labels = torch.tensor([lab + [IGNORE] * (longest - len(lab)) for _, lab in pairs])
+    counts = Counter(t for _, lab in pairs for t in lab if t != IGNORE)
     total = sum(counts.values())
     unigram = -sum(c / total * math.log(c / total) for c in counts.values())
     torch.manual_seed(0)
     model = init_weights(RWKV7(tiny_config(tok.vocab_size)), seed=0)
-    optimizer = torch.optim.AdamW(param_groups(model, OptimConfig(lr_init=3e-3, lr_final=3e-3)), betas=(0.9, 0.99), eps=1e-8)
+    optimizer = torch.optim.AdamW(
+        param_groups(model, OptimConfig(lr_init=3e-3, lr_final=3e-3)), betas=(0.9, 0.99), eps=1e-8
+    )
     with use_backend("cpu"):
         for _ in range(120):
             logits, _ = model(inputs)
@@ -65,10 +67,26 @@ def test_tiny_model_overfits_fixture_sequences(tok, chorale_path):
 
 
 def _run_config(out, **overrides):
-    return TrainConfig(**({
-        "data": [f"folder:{FIXTURES}"], "out": str(out), "preset": "tiny", "ctx_len": 128, "batch_size": 1, "steps": 6,
-        "val_every": 3, "val_batches": 1, "ckpt_every": 2, "workers": 0, "warmup_steps": 2, "lr_init": 3e-3, "lr_final": 1e-4,
-    } | overrides))
+    return TrainConfig(
+        **(
+            {
+                "data": [f"folder:{FIXTURES}"],
+                "out": str(out),
+                "preset": "tiny",
+                "ctx_len": 128,
+                "batch_size": 1,
+                "steps": 6,
+                "val_every": 3,
+                "val_batches": 1,
+                "ckpt_every": 2,
+                "workers": 0,
+                "warmup_steps": 2,
+                "lr_init": 3e-3,
+                "lr_final": 1e-4,
+            }
+            | overrides
+        )
+    )
 
 
 def _losses(out):

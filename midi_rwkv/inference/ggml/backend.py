@@ -58,7 +58,10 @@ def simd_block(llama_cpp) -> int:
     head (a 16-wide head gives wrong logits under AVX2), so the backend checks.
     """
     info = llama_cpp.llama_print_system_info().decode()
-    has = lambda name: f"{name} = 1" in info
+
+    def has(name: str) -> bool:
+        return f"{name} = 1" in info
+
     if has("AVX512"):
         return 64
     if has("AVX") or has("AVX2"):

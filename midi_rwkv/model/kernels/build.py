@@ -50,10 +50,17 @@ def _build(name: str, sources: list[Path], **kwargs) -> None:
     build_dir.mkdir(parents=True, exist_ok=True)
     try:
         cpp_extension.load(
-            name=name, sources=[str(s) for s in sources], build_directory=str(build_dir), is_python_module=False, verbose=False, **kwargs
+            name=name,
+            sources=[str(s) for s in sources],
+            build_directory=str(build_dir),
+            is_python_module=False,
+            verbose=False,
+            **kwargs,
         )
     except Exception as err:  # compiler missing, ninja missing, compile error
-        raise KernelBuildError(f"could not build {name}: {str(err).strip().splitlines()[-1] if str(err).strip() else err}") from err
+        raise KernelBuildError(
+            f"could not build {name}: {str(err).strip().splitlines()[-1] if str(err).strip() else err}"
+        ) from err
 
 
 @lru_cache(maxsize=1)
@@ -75,7 +82,15 @@ def load_cuda_op(head_size: int):
     if not torch.cuda.is_available():
         raise KernelBuildError("CUDA is not available")
     sources = [CSRC / "wkv7_cuda.cu", CSRC / "wkv7_cuda_op.cpp"]
-    flags = ["-res-usage", "--use_fast_math", "-O3", "-Xptxas -O3", "--extra-device-vectorization", f"-D_N_={head_size}", "-D_CHUNK_LEN_=16"]
+    flags = [
+        "-res-usage",
+        "--use_fast_math",
+        "-O3",
+        "-Xptxas -O3",
+        "--extra-device-vectorization",
+        f"-D_N_={head_size}",
+        "-D_CHUNK_LEN_=16",
+    ]
     name = f"midi_rwkv_wkv7_cuda_{head_size}_{_key(*(s.read_text() for s in sources), ' '.join(flags), torch.__file__)}"
     _build(name, sources, extra_cuda_cflags=flags)
     return torch.ops.midi_rwkv_wkv7_cuda

@@ -63,7 +63,17 @@ def resolve_backend(device_type: str, head_size: int, backend: str | None = None
     return name
 
 
-def wkv7(r: Tensor, w: Tensor, k: Tensor, v: Tensor, a: Tensor, b: Tensor, state: Tensor | None = None, *, backend: str | None = None) -> tuple[Tensor, Tensor]:
+def wkv7(
+    r: Tensor,
+    w: Tensor,
+    k: Tensor,
+    v: Tensor,
+    a: Tensor,
+    b: Tensor,
+    state: Tensor | None = None,
+    *,
+    backend: str | None = None,
+) -> tuple[Tensor, Tensor]:
     """WKV7 over a sequence; see :func:`midi_rwkv.model.kernels.reference.wkv7_reference` for the maths."""
     name = resolve_backend(r.device.type, r.shape[-1], backend)
     if name == "cpu":

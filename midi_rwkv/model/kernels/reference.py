@@ -13,7 +13,9 @@ import torch
 from torch import Tensor
 
 
-def wkv7_reference(r: Tensor, w: Tensor, k: Tensor, v: Tensor, a: Tensor, b: Tensor, state: Tensor | None = None) -> tuple[Tensor, Tensor]:
+def wkv7_reference(
+    r: Tensor, w: Tensor, k: Tensor, v: Tensor, a: Tensor, b: Tensor, state: Tensor | None = None
+) -> tuple[Tensor, Tensor]:
     """Run the recurrence step by step.
 
     Args:
