@@ -43,6 +43,9 @@ class Backend(Protocol):
         """K streams, each starting from ``state``."""
 
 
+PREFILL_CHUNK = 8192  # tokens read at once: activations stay a few MB; a whole song streams through the state
+
+
 class TorchBackend:
     """The PyTorch model; ``initial_state`` (batch 1), e.g. a tuned style, starts every prompt."""
 
@@ -53,7 +56,10 @@ class TorchBackend:
 
     @torch.no_grad()
     def prefill(self, tokens: list[int], state: RWKVState | None) -> tuple[Tensor, RWKVState]:
-        out, state = self.model(torch.tensor([tokens]), state if state is not None else self.initial_state)
+        """Read the prompt in chunks of :data:`PREFILL_CHUNK` tokens, so memory does not grow with its length."""
+        state = state if state is not None else self.initial_state
+        for start in range(0, len(tokens), PREFILL_CHUNK):
+            out, state = self.model(torch.tensor([tokens[start : start + PREFILL_CHUNK]]), state, last_only=True)
         return out[0, -1], state
 
     def fork(self, state: RWKVState, k: int) -> TorchStreams:

@@ -167,10 +167,11 @@ class RWKV7(nn.Module):
         self.head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         self.gradient_checkpointing = False
 
-    def forward(self, idx: Tensor, state: RWKVState | None = None) -> tuple[Tensor, RWKVState]:
+    def forward(self, idx: Tensor, state: RWKVState | None = None, last_only: bool = False) -> tuple[Tensor, RWKVState]:
         """Sequence mode. idx: [B, T] token ids; ``state`` continues earlier streams (default: zeros).
 
-        Returns logits [B, T, V] and the state after the last token.
+        Returns logits [B, T, V] (``last_only``: [B, 1, V], the next token's, which is all that reading a
+        prompt needs: the [T, V] logits are by far its largest tensor) and the state after the last token.
         """
         x = self.emb(idx)
         v_first = None
@@ -185,7 +186,7 @@ class RWKV7(nn.Module):
             shifts_att.append(sa)
             shifts_ffn.append(sf)
             wkvs.append(sw)
-        logits = self.head(self.ln_out(x))
+        logits = self.head(self.ln_out(x[:, -1:] if last_only else x))
         return logits, RWKVState(torch.stack(shifts_att), torch.stack(shifts_ffn), torch.stack(wkvs))
 
     @torch.no_grad()
