@@ -6,62 +6,51 @@ from pathlib import Path
 
 import torch
 
-from midi_rwkv.commands.options import add_settings, parse_spans, settings_from_args
-from midi_rwkv.errors import ControlError, MidiRwkvError
+from midi_rwkv.commands.fills import FILL_HELP, fills_from_args, fills_label
+from midi_rwkv.commands.options import add_settings, settings_from_args
+from midi_rwkv.errors import MidiRwkvError
 from midi_rwkv.inference.generator import TorchBackend
 from midi_rwkv.inference.ggml import ENGINES
 from midi_rwkv.inference.ggml.gguf import DTYPES
-from midi_rwkv.inference.infiller import ControlRequest, Infiller
+from midi_rwkv.inference.infiller import Infiller
 from midi_rwkv.inference.sampler import SamplerConfig
 from midi_rwkv.io import atomic_write
 from midi_rwkv.model.checkpoint import DEFAULT_MODEL_NAME, open_model
-from midi_rwkv.tokenizer.controls import DURATION_NAMES, DURATIONS, POLYPHONY_MAX, POLYPHONY_MIN
+from midi_rwkv.tokenizer.controls import DURATION_NAMES, DURATIONS, POLYPHONY_MAX, POLYPHONY_MIN, TrackControls
 
 
-def parse_request(args) -> ControlRequest:
-    density = polyphony = durations = None
-    if args.density:
-        try:
-            density = [int(v) for v in args.density.split(",")]
-        except ValueError:
-            raise ControlError(f"--density '{args.density}': expected numbers like 6,8,8,4") from None
-        if any(d < 0 for d in density):
-            raise ControlError("--density values must be 0 or more")
-    if args.polyphony:
-        low, _, high = args.polyphony.partition("-")
-        try:
-            polyphony = (int(low), int(high or low))
-        except ValueError:
-            raise ControlError(f"--polyphony '{args.polyphony}': expected MIN-MAX like 1-3") from None
-        if not POLYPHONY_MIN <= polyphony[0] <= polyphony[1] <= POLYPHONY_MAX:
-            raise ControlError(f"--polyphony needs {POLYPHONY_MIN} <= MIN <= MAX <= {POLYPHONY_MAX}")
-    if args.duration:
-        names = [n.strip().lower() for n in args.duration.split(",")]
-        unknown = [n for n in names if n not in DURATION_NAMES]
-        if unknown:
-            raise ControlError(f"--duration: unknown value(s) {unknown}; use {', '.join(DURATION_NAMES)}")
-        durations = tuple(name in names for name in DURATION_NAMES)
-    return ControlRequest(density, polyphony, durations)
+def _describe_one(c) -> str:
+    if isinstance(c, TrackControls):
+        density = f"{c.density[0]}-{c.density[1]}"
+        extra = f" rep {c.repetition:.2f}"
+    else:
+        density, extra = str(c.density), ""
+    poly = f" poly {c.polyphony[0]}-{c.polyphony[1]}" if c.polyphony else ""
+    durs = ""
+    if c.durations is not None:
+        durs = " dur " + "".join(n[0] if f else "." for (n, _), f in zip(DURATIONS, c.durations))
+    return f"[density {density}{poly}{durs}{extra}]"
 
 
 def _describe(controls) -> str:
-    out = []
-    for c in controls:
-        poly = f" poly {c.polyphony[0]}-{c.polyphony[1]}" if c.polyphony else ""
-        durs = (
-            ""
-            if c.durations is None
-            else " dur " + ("".join(n[0] if f else "." for (n, _), f in zip(DURATIONS, c.durations)))
-        )
-        out.append(f"[density {c.density}{poly}{durs}]")
-    return " ".join(out)
+    return " ".join(_describe_one(c) for c in controls)
+
+
+def _context(text: str) -> int | None:
+    if text == "all":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise MidiRwkvError(f"--context '{text}': expected a number of bars or 'all'") from None
+    if value < 0:
+        raise MidiRwkvError("--context must be 0 or more bars, or 'all'")
+    return value
 
 
 def run_infill(args) -> int:
-    spans = parse_spans(args.bars)
-    request = parse_request(args)
-    if len(spans) > 1 and request.density and len(request.density) > 1:
-        raise ControlError("with several spans, --density takes one value for every bar")
+    fills = fills_from_args(args)
+    context = _context(args.context)
     sampler = settings_from_args(SamplerConfig, args)
     if args.threads is not None and args.threads < 1:
         raise MidiRwkvError("--threads must be 1 or more")
@@ -74,53 +63,55 @@ def run_infill(args) -> int:
     out = Path(args.output)
     source = Path(args.midi)
     piece = infiller.tokenizer.prepare(source)
-    for span in spans:
-        piece.token_span(*span)  # check every span before generating anything
-    options = dict(
-        sampler=sampler, context_bars=args.context, max_tokens=args.max_tokens, seed=args.seed, free=args.free
-    )
-    results = infiller.infill(piece, args.track, spans[0], request, args.n, **options)
-    for span in spans[1:]:  # later spans see each candidate's earlier result
-        results = [
-            infiller.infill(infiller.tokenizer.prepare(c.score, piece.name), args.track, span, request, 1, **options)[0]
-            for c in results
-        ]
+    infiller.check_fills(piece, fills)  # every track and span, before generating anything
+    results = infiller.fill(piece, fills, args.n, sampler, context, args.max_tokens, args.seed)
     if args.rank:
         results.sort(key=lambda c: c.control_error)
-    bars_text = ",".join(f"{a + 1}-{b}" for a, b in spans)
-    paths = [out / f"{source.stem}_track{args.track}_bars{bars_text}_{i}.mid" for i in range(1, len(results) + 1)]
+    label = fills_label(fills)
+    paths = [out / f"{source.stem}_{label}_{i}.mid" for i in range(1, len(results) + 1)]
     for path, c in zip(paths, results):  # every file first: a closed pipe on stdout then costs only the report
         atomic_write(path, lambda tmp, score=c.score: score.dump_midi(tmp))
     for path, c in zip(paths, results):
-        g = c.generation
-        note = (
-            ""
-            if g.stopped == "done"
-            else f" (stopped at --max-tokens: {c.report.bars_generated}/{c.report.bars_expected} bars)"
-        )
-        print(
-            f"{path}: {c.report.notes_added} notes, {g.sampled} tokens sampled in {g.seconds:.2f} s{note}, "
-            f"control error {c.control_error:g}"
-        )
-        print(f"  requested {_describe(c.requested)}")
-        print(f"  realised  {_describe(c.realised)}")
+        steps = c.steps
+        notes = sum(s.report.notes_added for s in steps)
+        sampled = sum(s.generation.sampled for s in steps)
+        seconds = sum(s.generation.seconds for s in steps)
+        print(f"{path}: {notes} notes, {sampled} tokens sampled in {seconds:.2f} s, control error {c.control_error:g}")
+        for s in steps:
+            g = s.generation
+            if len(steps) > 1:
+                print(f"  {s.fill.describe()}: {s.report.notes_added} notes")
+            if g.stopped != "done":
+                print(f"  (stopped at --max-tokens: {s.report.bars_generated}/{s.report.bars_expected} bars)")
+            print(f"  requested {_describe(s.requested)}")
+            print(f"  realised  {_describe(s.realised)}")
     return 0
 
 
 def register(sub) -> None:
     p = sub.add_parser(
         "infill",
-        help="generate new bars for one track of a MIDI file",
-        description="Replace bars of one track with candidates from the model; every other bar of every track is kept "
-        "as it is. Without control options, each bar's controls are those of the original bar; with --free the model "
-        "gets none and chooses (the printed 'requested' line then shows the original bars' controls, for comparison).",
+        help="generate new bars, a whole track again, or a new track, for a MIDI file",
+        description="Write candidates in which the requested bars of a track (--track T --bars A:B), a whole track "
+        "(--track T), or a new track (--new-track PROGRAM) are new; everything else is kept as it is. --fill asks for "
+        "several of these at once. Without control options, each bar's controls are those of the original bar (a "
+        "whole track: its own track controls; a new track: those typical of the others); with --free the model gets "
+        "no bar controls and chooses (the printed 'requested' line then shows the original bars' controls).",
     )
     p.add_argument("midi", help="input MIDI file")
-    p.add_argument("--track", type=int, required=True, help="track to infill, counted from 0 as in the file")
+    p.add_argument("--track", type=int, help="track to write, counted from 0 as in the file")
     p.add_argument(
-        "--bars", required=True, help="bars to infill, FIRST:LAST counted from 1, inclusive; several spans: 3:4,9:12"
+        "--bars", help="bars to infill, FIRST:LAST counted from 1, inclusive; several spans: 3:4,9:12 (default: the "
+        "whole track)"
     )
-    p.add_argument("--density", help="notes per bar: one number for all bars, or one per bar (e.g. 6,8,8,4)")
+    p.add_argument("--new-track", type=int, nargs="?", const=0, metavar="PROGRAM",
+                   help="add a track with this General MIDI program (0-127) under the existing ones")
+    p.add_argument("--drums", action="store_true", help="with --new-track: the new track is drums")
+    p.add_argument("--fill", action="append", metavar="SPEC", help=FILL_HELP)
+    p.add_argument(
+        "--density", help="notes per bar: one number for all bars, or one per bar (e.g. 6,8,8,4); for a whole or "
+        "new track, N or LOW,HIGH"
+    )
     p.add_argument(
         "--polyphony",
         help=f"notes starting together, MIN-MAX in {POLYPHONY_MIN}..{POLYPHONY_MAX} (e.g. 1-3); not for drums",
@@ -144,11 +135,11 @@ def register(sub) -> None:
         "--state", help="a tuned style (.safetensors from tune-style or state tuning) that starts every prompt"
     )
     p.add_argument("--lora", help="a LoRA adapter (.safetensors) merged into the model")
-    p.add_argument("--context", type=int, default=16, help="bars of context on each side (default: 16)")
+    p.add_argument("--context", default="16", help="bars of context on each side of the bars written, or 'all' for "
+                   "the whole song (read in chunks at constant memory) (default: 16)")
     add_settings(p, SamplerConfig)
-    p.add_argument(
-        "--max-tokens", type=int, default=2000, help="stop a candidate after this many tokens (default: 2000)"
-    )
+    p.add_argument("--max-tokens", type=int, help="stop a fill after this many tokens (default: 2000 for bars, "
+                   "2000 + 160 per bar for a whole track)")
     p.add_argument("--seed", type=int, help="random seed, for repeatable candidates")
     p.add_argument("--rank", action="store_true", help="order candidates by how well they follow the controls")
     p.add_argument(

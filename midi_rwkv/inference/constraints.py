@@ -5,8 +5,9 @@ that token is replaced by the next bar's real header (its time signature comes f
 never from the model) followed by the bar's controls. Once the requested number of bars is done,
 the next bar token becomes ``FillBar_End``. Tokens that cannot occur inside a bar body (special
 tokens, controls, programs, stray time signatures, ``FillBar_End`` itself, and pieces that decode to
-nothing) are banned. This fixes the original's sampler, which never counts bars and always bans
-``FillBar_End`` (docs/original-release.md#infill-constraints).
+nothing) are banned. The same rule writes a whole track, ending with ``Track_End``. This fixes the
+original's sampler, which never counts bars and always bans ``FillBar_End``
+(docs/original-release.md#infill-constraints).
 """
 
 from __future__ import annotations
@@ -19,7 +20,17 @@ from torch import Tensor
 from midi_rwkv.inference.generator import Constraint
 from midi_rwkv.tokenizer.codec import Codec
 
-_BODY_FORBIDDEN = ("PAD_None", "BOS_None", "EOS_None", "Infill_Bar", "Infill_Track", "FillBar_Start", "FillBar_End", "Track_Start", "Track_End")
+_BODY_FORBIDDEN = (
+    "PAD_None",
+    "BOS_None",
+    "EOS_None",
+    "Infill_Bar",
+    "Infill_Track",
+    "FillBar_Start",
+    "FillBar_End",
+    "Track_Start",
+    "Track_End",
+)
 
 
 @dataclass
@@ -29,6 +40,7 @@ class TokenTables:
     starts_bar: Tensor  # [V] bool
     banned: Tensor  # [V] bool
     fill_end: int
+    track_end: int
 
     @classmethod
     def build(cls, codec: Codec) -> "TokenTables":
@@ -45,15 +57,22 @@ class TokenTables:
                 or vocab.bar in piece[1:]  # a bar line inside a token (only in tokenizers with cross-bar merges)
             )
             banned.append(bad and not (piece and piece[0] == vocab.bar))
-        return cls(torch.tensor(starts), torch.tensor(banned), vocab["FillBar_End"])
+        return cls(torch.tensor(starts), torch.tensor(banned), vocab["FillBar_End"], vocab["Track_End"])
 
 
 class BarInfillConstraint(Constraint):
-    """Generates exactly ``len(bars)`` bars: the first is already open when generation starts."""
+    """Generates exactly ``len(bars)`` bars: the first is already open when generation starts.
 
-    def __init__(self, tables: TokenTables, bars: list[tuple[tuple[int, ...], tuple[int, ...]]]):
+    ``end`` closes the section: ``FillBar_End`` for bar infill (the default), ``Track_End`` when a whole
+    track is written (track infill: its bars carry no controls, the track's controls are in the prompt).
+    """
+
+    def __init__(
+        self, tables: TokenTables, bars: list[tuple[tuple[int, ...], tuple[int, ...]]], end: int | None = None
+    ):
         self.tables = tables
         self.bars = bars  # (header ids, control ids) of each masked bar
+        self.end = tables.fill_end if end is None else end
         self.current = 0  # the bar being written
         self.done = False
 
@@ -68,4 +87,4 @@ class BarInfillConstraint(Constraint):
             header, controls = self.bars[self.current]
             return [*header, *controls]
         self.done = True
-        return [self.tables.fill_end]
+        return [self.end]

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from symusic import Score
+from symusic import Score, Track
 
 from midi_rwkv.errors import ControlError, MidiRwkvError
 from midi_rwkv.inference.constraints import BarInfillConstraint, TokenTables
@@ -13,57 +13,47 @@ from midi_rwkv.inference.generator import Generator, Generation
 from midi_rwkv.inference.ggml import ENGINES, choose_engine, ggml_backend
 from midi_rwkv.inference.sampler import SamplerConfig
 from midi_rwkv.model.checkpoint import check_vocab, open_model, open_tokenizer, resolve_model
-from midi_rwkv.tokenizer import BarControls, InfillTokenizer, Piece
-from midi_rwkv.tokenizer.controls import check_drum_controls, control_error
-from midi_rwkv.tokenizer.sequences import resolve_bar_controls
+from midi_rwkv.inference.requests import (
+    BarFill,
+    ControlRequest,
+    Fill,
+    NewTrack,
+    TrackFill,
+    apply_bar_request,
+    apply_track_request,
+)
+from midi_rwkv.tokenizer import InfillTokenizer, Piece
+from midi_rwkv.tokenizer.controls import control_error, typical_track_controls
 from midi_rwkv.tokenizer.merge import MergeReport
-
-
-@dataclass
-class ControlRequest:
-    """What the user asked for; ``None`` fields keep the original bars' values."""
-
-    density: list[int] | None = None  # one per real bar, or one for all
-    polyphony: tuple[int, int] | None = None
-    durations: tuple[bool, ...] | None = None
+from midi_rwkv.tokenizer.sequences import resolve_bar_controls
 
 
 @dataclass
 class Candidate:
+    """One candidate: the whole score, and what its (last) fill asked for and got.
+
+    ``requested``/``realised`` are per-bar :class:`BarControls` for a bar fill, and one
+    :class:`TrackControls` for a whole or new track. ``previous`` holds the earlier fills of a
+    several-part request, in order.
+    """
+
     score: Score
     report: MergeReport
-    requested: list[BarControls]
-    realised: list[BarControls]
+    requested: list
+    realised: list
     generation: Generation
+    fill: Fill | None = None
+    previous: list[Candidate] = field(default_factory=list)
 
     @property
     def control_error(self) -> float:
-        """See :func:`midi_rwkv.tokenizer.controls.control_error` (0 = every control honoured)."""
-        return control_error(self.requested, self.realised)
+        """Of every fill: see :func:`midi_rwkv.tokenizer.controls.control_error` (0 = every control honoured)."""
+        return control_error(self.requested, self.realised) + sum(p.control_error for p in self.previous)
 
-
-def apply_request(piece: Piece, track: int, base: list[BarControls], bars: tuple[int, int], request: ControlRequest,
-                  is_drum: bool) -> list[BarControls]:
-    """Per tokenizer bar controls: the original bars', overridden by the request."""
-    check_drum_controls(track, is_drum, request.polyphony, request.durations)
-    n_real = bars[1] - bars[0]
-    density = request.density
-    if density is not None and len(density) not in (1, n_real):
-        raise ControlError(f"--density has {len(density)} values for {n_real} bars (give one, or one per bar)")
-    out, first = [], piece.first_token_bar
-    for real in range(*bars):
-        parts = range(first[real] - first[bars[0]], first[real + 1] - first[bars[0]])
-        for part in parts:
-            c = base[part]
-            if density is not None:  # a real bar written as several tokenizer bars shares its density
-                value = density[0] if len(density) == 1 else density[real - bars[0]]
-                c = replace(c, density=round(value / len(parts)))
-            if request.polyphony and not is_drum:
-                c = replace(c, polyphony=request.polyphony)
-            if request.durations and not is_drum:
-                c = replace(c, durations=request.durations)
-            out.append(c)
-    return out
+    @property
+    def steps(self) -> list[Candidate]:
+        """Every fill of the request, in order (this one last)."""
+        return [*self.previous, replace(self, previous=[])]
 
 
 def _gguf_backend(path: Path, tokenizer: InfillTokenizer, engine: str, threads: int, state, lora):
@@ -131,15 +121,17 @@ class Infiller:
         request: ControlRequest | None = None,
         n: int = 4,
         sampler: SamplerConfig | None = None,
-        context_bars: int = 16,
-        max_tokens: int = 2000,
+        context_bars: int | None = 16,
+        max_tokens: int | None = None,
         seed: int | None = None,
         free: bool = False,
     ) -> list[Candidate]:
         """K candidates for real bars ``bars`` = [start, end) of ``track``.
 
         ``free``: give the model no bar controls (it chooses); ``requested`` then holds the original
-        bars' controls, so that adherence can still be measured against them.
+        bars' controls, so that adherence can still be measured against them. ``context_bars``: bars of
+        context on each side; ``None``: the whole song (read in chunks, at constant memory).
+        ``max_tokens``: per candidate (default 2000).
         """
         if free and request is not None and request != ControlRequest():
             raise ControlError("--free takes no --density, --polyphony or --duration (free infilling gets no controls)")
@@ -148,25 +140,102 @@ class Infiller:
         t = piece.track_index(track)
         span = piece.token_span(*bars)
         base = resolve_bar_controls(enc, t, span, None)
-        requested = apply_request(piece, track, base, bars, request or ControlRequest(), enc.tracks[t].is_drum)
-        # RWKV reads past its training length; 4x ctx_len only bounds the time spent on the prompt
-        seq = tok.bar_infill(
-            enc,
-            track,
-            bars,
-            controls=requested,
-            context_bars=context_bars,
-            max_len=self.generator.config.ctx_len * 4,
-            with_target=False,
-            free=free,
-        )
+        is_drum = enc.tracks[t].is_drum
+        requested = apply_bar_request(piece, track, base, bars, request or ControlRequest(), is_drum)
+        # RWKV reads past its training length; with a bounded context, 4x ctx_len bounds the time spent on the prompt
+        max_len = self.generator.config.ctx_len * 4 if context_bars is not None else None
+        seq = tok.bar_infill(enc, track, bars, controls=requested, context_bars=context_bars, max_len=max_len,
+                             with_target=False, free=free)
         section = [(s.header, s.controls) for s in seq.section]
         generations = self.generator.generate(
-            seq.ids, [BarInfillConstraint(self.tables, section) for _ in range(n)], sampler, max_tokens, seed
+            seq.ids, [BarInfillConstraint(self.tables, section) for _ in range(n)], sampler, max_tokens or 2000, seed
         )
+        fill = BarFill(track, tuple(bars), request, free)
         candidates = []
         for g in generations:
             score, report = tok.merge(piece, seq, g.ids)
-            realised = tok.realised_controls(score, piece.name, track, bars, len(requested), enc.tracks[t].is_drum)
-            candidates.append(Candidate(score, report, requested, realised, g))
+            realised = tok.realised_controls(score, piece.name, track, bars, len(requested), is_drum)
+            candidates.append(Candidate(score, report, requested, realised, g, fill))
         return candidates
+
+    def regenerate_track(self, piece: Piece, track: int, request: ControlRequest | None = None, n: int = 4,
+                         sampler: SamplerConfig | None = None, max_tokens: int | None = None,
+                         seed: int | None = None) -> list[Candidate]:
+        """K candidates in which ``track`` is written again from start to end, after every other track, with
+        its own track controls unless ``request`` changes them; its program, name and channel are kept."""
+        t = piece.track_index(track)
+        original = piece.original.tracks[track]
+        base = self.tokenizer.track_controls_of(piece.original, piece.name, track)
+        controls = apply_track_request(base, request or ControlRequest(), track, original.is_drum)
+        program = -1 if original.is_drum else piece.score.tracks[t].program
+        fill = TrackFill(track, request)
+        return self._write_track(piece, fill, program, controls, None, n, sampler, max_tokens, seed)
+
+    def add_track(self, piece: Piece, new: NewTrack, n: int = 4, sampler: SamplerConfig | None = None,
+                  max_tokens: int | None = None, seed: int | None = None) -> list[Candidate]:
+        """K candidates with a new track under the existing ones (every other track unchanged); its controls are
+        the request's, else the typical ones of the other tracks."""
+        index = len(piece.original.tracks)
+        others = [self.tokenizer.track_controls_of(piece.original, piece.name, i) for i in piece.track_ids
+                  if piece.original.tracks[i].is_drum == new.is_drum]
+        base = typical_track_controls([c for c in others if c is not None], new.is_drum)
+        controls = apply_track_request(base, new.controls or ControlRequest(), index, new.is_drum)
+        template = Track(name=new.name or ("Drums" if new.is_drum else f"Program {new.program}"),
+                         program=0 if new.is_drum else new.program, is_drum=new.is_drum)
+        program = -1 if new.is_drum else new.program
+        return self._write_track(piece, new, program, controls, template, n, sampler, max_tokens, seed)
+
+    def _write_track(self, piece: Piece, fill: Fill, program: int, controls, template: Track | None, n: int,
+                     sampler: SamplerConfig | None, max_tokens: int | None, seed: int | None) -> list[Candidate]:
+        tok = self.tokenizer
+        replace_track = None if template is not None else fill.track
+        seq = tok.track_generation(piece, program, controls, replace=replace_track)
+        section = [(s.header, ()) for s in seq.section]
+        budget = max_tokens or 2000 + 160 * len(section)  # a whole track is long: ~160 tokens per bar at most
+        constraints = [BarInfillConstraint(self.tables, section, end=self.tables.track_end) for _ in range(n)]
+        generations = self.generator.generate(seq.ids, constraints, sampler, budget, seed)
+        candidates = []
+        for g in generations:
+            score, report = tok.merge(piece, seq, g.ids, new_track=template)
+            got = tok.track_controls_of(score, piece.name, seq.track)
+            realised = [got if got is not None else replace(controls, density=(0, 0))]
+            candidates.append(Candidate(score, report, [controls], realised, g, fill))
+        return candidates
+
+    def check_fills(self, piece: Piece, fills: list[Fill]) -> None:
+        """Every track and span of the input file that ``fills`` name exists (before anything is generated)."""
+        for fill in fills:
+            if isinstance(fill, (BarFill, TrackFill)) and fill.track < len(piece.original.tracks):
+                piece.track_index(fill.track)
+                if isinstance(fill, BarFill):
+                    piece.token_span(*fill.bars)
+
+    def fill(self, piece: Piece, fills: list[Fill], n: int = 4, sampler: SamplerConfig | None = None,
+             context_bars: int | None = 16, max_tokens: int | None = None, seed: int | None = None) -> list[Candidate]:
+        """K candidates of a several-part request: the fills run one after another, each on the score the
+        earlier ones made (so each sees their results); the first fill forks the K candidates.
+
+        Track numbers refer to the input file; a :class:`NewTrack` becomes the next track number.
+        """
+        if not fills:
+            raise MidiRwkvError("nothing to fill")
+        options = dict(sampler=sampler, max_tokens=max_tokens)
+        results = self._one(piece, fills[0], n, context_bars, seed=seed, **options)
+        for fill in fills[1:]:
+            later = []
+            for c in results:
+                current = self.tokenizer.prepare(c.score, piece.name)
+                (new,) = self._one(current, fill, 1, context_bars, seed=seed, **options)
+                later.append(replace(new, previous=c.steps))
+            results = later
+        return results
+
+    def _one(self, piece: Piece, fill: Fill, n: int, context_bars: int | None, **options) -> list[Candidate]:
+        if isinstance(fill, BarFill):
+            return self.infill(piece, fill.track, fill.bars, fill.controls, n, context_bars=context_bars,
+                               free=fill.free, **options)
+        if isinstance(fill, TrackFill):
+            return self.regenerate_track(piece, fill.track, fill.controls, n, **options)
+        if isinstance(fill, NewTrack):
+            return self.add_track(piece, fill, n, **options)
+        raise TypeError(f"not a fill: {fill!r}")

@@ -178,18 +178,50 @@ def track_controls(track: Track, bars: list[Bar], tpq: int) -> TrackControls:
     return TrackControls(density, repetition, _polyphony(times[inside]), _duration_flags(durations[inside], tpq))
 
 
-def control_error(requested: list[BarControls], realised: list[BarControls]) -> float:
-    """Sum over bars of |density error| + |polyphony min and max errors| + wrong duration flags (0 = all honoured).
+def _control_pair_error(want, got) -> float:
+    """|density errors| + |polyphony errors| (1 where only one side has polyphony) + wrong duration flags,
+    + for track controls, repetition bins apart."""
+    a = want.density if isinstance(want.density, tuple) else (want.density,)
+    b = got.density if isinstance(got.density, tuple) else (got.density,)
+    total = float(sum(abs(x - y) for x, y in zip(a, b)))
+    if want.polyphony and got.polyphony:
+        total += abs(want.polyphony[0] - got.polyphony[0]) + abs(want.polyphony[1] - got.polyphony[1])
+    elif want.polyphony or got.polyphony:
+        total += 1
+    if want.durations and got.durations:
+        total += sum(x != y for x, y in zip(want.durations, got.durations))
+    if isinstance(want, TrackControls) and isinstance(got, TrackControls):
+        total += round(abs(want.repetition - got.repetition) * (len(REPETITION_BINS) - 1))
+    return total
+
+
+def control_error(requested: list, realised: list) -> float:
+    """Summed over bars (or over the one TrackControls of a whole track): |density error| + |polyphony min and
+    max errors| + wrong duration flags (+ repetition bins apart for a track). 0 = every control honoured.
 
     Polyphony asked for where the bar has none (or the reverse) counts 1.
     """
-    total = 0.0
-    for want, got in zip(requested, realised):
-        total += abs(want.density - got.density)
-        if want.polyphony and got.polyphony:
-            total += abs(want.polyphony[0] - got.polyphony[0]) + abs(want.polyphony[1] - got.polyphony[1])
-        elif want.polyphony or got.polyphony:
-            total += 1
-        if want.durations and got.durations:
-            total += sum(a != b for a, b in zip(want.durations, got.durations))
-    return total
+    return sum(_control_pair_error(want, got) for want, got in zip(requested, realised))
+
+
+def typical_track_controls(others: list[TrackControls], is_drum: bool) -> TrackControls:
+    """Controls for a new track when none are given: the element-wise median of the other tracks'
+    (drums: density and repetition only; the duration flags present in at least half of them)."""
+    if not others:  # nothing to go by: a plain part
+        if is_drum:
+            return TrackControls((4, 12), 0.0)
+        return TrackControls((2, 8), 0.0, (1, 1), (False, False, True, True, False))
+
+    def median(values) -> int:
+        return int(round(float(np.median(values))))
+
+    density = (median([c.density[0] for c in others]), median([c.density[1] for c in others]))
+    density = (min(density), max(density))
+    repetition = float(REPETITION_BINS[np.abs(REPETITION_BINS - np.median([c.repetition for c in others])).argmin()])
+    if is_drum:
+        return TrackControls(density, repetition)
+    polys = [c.polyphony for c in others if c.polyphony] or [(1, 1)]
+    low, high = median([p[0] for p in polys]), median([p[1] for p in polys])
+    flags = [c.durations for c in others if c.durations] or [(False, False, True, True, False)]
+    durations = tuple(bool(np.mean([f[i] for f in flags]) >= 0.5) for i in range(len(DURATIONS)))
+    return TrackControls(density, repetition, (min(low, high), max(low, high)), durations)

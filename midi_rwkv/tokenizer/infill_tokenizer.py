@@ -5,20 +5,21 @@ from __future__ import annotations
 from pathlib import Path
 
 from miditok import MMM
-from symusic import Score
+from symusic import Score, Track
 
 from midi_rwkv.errors import EmptyScoreError, TrackIndexError
 from midi_rwkv.tokenizer.codec import Codec
-from midi_rwkv.tokenizer.controls import DURATIONS, BarControls, bar_controls
+from midi_rwkv.tokenizer.controls import DURATIONS, BarControls, TrackControls, bar_controls, track_controls
 from midi_rwkv.tokenizer.mmm import load_tokenizer, paper_tokenizer, save_tokenizer
 from midi_rwkv.tokenizer.sequences import (
     EncodedPiece,
     InfillSequence,
     build_bar_infill,
+    build_track_generation,
     build_track_infill,
     encode_piece,
 )
-from midi_rwkv.tokenizer.merge import MergeReport, merge_section
+from midi_rwkv.tokenizer.merge import MergeReport, append_track, merge_section
 from midi_rwkv.tokenizer.score import Piece, load_score, prepare_piece
 
 
@@ -72,10 +73,38 @@ class InfillTokenizer:
         enc = piece if isinstance(piece, EncodedPiece) else self.encode(piece)
         return build_track_infill(enc, self.codec, track, **options)
 
-    def merge(self, piece: Piece, seq: InfillSequence, generated: list[int]) -> tuple[Score, MergeReport]:
-        """Put generated ids (what follows ``seq.prompt``) back into the piece's original score."""
-        section_start = seq.prompt.index(self.codec.vocab["FillBar_Start"]) + 1
-        return merge_section(piece, self.codec, seq.track, seq.bars, seq.prompt[section_start:] + list(generated))
+    def track_generation(
+        self, piece: Piece | EncodedPiece, program: int, controls: TrackControls, **options
+    ) -> InfillSequence:
+        """See :func:`midi_rwkv.tokenizer.sequences.build_track_generation` for ``options``."""
+        enc = piece if isinstance(piece, EncodedPiece) else self.encode(piece)
+        return build_track_generation(enc, self.codec, program, controls, **options)
+
+    def merge(self, piece: Piece, seq: InfillSequence, generated: list[int], new_track: Track | None = None
+              ) -> tuple[Score, MergeReport]:
+        """Put generated ids (what follows ``seq.prompt``) back into the piece's original score.
+
+        A track-generation sequence replaces its track's notes in its window, or, with ``new_track`` (its
+        name, program and drum flag), adds that track.
+        """
+        vocab = self.codec.vocab
+        if seq.kind == "bar":
+            section_start = seq.prompt.index(vocab["FillBar_Start"]) + 1
+        else:
+            section_start = len(seq.prompt) - len(seq.section[0].header)  # the first bar's header closes the prompt
+        section = seq.prompt[section_start:] + list(generated)
+        if new_track is not None:
+            return append_track(piece, self.codec, new_track, seq.bars, section)
+        return merge_section(piece, self.codec, seq.track, seq.bars, section)
+
+    def track_controls_of(self, score: Score, name: str, track: int) -> TrackControls | None:
+        """The track controls that ``track`` of ``score`` has over the whole piece; None if it has no notes."""
+        try:
+            piece = self.prepare(score, name)
+            t = piece.track_index(track)
+        except (TrackIndexError, EmptyScoreError):
+            return None
+        return track_controls(piece.score.tracks[t], piece.token_bars, piece.score.ticks_per_quarter)
 
     def realised_controls(
         self, score: Score, name: str, track: int, bars: tuple[int, int], count: int, is_drum: bool

@@ -276,3 +276,41 @@ def build_track_infill(
     else:
         ids += [vocab["Track_Start"], vocab.program(enc.tracks[w].program), *control_ids]
     return InfillSequence(ids, prompt_len, "track", track, real, window, window)
+
+
+def build_track_generation(
+    enc: EncodedPiece,
+    codec: Codec,
+    program: int,
+    controls: TrackControls,
+    *,
+    replace: int | None = None,
+    max_len: int | None = None,
+) -> InfillSequence:
+    """The prompt for writing a whole track (every bar of the piece) after all the others.
+
+    ``replace``: the user's track that is regenerated (left out of the context, its program kept); ``None``
+    writes a new track. The prompt ends with the first bar's header; the later headers come from the
+    piece (``section``), as in bar infill. The window is the whole piece, unless ``max_len`` (for the
+    prompt alone) asks for fewer bars, which are then taken from the start.
+    """
+    piece = enc.piece
+    skip = piece.track_index(replace) if replace is not None else -1
+    context = [i for i in _context_tracks(enc, codec, (0, len(piece.token_bars)), keep=-1) if i != skip]
+    costs = _real_bar_costs(piece, [sum(enc.cost(i, b) for i in context) for b in range(len(piece.token_bars))])
+    budget = (max_len if max_len is not None else 1 << 62) - (3 * len(context) + 4 + _MAX_TRACK_CONTROLS)
+    real = _grow_window(costs, (0, 1), budget - costs[0], (0, piece.num_bars), None) if budget >= costs[0] else None
+    if real is None:
+        raise SequenceTooLongError(f"{piece.name}: the first bar of the other tracks does not fit in {max_len} tokens")
+    window = (piece.first_token_bar[real[0]], piece.first_token_bar[real[1]])
+    vocab = codec.vocab
+    ids: list[int] = []
+    for i in context:
+        _emit_track(enc, codec, i, window, ids)
+    ids += [vocab["Infill_Track"], vocab["Track_Start"], vocab.program(program), *codec.atomic(controls.tokens())]
+    grid = piece.token_bars[window[0] : window[1]]
+    headers = codec.encode_words([vocab.header(b.numerator, b.denominator) for b in grid])
+    ids += headers[0]
+    section = [SectionBar(tuple(h), (), ()) for h in headers]
+    track = replace if replace is not None else len(piece.original.tracks)
+    return InfillSequence(ids, len(ids), "track", track, real, window, window, section)

@@ -1,0 +1,197 @@
+"""Whole tracks, new tracks, several fills in one request, whole-song context: nothing else changes."""
+
+import pytest
+import torch
+
+from midi_rwkv.cli import main
+from midi_rwkv.inference.constraints import TokenTables
+from midi_rwkv.inference.generator import Generator, TorchBackend
+from midi_rwkv.inference.infiller import Infiller
+from midi_rwkv.inference.requests import BarFill, ControlRequest, NewTrack, TrackFill
+from midi_rwkv.model import RWKV7, init_weights, save_checkpoint, tiny_config
+from tests.conftest import TPQ, make_score, note_tuples
+from tests.inference.test_inference import BarsAtOnce
+
+BAR = 4 * TPQ
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    m = init_weights(RWKV7(tiny_config(663)), seed=0)
+    with torch.no_grad():
+        for p in m.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    return m.eval()
+
+
+@pytest.fixture
+def quartet():
+    """8 bars of 4/4: melody, chords, bass and drums, as a band plays them."""
+    melody = [(b * BAR + k * TPQ, TPQ, 67 + (b + k) % 5, 90) for b in range(8) for k in range(4)]
+    chords = [(b * BAR, 2 * TPQ, p + (b % 2) * 2, 70) for b in range(8) for p in (60, 64, 67)]
+    bass = [(b * BAR + k * 2 * TPQ, 2 * TPQ, 36 + (b % 4), 80) for b in range(8) for k in range(2)]
+    drums = [(b * BAR + k * TPQ // 2, TPQ // 4, (36, 42, 38, 42)[k % 4], 100) for b in range(8) for k in range(8)]
+    return make_score([(0, 4, 4)], [(0, False, melody), (0, False, chords), (33, False, bass), (0, True, drums)])
+
+
+def forced(model, tok):
+    """A generator whose bars end as soon as they start (a random model may write for hundreds of tokens)."""
+    bar_id = int(TokenTables.build(tok.codec).starts_bar.nonzero()[0])
+    return Infiller(Generator(BarsAtOnce(model, bar_id)), tok)
+
+
+def unchanged_except(before, after, track: int, start: int = 0, end: int = 1 << 62):
+    for i, (a, b) in enumerate(zip(before.tracks, after.tracks)):
+        if i != track:
+            assert note_tuples(a) == note_tuples(b), i
+            assert (a.program, a.is_drum, a.name) == (b.program, b.is_drum, b.name), i
+        else:
+            assert note_tuples(a, None, start) == note_tuples(b, None, start)
+            assert note_tuples(a, end) == note_tuples(b, end)
+
+
+@pytest.mark.parametrize("track", [0, 2, 3], ids=["melody", "bass", "drums"])
+def test_a_whole_track_is_written_again_and_nothing_else_changes(tok, model, quartet, track):
+    piece = tok.prepare(quartet)
+    (c,) = forced(model, tok).regenerate_track(piece, track, n=1, seed=0)
+    g = c.generation
+    tables = TokenTables.build(tok.codec)
+    assert g.stopped == "done" and g.ids[-1] == tables.track_end and c.report.bars_generated == 8
+    assert len(c.score.tracks) == 4
+    unchanged_except(quartet, c.score, track)
+    kept = quartet.tracks[track]
+    assert (c.score.tracks[track].program, c.score.tracks[track].is_drum) == (kept.program, kept.is_drum)
+    assert c.requested == [tok.track_controls_of(quartet, "", track)]
+
+
+def test_a_whole_track_from_a_sampling_model_keeps_every_note_inside_the_piece(tok, model, quartet):
+    piece = tok.prepare(quartet)
+    for c in Infiller(Generator(model), tok).regenerate_track(piece, 1, n=2, seed=1, max_tokens=300):
+        unchanged_except(quartet, c.score, 1)
+        assert all(0 <= n.time < 8 * BAR for n in c.score.tracks[1].notes)
+
+
+def test_whole_track_controls_can_be_asked_for_and_drums_refuse_pitch_ones(tok, model, quartet):
+    piece = tok.prepare(quartet)
+    (c,) = forced(model, tok).regenerate_track(piece, 0, ControlRequest(density=[3, 6], polyphony=(1, 2)), n=1)
+    assert c.requested[0].density == (3, 6) and c.requested[0].polyphony == (1, 2)
+    with pytest.raises(Exception, match="drum track"):
+        forced(model, tok).regenerate_track(piece, 3, ControlRequest(polyphony=(1, 2)), n=1)
+
+
+@pytest.mark.parametrize(
+    "new",
+    [NewTrack(program=33), NewTrack(is_drum=True, controls=ControlRequest(density=[8, 12]))],
+    ids=["bass", "drums"],
+)
+def test_a_new_track_goes_under_the_others(tok, model, quartet, new):
+    piece = tok.prepare(quartet)
+    (c,) = forced(model, tok).add_track(piece, new, n=1, seed=0)
+    assert len(c.score.tracks) == 5 and c.generation.stopped == "done" and c.report.bars_generated == 8
+    for a, b in zip(quartet.tracks, c.score.tracks):
+        assert note_tuples(a) == note_tuples(b) and (a.program, a.is_drum) == (b.program, b.is_drum)
+    added = c.score.tracks[4]
+    assert added.is_drum == new.is_drum and (new.is_drum or added.program == 33)
+    if new.is_drum:
+        assert c.requested[0].density == (8, 12) and c.requested[0].polyphony is None
+    else:  # the typical controls of the other pitched tracks
+        assert c.requested[0].polyphony is not None
+
+
+def test_several_fills_run_in_order_and_each_sees_the_last(tok, model, quartet):
+    piece = tok.prepare(quartet)
+    infiller = Infiller(Generator(model), tok)
+    fills = [BarFill(0, (2, 4)), TrackFill(2), NewTrack(program=40)]
+    results = infiller.fill(piece, fills, n=2, seed=3, max_tokens=200)
+    assert len(results) == 2
+    for c in results:
+        assert [s.fill for s in c.steps] == fills
+        first, second, third = c.steps
+        # the second fill's input is the first one's output: its score keeps the first fill's bars
+        lo, hi = 2 * BAR, 4 * BAR
+        assert note_tuples(second.score.tracks[0], lo, hi) == note_tuples(first.score.tracks[0], lo, hi)
+        assert note_tuples(c.score.tracks[0]) == note_tuples(first.score.tracks[0])
+        assert note_tuples(c.score.tracks[2]) == note_tuples(second.score.tracks[2])
+        assert note_tuples(c.score.tracks[1]) == note_tuples(quartet.tracks[1])
+        assert note_tuples(c.score.tracks[3]) == note_tuples(quartet.tracks[3])
+        assert len(c.score.tracks) == 5 and third.score is c.score
+    assert results[0].control_error == sum(s.control_error for s in results[0].steps)
+
+
+def test_whole_song_context_reads_the_prompt_in_chunks_at_the_same_logits(tok, model, quartet, monkeypatch):
+    piece = tok.prepare(quartet)
+    seq = tok.bar_infill(piece, 0, (4, 5), context_bars=None, with_target=False)
+    assert seq.window == (0, 8)
+    whole, _ = TorchBackend(model).prefill(seq.ids, None)
+    monkeypatch.setattr("midi_rwkv.inference.generator.PREFILL_CHUNK", 7)
+    chunked, _ = TorchBackend(model).prefill(seq.ids, None)
+    assert torch.allclose(whole, chunked, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "argv, name",
+    [
+        (["--track", "2"], "q_track2_whole_1.mid"),
+        (["--new-track", "33"], "q_new33_1.mid"),
+        (["--new-track", "--drums"], "q_newdrums_1.mid"),
+        (
+            ["--fill", "0:2-3", "--fill", "1:5-6,8-8", "--fill", "new:drums"],
+            "q_track0_bars2-3+track1_bars5-6,8-8+newdrums_1.mid",
+        ),
+        (["--track", "0", "--bars", "2:3", "--context", "all"], "q_track0_bars2-3_1.mid"),
+    ],
+    ids=["whole", "new", "new-drums", "fills", "context-all"],
+)
+def test_infill_command_takes_every_kind_of_request(tmp_path, model, tok, quartet, capsys, argv, name):
+    quartet.dump_midi(tmp_path / "q.mid")
+    path = save_checkpoint(model, tmp_path / "m.pth")
+    tok.save(tmp_path / "tokenizer.json")
+    out = tmp_path / "out"
+    assert (
+        main(
+            [
+                "infill",
+                str(tmp_path / "q.mid"),
+                "-n",
+                "1",
+                "--seed",
+                "0",
+                "--model",
+                str(path),
+                "--max-tokens",
+                "150",
+                "-o",
+                str(out),
+                *argv,
+            ]
+        )
+        == 0
+    )
+    assert [p.name for p in out.iterdir()] == [name]
+    assert "requested" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        ([], "say what to write"),
+        (["--fill", "0:2-3", "--track", "0"], "--fill replaces"),
+        (["--fill", "x:1"], "expected TRACK:SPANS"),
+        (["--fill", "new:200"], "not a General MIDI program"),
+        (["--fill", "0:7-12"], "outside the piece"),
+        (["--fill", "0:2-3", "--fill", "9"], "track 9 does not exist"),
+        (["--drums"], "--drums goes with --new-track"),
+        (["--track", "0", "--free"], "--free applies to bars"),
+        (["--track", "0", "--bars", "1:2", "--context", "lots"], "expected a number of bars or 'all'"),
+    ],
+    ids=["nothing", "both", "syntax", "program", "span", "track", "drums", "free", "context"],
+)
+def test_bad_requests_are_one_line_and_write_nothing(tmp_path, model, tok, quartet, capsys, argv, message):
+    quartet.dump_midi(tmp_path / "q.mid")
+    path = save_checkpoint(model, tmp_path / "m.pth")
+    tok.save(tmp_path / "tokenizer.json")
+    assert main(["infill", str(tmp_path / "q.mid"), "--model", str(path), "-o", str(tmp_path / "out"), *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err, err
+    assert not (tmp_path / "out").exists()
