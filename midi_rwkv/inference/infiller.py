@@ -125,13 +125,16 @@ class Infiller:
         max_tokens: int | None = None,
         seed: int | None = None,
         free: bool = False,
+        context_tokens: int | None = None,
     ) -> list[Candidate]:
         """K candidates for real bars ``bars`` = [start, end) of ``track``.
 
         ``free``: give the model no bar controls (it chooses); ``requested`` then holds the original
         bars' controls, so that adherence can still be measured against them. ``context_bars``: bars of
         context on each side; ``None``: the whole song (read in chunks, at constant memory).
-        ``max_tokens``: per candidate (default 2000).
+        ``context_tokens``: at most this many tokens in all, context widened evenly on both sides (default: 4x the
+        model's training length when ``context_bars`` is set, else no limit). ``max_tokens``: per candidate
+        (default 2000).
         """
         if free and request is not None and request != ControlRequest():
             raise ControlError("--free takes no --density, --polyphony or --duration (free infilling gets no controls)")
@@ -143,7 +146,9 @@ class Infiller:
         is_drum = enc.tracks[t].is_drum
         requested = apply_bar_request(piece, track, base, bars, request or ControlRequest(), is_drum)
         # RWKV reads past its training length; with a bounded context, 4x ctx_len bounds the time spent on the prompt
-        max_len = self.generator.config.ctx_len * 4 if context_bars is not None else None
+        max_len = context_tokens
+        if max_len is None and context_bars is not None:
+            max_len = self.generator.config.ctx_len * 4
         seq = tok.bar_infill(enc, track, bars, controls=requested, context_bars=context_bars, max_len=max_len,
                              with_target=False, free=free)
         section = [(s.header, s.controls) for s in seq.section]

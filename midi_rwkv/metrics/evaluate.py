@@ -29,9 +29,10 @@ from midi_rwkv.metrics.adherence import adherence, density_deltas
 from midi_rwkv.metrics.music import music_metrics
 from midi_rwkv.metrics.prompts import Prompt, choose_prompts
 from midi_rwkv.metrics.region import Region
-from midi_rwkv.metrics.systems import REFERENCES, System, parse_system, reference_score
+from midi_rwkv.metrics.systems import REFERENCES, TRACK_REFERENCES, System, parse_system, reference_score
 from midi_rwkv.settings import require, setting
 from midi_rwkv.tokenizer import BarControls, InfillTokenizer, Piece
+from midi_rwkv.tokenizer.controls import TrackControls, control_error
 from midi_rwkv.tokenizer.sequences import resolve_bar_controls
 
 
@@ -56,9 +57,13 @@ class EvalConfig:
     split: str = setting("test", "split to draw from, as training splits the corpus, or all pieces",
                          choices=("train", "validation", "test", "all"))
     seed: int = setting(0, "prompt and sampling seed")
+    min_bars: int = setting(0, "draw prompts only from pieces with at least this many bars (e.g. long pieces for a "
+                            "context-length sweep)")
     max_tokens: int = setting(2000, "token limit per generation")
     faithful: bool = setting(False, "the original release's metric definitions (silence scores 0, ...)")
-    no_references: bool = setting(False, "leave out the 'original' and 'copy' reference rows")
+    mode: str = setting("bars", "what each prompt asks for: N bars of a track (infill), or a whole track written "
+                        "again after the others (track infill)", choices=("bars", "track"))
+    no_references: bool = setting(False, "leave out the reference rows ('original', and 'copy' or 'other-track')")
     systems: list[System] = field(init=False, repr=False, metadata={"help": "parsed from system", "cli": False})
 
     def __post_init__(self):
@@ -75,20 +80,33 @@ class EvalConfig:
 
     @property
     def references(self) -> tuple[str, ...]:
-        return () if self.no_references else REFERENCES
+        if self.no_references:
+            return ()
+        return TRACK_REFERENCES if self.mode == "track" else REFERENCES
 
     def prompt_settings(self) -> dict:
-        settings = {k: getattr(self, k) for k in ("data", "prompts", "bars", "context", "track", "split", "seed")}
+        keys = ("data", "prompts", "bars", "context", "track", "split", "seed")
+        keys += ("min_bars",) if self.min_bars else ()  # older reports, without these, still resume
+        keys += ("mode",) if self.mode != "bars" else ()
+        settings = {k: getattr(self, k) for k in keys}
         return settings | {"track": None if self.track == "random" else self.track}
 
 
-def _controls_to_json(controls: list[BarControls]) -> list[dict]:
+def _controls_to_json(controls: list) -> list[dict]:
+    """Bar controls, or one track's controls (they have a repetition and a (min, max) density)."""
     return [asdict(c) for c in controls]
 
 
-def _controls_from_json(rows: list[dict]) -> list[BarControls]:
-    return [BarControls(r["density"], tuple(r["polyphony"]) if r["polyphony"] else None,
-                        tuple(r["durations"]) if r["durations"] is not None else None) for r in rows]
+def _controls_from_json(rows: list[dict]) -> list:
+    out = []
+    for r in rows:
+        polyphony = tuple(r["polyphony"]) if r["polyphony"] else None
+        durations = tuple(r["durations"]) if r["durations"] is not None else None
+        if "repetition" in r:
+            out.append(TrackControls(tuple(r["density"]), r["repetition"], polyphony, durations))
+        else:
+            out.append(BarControls(r["density"], polyphony, durations))
+    return out
 
 
 class Evaluation:
@@ -127,7 +145,8 @@ class Evaluation:
         c = self.config
         track = None if c.track == "random" else c.track
         prompts = choose_prompts(
-            c.data, self.tokenizer, c.prompts, c.bars, c.context, track, c.split, c.seed, self.progress
+            c.data, self.tokenizer, c.prompts, c.bars, c.context, track, c.split, c.seed, self.progress, c.min_bars,
+            whole_track=c.mode == "track",
         )
         if not prompts:
             raise MidiRwkvError(f"{c.data}: no piece of the {c.split} split has {c.bars} bars with notes to infill")
@@ -169,24 +188,14 @@ class Evaluation:
                     score = record.pop("score")
                 else:
                     seed = self.config.seed * 1_000_003 + position[prompt.id]
-                    c = infiller.infill(
-                        piece,
-                        prompt.track,
-                        bars,
-                        None,
-                        1,
-                        system.sampler,
-                        self.config.context,
-                        self.config.max_tokens,
-                        seed,
-                        free=system.free,
-                    )[0]
+                    c = self._model_candidate(infiller, system, piece, prompt, seed)
                     score = c.score
                     record = {
                         "requested": _controls_to_json(c.requested),
                         "realised": _controls_to_json(c.realised),
                         "seconds": round(c.generation.seconds, 3),
                         "tokens": c.generation.sampled,
+                        "prompt_tokens": c.generation.prompt_tokens,
                         "stopped": c.generation.stopped,
                         "notes_added": c.report.notes_added,
                     }
@@ -194,14 +203,29 @@ class Evaluation:
                 atomic_write(midi, score.dump_midi)
                 atomic_write_json(meta, {"prompt": prompt.to_dict(), "system": system.to_dict(), **record})
 
+    def _model_candidate(self, infiller: Infiller, system: System, piece: Piece, prompt: Prompt, seed: int):
+        if self.config.mode == "track":
+            return infiller.regenerate_track(piece, prompt.track, None, 1, system.sampler, None, seed)[0]
+        context = self.config.context if system.context is None else system.context
+        return infiller.infill(
+            piece, prompt.track, (prompt.start, prompt.end), None, 1, system.sampler,
+            None if context == "all" else context, self.config.max_tokens, seed,
+            free=system.free, context_tokens=system.context_tokens,
+        )[0]
+
     def _reference(self, name: str, piece: Piece, prompt: Prompt, bars: tuple[int, int]) -> dict:
-        enc = self.tokenizer.encode(piece)
-        t = piece.track_index(prompt.track)
-        requested = resolve_bar_controls(enc, t, piece.token_span(*bars), None)
         score = reference_score(name, piece, prompt.track, bars)
-        realised = self.tokenizer.realised_controls(
-            score, piece.name, prompt.track, bars, len(requested), enc.tracks[t].is_drum
-        )
+        if self.config.mode == "track":
+            silent = TrackControls((0, 0), 0.0)
+            requested = [self.tokenizer.track_controls_of(piece.original, piece.name, prompt.track) or silent]
+            realised = [self.tokenizer.track_controls_of(score, piece.name, prompt.track) or silent]
+        else:
+            enc = self.tokenizer.encode(piece)
+            t = piece.track_index(prompt.track)
+            requested = resolve_bar_controls(enc, t, piece.token_span(*bars), None)
+            realised = self.tokenizer.realised_controls(
+                score, piece.name, prompt.track, bars, len(requested), enc.tracks[t].is_drum
+            )
         return {
             "score": score,
             "requested": _controls_to_json(requested),
@@ -229,10 +253,13 @@ class Evaluation:
                 generated = Score(str(midi))
                 values = music_metrics(generated, piece.original, region, self.config.faithful)
                 requested, realised = _controls_from_json(record["requested"]), _controls_from_json(record["realised"])
-                values |= adherence(requested, realised)
+                if self.config.mode == "track":  # one set of track controls: their total error
+                    values["control_error"] = control_error(requested, realised)
+                else:
+                    values |= adherence(requested, realised)
+                    for i, delta in enumerate(density_deltas(requested, realised)):
+                        values[f"density_delta_bar_{i}"] = delta
                 values["seconds"] = record["seconds"]
-                for i, delta in enumerate(density_deltas(requested, realised)):
-                    values[f"density_delta_bar_{i}"] = delta
                 rows += [
                     {"prompt": prompt.id, "system": system.name, "metric": k, "value": v} for k, v in values.items()
                 ]

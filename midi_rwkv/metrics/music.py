@@ -195,6 +195,21 @@ def pitch_range_difference(generated: Score, original: Score, region: Region) ->
     return abs(span(generated) - span(original))
 
 
+def out_of_register(generated: Score, original: Score, region: Region) -> float:
+    """Share of the generated span's notes outside the pitch range the track plays in its context.
+
+    The context is the original track outside the span; a whole track (no context) is held to the original's
+    own range. NaN when the span has no generated note or the track no reference note.
+    """
+    pitches = span_notes(generated, region).pitch
+    whole = track_notes(original, region.track)
+    outside = (whole.time < region.start) | (whole.time >= region.end)
+    reference = whole.pitch[outside] if outside.any() else whole.pitch
+    if not len(pitches) or not len(reference):
+        return float("nan")
+    return float(np.mean((pitches < reference.min()) | (pitches > reference.max())))
+
+
 def music_metrics(generated: Score, original: Score, region: Region, faithful: bool = False) -> dict[str, float]:
     """Every similarity metric of one generation, by name (the names used in reports)."""
     return {
@@ -206,4 +221,5 @@ def music_metrics(generated: Score, original: Score, region: Region, faithful: b
         "density_difference": note_density_difference(generated, original, region),
         "polyphony_difference": polyphony_difference(generated, original, region),
         "pitch_range_difference": pitch_range_difference(generated, original, region),
+        "out_of_register": out_of_register(generated, original, region),
     }

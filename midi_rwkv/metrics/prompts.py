@@ -51,10 +51,13 @@ def choose_prompts(
     split: str = "test",
     seed: int = 0,
     progress: bool = True,
+    min_bars: int = 0,
+    whole_track: bool = False,
 ) -> list[Prompt]:
     """Up to ``count`` prompts from ``split`` (or ``all``) of the corpus ``spec``.
 
-    ``track`` None draws one per piece.
+    ``track`` None draws one per piece; pieces shorter than ``min_bars`` are passed over. ``whole_track``: each
+    prompt is the whole track (pieces need another track with notes, the context it is written against).
     """
     corpus = open_corpus(spec) if split == "all" else split_subset(open_corpus(spec), split)
     if not len(corpus):
@@ -73,7 +76,15 @@ def choose_prompts(
                 continue
             tracks = [t for t in piece.track_ids if not piece.original.tracks[t].is_drum] or piece.track_ids
             t = rng.choice(tracks) if track is None else track
-            if t not in piece.track_ids or piece.num_bars < bars + 1:
+            if t not in piece.track_ids or piece.num_bars < max(bars + 1, min_bars):
+                continue
+            name = corpus.ids[index].replace("/", "_").replace(" ", "_")
+            if whole_track:
+                if len(piece.track_ids) < 2:
+                    continue
+                prompts.append(Prompt(f"{len(prompts):03d}-{name}-t{t}-whole", spec, corpus.ids[index], t, 0,
+                                      piece.num_bars))
+                bar.update()
                 continue
             notes = _onsets_per_bar(piece, t)
             full = range(context, piece.num_bars - bars - context + 1)
@@ -82,7 +93,6 @@ def choose_prompts(
             if not starts:
                 continue
             start = rng.choice(starts)
-            name = corpus.ids[index].replace("/", "_").replace(" ", "_")
             prompts.append(
                 Prompt(f"{len(prompts):03d}-{name}-t{t}-b{start + 1}", spec, corpus.ids[index], t, start, start + bars)
             )

@@ -21,14 +21,18 @@ MUSIC = {
     "density_difference": ("density diff", False),
     "polyphony_difference": ("polyphony diff", False),
     "pitch_range_difference": ("range diff", False),
+    "out_of_register": ("out of register", False),
 }
 CONTROLS = {
     "density_error": ("density error", False),
     "polyphony_error": ("polyphony error", False),
     "duration_accuracy": ("duration accuracy", True),
 }
+TRACK_CONTROLS = {"control_error": ("track control error", False)}  # whole-track prompts: one set of track controls
 TESTED = ["content_preservation", "groove_similarity", "pche_difference", "onset_f1",
           "density_error", "polyphony_error", "duration_accuracy"]
+TRACK_TESTED = ["content_preservation", "groove_similarity", "pche_difference", "onset_f1", "control_error"]
+BASELINES = ("copy", "other-track")  # the heuristic reference row every model is tested against
 
 
 def table(rows: list[dict]) -> dict[str, dict[str, dict[str, float]]]:
@@ -65,7 +69,7 @@ def _metric_table(data, systems: list[str], metrics: dict) -> list[str]:
 
 def comparisons(systems: list[str], models: list[str]) -> list[tuple[str, str]]:
     """(a, b) pairs to test: every model against the copy heuristic, and the first model against the others."""
-    pairs = [("copy", m) for m in models if "copy" in systems]
+    pairs = [(base, m) for base in BASELINES if base in systems for m in models]
     pairs += [(models[0], m) for m in models[1:]]
     return pairs
 
@@ -73,6 +77,13 @@ def comparisons(systems: list[str], models: list[str]) -> list[tuple[str, str]]:
 def summary(rows: list[dict], models: list[str], references: list[str], settings: dict, faithful: bool) -> str:
     data = table(rows)
     systems = [s for s in models + references if s in data]
+    track_mode = settings.get("mode") == "track"
+    controls, tested = (TRACK_CONTROLS, TRACK_TESTED) if track_mode else (CONTROLS, TESTED)
+    asked = (
+        "whole tracks written again after the others"
+        if track_mode
+        else f"{settings['bars']} bars infilled with up to {settings['context']} bars of context on each side"
+    )
     seconds = {s: np.mean(list(data[s]["seconds"].values())) for s in models if s in data}
     definitions = (
         "the original release (faithful)"
@@ -83,12 +94,12 @@ def summary(rows: list[dict], models: list[str], references: list[str], settings
         "# Evaluation summary",
         "",
         f"Prompts: {len(next(iter(data.values()))['content_preservation']) if data else 0} from `{settings['data']}` "
-        f"({settings['split']} split, seed {settings['seed']}), {settings['bars']} bars infilled with up to "
-        f"{settings['context']} bars of context on each side, "
+        f"({settings['split']} split, seed {settings['seed']}), {asked}, "
         f"track {settings['track'] if settings['track'] is not None else 'drawn per piece'}.",
         f"Metric definitions: {definitions}.",
         "Cells: mean ± std [95% bootstrap CI of the mean]; ↑ higher is better, ↓ lower is better. "
-        "`original` is the ceiling; `copy` copies the neighbouring bars.",
+        "`original` is the ceiling; `copy` copies the neighbouring bars; `other-track` copies the best-matching other "
+        "track, moved by octaves into the track's register.",
         "",
         "## Musical similarity to the original bars",
         "",
@@ -98,7 +109,7 @@ def summary(rows: list[dict], models: list[str], references: list[str], settings
         "",
         "Requested controls are the original bars' (for free systems too: the model was not given them).",
         "",
-        *_metric_table(data, systems, CONTROLS),
+        *_metric_table(data, systems, controls),
         "",
         "## Paired tests",
         "",
@@ -109,8 +120,8 @@ def summary(rows: list[dict], models: list[str], references: list[str], settings
         "|---|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for a, b in comparisons(systems, [m for m in models if m in data]):
-        for t in compare(TESTED, data[a], data[b]):
-            label = {**MUSIC, **CONTROLS}[t.metric][0]
+        for t in compare(tested, data[a], data[b]):
+            label = {**MUSIC, **controls}[t.metric][0]
             lines.append(
                 f"| {a} | {b} | {label} | {t.n} | {t.mean_difference:+.3f} [{t.ci[0]:+.3f}, {t.ci[1]:+.3f}] | "
                 f"{t.statistic:.1f} | {t.p_value:.2g} | {t.p_holm:.2g} | {t.cohens_d:+.2f} |"
@@ -131,12 +142,13 @@ def plots(rows: list[dict], systems: list[str], out: Path) -> list[Path]:
     data = table(rows)
     systems = [s for s in systems if s in data]
     written = []
-    names = list(MUSIC) + list(CONTROLS)
+    labels = {**MUSIC, **CONTROLS, **TRACK_CONTROLS}
+    names = [m for m in labels if any(m in data[s] for s in systems)]
     fig, axes = plt.subplots(2, math.ceil(len(names) / 2), figsize=(3.2 * math.ceil(len(names) / 2), 7))
     for ax, metric in zip(axes.flat, names):
         values = [[v for v in data[s].get(metric, {}).values() if not math.isnan(v)] for s in systems]
         ax.boxplot([v if v else [np.nan] for v in values], tick_labels=systems)
-        label, better = {**MUSIC, **CONTROLS}[metric]
+        label, better = labels[metric]
         ax.set_title(label + _arrow(better), fontsize=10)
         ax.tick_params(axis="x", rotation=45, labelsize=8)
     for ax in list(axes.flat)[len(names) :]:
@@ -155,7 +167,8 @@ def plots(rows: list[dict], systems: list[str], out: Path) -> list[Path]:
     ax.set_xlabel("realised − requested notes per bar (clipped to ±12)")
     ax.set_ylabel("share of bars")
     ax.set_title("Note-density control: realised minus requested")
-    ax.legend()
+    if ax.get_legend_handles_labels()[0]:  # whole-track evaluations have no per-bar deltas
+        ax.legend()
     fig.tight_layout()
     written.append(out / "controls.png")
     atomic_write(written[-1], lambda tmp: fig.savefig(tmp, format="png", dpi=110))

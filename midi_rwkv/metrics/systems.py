@@ -13,6 +13,7 @@ from __future__ import annotations
 import typing
 from dataclasses import dataclass, field, fields
 
+import numpy as np
 from symusic import Score
 
 from midi_rwkv.errors import MidiRwkvError
@@ -20,7 +21,8 @@ from midi_rwkv.inference.ggml import ENGINES
 from midi_rwkv.inference.sampler import SamplerConfig
 from midi_rwkv.tokenizer import Piece
 
-REFERENCES = ("original", "copy")
+REFERENCES = ("original", "copy")  # bar infill
+TRACK_REFERENCES = ("original", "other-track")  # whole-track infill
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,8 @@ class System:
     lora: str | None = None
     free: bool = False
     engine: str = "torch"  # or ggml / ggml-f32 (llama.cpp)
+    context: int | str | None = None  # bars of context on each side, or "all"; None: the evaluation's --context
+    context_tokens: int | None = None  # at most this many prompt tokens (with context=all: a context-length sweep)
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
 
     @property
@@ -49,7 +53,8 @@ _SAMPLER_KEYS = typing.get_type_hints(SamplerConfig)  # temperature: float, top_
 def parse_system(text: str, default_model: str) -> System:
     """``NAME[:key=value,...]``.
 
-    Keys: model tokenizer state lora free engine temperature top_k top_p epsilon repetition_penalty.
+    Keys: model tokenizer state lora free engine context context_tokens temperature top_k top_p epsilon
+    repetition_penalty.
     """
     name, _, rest = text.partition(":")
     if not name or not name.replace("-", "").replace("_", "").isalnum():
@@ -71,6 +76,11 @@ def parse_system(text: str, default_model: str) -> System:
             options["free"] = value.lower() in ("1", "true", "yes")
         elif key in ("model", "tokenizer", "state", "lora"):
             options[key] = value
+        elif key in ("context", "context_tokens"):
+            if not (value.isdigit() or (key == "context" and value == "all")):
+                unit = "bars, or all" if key == "context" else "tokens"
+                raise MidiRwkvError(f"system '{text}': {key} needs a number of {unit}")
+            options[key] = value if value == "all" else int(value)
         elif key == "engine":
             if value not in ENGINES:
                 raise MidiRwkvError(f"system '{text}': engine must be one of {', '.join(ENGINES)}")
@@ -84,10 +94,12 @@ def parse_system(text: str, default_model: str) -> System:
 
 
 def reference_score(name: str, piece: Piece, track: int, bars: tuple[int, int]) -> Score:
-    """The ``original`` or ``copy`` infill of real bars [start, end) of ``track``, in original ticks."""
+    """The ``original``, ``copy`` or ``other-track`` infill of real bars [start, end) of ``track`` (original ticks)."""
     score = piece.original.copy()
     if name == "original":
         return score
+    if name == "other-track":
+        return other_track_score(piece, track)
     start, end = bars
     n = end - start
     notes = score.tracks[track].notes
@@ -109,3 +121,34 @@ def reference_score(name: str, piece: Piece, track: int, bars: tuple[int, int]) 
     notes.clear()
     notes.extend(sorted(kept + copied, key=lambda x: (x.time, x.pitch)))
     return score
+
+
+def other_track_score(piece: Piece, track: int) -> Score:
+    """The whole-track reference: of the piece's other pitched tracks, the one whose content best matches the
+    original track (content preservation), copied in its place and moved by whole octaves to the original's
+    register (its median pitch). Drums copy the closest other drum track, unmoved. An oracle-assisted heuristic,
+    so a strong row: a model that writes a whole track should approach it."""
+    from midi_rwkv.metrics.music import content_preservation
+    from midi_rwkv.metrics.region import Region
+
+    original = piece.original
+    target = original.tracks[track]
+    region = Region(track, tuple(piece.bars), original.ticks_per_quarter)
+    best, best_cp = None, -1.0
+    for i, other in enumerate(original.tracks):
+        if i == track or other.is_drum != target.is_drum or not other.notes:
+            continue
+        candidate = original.copy()
+        notes = [n.copy() for n in other.notes]
+        if not target.is_drum and target.notes:
+            shift = 12 * round((np.median([n.pitch for n in target.notes]) - np.median([n.pitch for n in notes])) / 12)
+            for n in notes:
+                n.pitch = int(min(127, max(0, n.pitch + shift)))
+        candidate.tracks[track].notes.clear()
+        candidate.tracks[track].notes.extend(notes)
+        cp = content_preservation(candidate, original, region)
+        if cp > best_cp:
+            best, best_cp = candidate, cp
+    if best is None:
+        raise MidiRwkvError(f"{piece.name}: no other {'drum' if target.is_drum else 'pitched'} track to copy")
+    return best

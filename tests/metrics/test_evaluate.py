@@ -136,3 +136,36 @@ def test_system_specs_are_checked(text, message):
         parse_system(text, "m.pth")
     assert parse_system("t08:temperature=0.8,free=1", "m.pth").sampler.temperature == 0.8
     assert parse_system("fast:engine=ggml", "m.pth").engine == "ggml" and parse_system("x", "m.pth").engine == "torch"
+
+
+def test_track_mode_writes_whole_tracks_against_the_other_track_row(setup):
+    root, data, path = setup
+    out = root / "tracks"
+    argv = ["evaluate", "--no-progress", "--out", str(out), "--data", f"folder:{data}", "--model", str(path),
+            "--split", "all", "--prompts", "2", "--track", "random", "--mode", "track", "--system", "model"]
+    assert main(argv) == 0
+    rows = list(csv.DictReader(open(out / "results.csv")))
+    assert {r["system"] for r in rows} == {"model", "original", "other-track"}
+    value = {(r["system"], r["prompt"], r["metric"]): float(r["value"]) for r in rows}
+    prompts = json.loads((out / "prompts.json").read_text())["prompts"]
+    piece = InfillTokenizer().prepare(Score(str(CHORALE)))
+    for p in prompts:
+        assert (p["start"], p["end"]) == (0, piece.num_bars)
+        assert value["original", p["id"], "control_error"] == 0 and value["original", p["id"], "out_of_register"] == 0
+        assert value["other-track", p["id"], "content_preservation"] < 1
+        stored = json.loads((out / "generations" / "model" / f"{p['id']}.json").read_text())
+        assert "repetition" in stored["requested"][0] and stored["stopped"] in ("done", "max_tokens")
+    summary = (out / "summary.md").read_text()
+    assert "whole tracks written again" in summary and "| other-track | model | CP |" in summary
+
+
+def test_other_track_reference_copies_the_best_match_into_the_register(tok):
+    piece = tok.prepare(CHORALE)
+    score = reference_score("other-track", piece, 3, (0, piece.num_bars))  # the bass
+    bass = [n.pitch for n in piece.original.tracks[3].notes]
+    copied = [n.pitch for n in score.tracks[3].notes]
+    sources = [sorted((n.time, n.pitch % 12) for n in piece.original.tracks[i].notes) for i in range(3)]
+    assert sorted((n.time, n.pitch % 12) for n in score.tracks[3].notes) in sources  # one voice, moved by octaves
+    assert abs(sorted(copied)[len(copied) // 2] - sorted(bass)[len(bass) // 2]) <= 6
+    for i in range(3):
+        assert note_tuples(score.tracks[i]) == note_tuples(piece.original.tracks[i])
