@@ -43,3 +43,14 @@ def test_readme_main_job_infills_with_the_shipped_model(tmp_path):
         for a, b in zip(source.tracks, score.tracks):
             outside = lambda t: sorted((n.time, n.duration, n.pitch) for n in t.notes if not start <= n.time < end)  # noqa: E731
             assert outside(a) == outside(b)
+
+
+def test_readme_python_example_runs(tmp_path, monkeypatch, capsys):
+    """The README's Python API example, as written (its output file moved into a temporary folder)."""
+    code = re.search(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S).group(1)
+    monkeypatch.chdir(ROOT)
+    exec(compile(code.replace("/tmp/candidate.mid", str(tmp_path / "candidate.mid")), "README.md", "exec"), {})
+    printed = capsys.readouterr().out
+    assert printed.count("track 3, whole") == 2 and printed.count("new track, program 40") == 2
+    written = Score(str(tmp_path / "candidate.mid"))
+    assert len(written.tracks) == 5 and written.tracks[4].program == 40

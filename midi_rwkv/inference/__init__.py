@@ -1,2 +1,7 @@
 """Inference: the token-id generator, its backends (the PyTorch and GGML engines), the sampler, bar-by-bar control,
-and infilling MIDI files."""
+and infilling MIDI files (the Python API: ``Infiller`` and the fills it takes)."""
+
+from midi_rwkv.inference.infiller import Candidate, Infiller
+from midi_rwkv.inference.requests import BarFill, ControlRequest, NewTrack, TrackFill
+
+__all__ = ["BarFill", "Candidate", "ControlRequest", "Infiller", "NewTrack", "TrackFill"]
