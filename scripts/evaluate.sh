@@ -6,6 +6,7 @@
 #   STATE=runs/peft-state-tuning/adapter.safetensors scripts/evaluate.sh          # adds a 'state' system
 #   SYSTEMS="base t08:temperature=0.8 t12:temperature=1.2" scripts/evaluate.sh    # a sampling sweep
 #   BARS=2 CONTEXT=8 FAITHFUL=1 scripts/evaluate.sh        # the original release's setting and metric definitions
+#   MODE=track TRACK=random OUT=runs/eval-tracks scripts/evaluate.sh   # whole tracks written again (track infill)
 #
 # Re-running with the same OUT skips every generation already on disk; the report is rewritten.
 # Writes OUT/results.csv, OUT/summary.md, OUT/metrics.png, OUT/controls.png, OUT/generations/.
@@ -25,6 +26,7 @@ SYSTEMS=${SYSTEMS:-"model free:free=1"}        # NAME[:key=value,...], see midi-
 STATE=${STATE:-}                               # a tuned state: adds the system 'state'
 LORA=${LORA:-}                                 # a LoRA adapter: adds the system 'lora'
 FAITHFUL=${FAITHFUL:-0}                        # 1: the original release's metric definitions
+MODE=${MODE:-bars}                             # bars: N bars of a track; track: the whole track, after the others
 
 system_args=()
 for s in $SYSTEMS; do system_args+=(--system "$s"); done
@@ -34,4 +36,4 @@ extra=()
 [[ "$FAITHFUL" == 1 ]] && extra+=(--faithful)
 
 midi-rwkv evaluate --out "$OUT" --data "$DATA" --model "$MODEL" --prompts "$PROMPTS" --bars "$BARS" \
-  --context "$CONTEXT" --track "$TRACK" --seed "$SEED" "${system_args[@]}" "${extra[@]}"
+  --context "$CONTEXT" --track "$TRACK" --seed "$SEED" --mode "$MODE" "${system_args[@]}" "${extra[@]}"
