@@ -13,6 +13,7 @@ from midi_rwkv.inference.generator import TorchBackend
 from midi_rwkv.inference.ggml import ENGINES
 from midi_rwkv.inference.ggml.gguf import DTYPES
 from midi_rwkv.inference.infiller import Infiller
+from midi_rwkv.inference.requests import BarFill
 from midi_rwkv.inference.sampler import SamplerConfig
 from midi_rwkv.io import atomic_write
 from midi_rwkv.model.checkpoint import DEFAULT_MODEL_NAME, open_model
@@ -48,6 +49,16 @@ def _context(text: str) -> int | None:
     return value
 
 
+def _piano_roll(piece, fills, paths, results, path: Path) -> Path:
+    from midi_rwkv.metrics.pianoroll import render  # matplotlib: only when asked for
+
+    spans = [f.bars for f in fills if isinstance(f, BarFill) and f.track < len(piece.original.tracks)]
+    shade = (piece.bars[spans[0][0]].start, piece.bars[spans[0][1] - 1].end) if spans else None
+    title = "; ".join(f.describe() for f in fills)
+    return render(piece.original, [(p.stem.rsplit("_", 1)[-1], c.score) for p, c in zip(paths, results)], path,
+                  shade, title)
+
+
 def run_infill(args) -> int:
     fills = fills_from_args(args)
     context = _context(args.context)
@@ -71,6 +82,9 @@ def run_infill(args) -> int:
     paths = [out / f"{source.stem}_{label}_{i}.mid" for i in range(1, len(results) + 1)]
     for path, c in zip(paths, results):  # every file first: a closed pipe on stdout then costs only the report
         atomic_write(path, lambda tmp, score=c.score: score.dump_midi(tmp))
+    if args.roll:
+        roll = _piano_roll(piece, fills, paths, results, out / f"{source.stem}_{label}.png")
+        print(f"piano roll: {roll}")
     for path, c in zip(paths, results):
         steps = c.steps
         notes = sum(s.report.notes_added for s in steps)
@@ -142,6 +156,8 @@ def register(sub) -> None:
                    "2000 + 160 per bar for a whole track)")
     p.add_argument("--seed", type=int, help="random seed, for repeatable candidates")
     p.add_argument("--rank", action="store_true", help="order candidates by how well they follow the controls")
+    p.add_argument("--roll", action="store_true", help="also draw the original and every candidate as piano rolls "
+                   "(a PNG beside the files; what the model wrote is outlined)")
     p.add_argument(
         "--engine",
         default="auto",

@@ -195,3 +195,16 @@ def test_bad_requests_are_one_line_and_write_nothing(tmp_path, model, tok, quart
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message in err, err
     assert not (tmp_path / "out").exists()
+
+
+def test_roll_draws_the_original_and_every_candidate(tmp_path, model, tok, quartet):
+    quartet.dump_midi(tmp_path / "q.mid")
+    path = save_checkpoint(model, tmp_path / "m.pth")
+    tok.save(tmp_path / "tokenizer.json")
+    out = tmp_path / "out"
+    argv = ["infill", str(tmp_path / "q.mid"), "--track", "0", "--bars", "2:3", "-n", "2", "--model", str(path),
+            "--max-tokens", "60", "--roll", "-o", str(out)]
+    assert main(argv) == 0
+    png = out / "q_track0_bars2-3.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    assert len(list(out.glob("*.mid"))) == 2
