@@ -16,7 +16,8 @@ LAYERS = {
     "train": 3, "peft": 3,
     "inference": 4,
     "metrics": 5,
-    "commands": 6, "cli": 6, "__main__": 6, "__init__": 6,
+    "studio": 6,
+    "commands": 7, "cli": 7, "__main__": 7, "__init__": 7,
 }
 
 

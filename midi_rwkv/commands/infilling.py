@@ -17,24 +17,11 @@ from midi_rwkv.inference.requests import BarFill
 from midi_rwkv.inference.sampler import SamplerConfig
 from midi_rwkv.io import atomic_write
 from midi_rwkv.model.checkpoint import DEFAULT_MODEL_NAME, open_model
-from midi_rwkv.tokenizer.controls import DURATION_NAMES, DURATIONS, POLYPHONY_MAX, POLYPHONY_MIN, TrackControls
-
-
-def _describe_one(c) -> str:
-    if isinstance(c, TrackControls):
-        density = f"{c.density[0]}-{c.density[1]}"
-        extra = f" rep {c.repetition:.2f}"
-    else:
-        density, extra = str(c.density), ""
-    poly = f" poly {c.polyphony[0]}-{c.polyphony[1]}" if c.polyphony else ""
-    durs = ""
-    if c.durations is not None:
-        durs = " dur " + "".join(n[0] if f else "." for (n, _), f in zip(DURATIONS, c.durations))
-    return f"[density {density}{poly}{durs}{extra}]"
+from midi_rwkv.tokenizer.controls import DURATION_NAMES, POLYPHONY_MAX, POLYPHONY_MIN, describe_controls
 
 
 def _describe(controls) -> str:
-    return " ".join(_describe_one(c) for c in controls)
+    return " ".join(describe_controls(c) for c in controls)
 
 
 def _context(text: str) -> int | None:

@@ -225,3 +225,16 @@ def typical_track_controls(others: list[TrackControls], is_drum: bool) -> TrackC
     flags = [c.durations for c in others if c.durations] or [(False, False, True, True, False)]
     durations = tuple(bool(np.mean([f[i] for f in flags]) >= 0.5) for i in range(len(DURATIONS)))
     return TrackControls(density, repetition, (min(low, high), max(low, high)), durations)
+
+
+def describe_controls(c: BarControls | TrackControls) -> str:
+    """One bar's (or a track's) controls as people read them, e.g. ``[density 5 poly 1-2 dur ..QE.]``."""
+    if isinstance(c, TrackControls):
+        density, extra = f"{c.density[0]}-{c.density[1]}", f" rep {c.repetition:.2f}"
+    else:
+        density, extra = str(c.density), ""
+    poly = f" poly {c.polyphony[0]}-{c.polyphony[1]}" if c.polyphony else ""
+    durs = ""
+    if c.durations is not None:
+        durs = " dur " + "".join(n[0] if f else "." for (n, _), f in zip(DURATIONS, c.durations))
+    return f"[density {density}{poly}{durs}{extra}]"
