@@ -19,6 +19,22 @@ def tok() -> InfillTokenizer:
     return InfillTokenizer()
 
 
+@pytest.fixture(scope="session")
+def tiny_model():
+    """The tiny model for the base vocabulary, perturbed off the paper's init (which zeroes the output projections)
+    so that every path matters. Shared: tests must not change its weights."""
+    import torch
+
+    from midi_rwkv.model import RWKV7, init_weights, tiny_config
+
+    torch.manual_seed(0)
+    model = init_weights(RWKV7(tiny_config(663)), seed=0)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    return model.eval()
+
+
 def make_score(time_signatures, tracks, tempos=((0, 120.0),), tpq: int = TPQ) -> Score:
     """A score from plain tuples.
 

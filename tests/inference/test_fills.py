@@ -8,7 +8,7 @@ from midi_rwkv.inference.constraints import TokenTables
 from midi_rwkv.inference.generator import Generator, TorchBackend
 from midi_rwkv.inference.infiller import Infiller
 from midi_rwkv.inference.requests import BarFill, ControlRequest, NewTrack, TrackFill
-from midi_rwkv.model import RWKV7, init_weights, save_checkpoint, tiny_config
+from midi_rwkv.model import save_checkpoint
 from tests.conftest import TPQ, make_score, note_tuples
 from tests.inference.test_inference import BarsAtOnce
 
@@ -16,13 +16,8 @@ BAR = 4 * TPQ
 
 
 @pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(0)
-    m = init_weights(RWKV7(tiny_config(663)), seed=0)
-    with torch.no_grad():
-        for p in m.parameters():
-            p.add_(0.05 * torch.randn_like(p))
-    return m.eval()
+def model(tiny_model):
+    return tiny_model
 
 
 @pytest.fixture

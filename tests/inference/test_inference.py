@@ -8,7 +8,7 @@ from midi_rwkv.inference.constraints import BarInfillConstraint, TokenTables
 from midi_rwkv.inference.generator import Constraint, Generator, TorchBackend
 from midi_rwkv.inference.infiller import Candidate, ControlRequest, Infiller
 from midi_rwkv.inference.sampler import SamplerConfig, filter_logits, sample
-from midi_rwkv.model import RWKV7, init_weights, save_checkpoint, tiny_config
+from midi_rwkv.model import save_checkpoint
 from midi_rwkv.tokenizer import BarControls
 from tests.conftest import FIXTURES, note_tuples
 
@@ -16,13 +16,8 @@ CHORALE = FIXTURES / "bach_bwv66.6.mid"
 
 
 @pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(0)
-    m = init_weights(RWKV7(tiny_config(663)), seed=0)
-    with torch.no_grad():
-        for p in m.parameters():
-            p.add_(0.05 * torch.randn_like(p))
-    return m.eval()
+def model(tiny_model):
+    return tiny_model
 
 
 def test_repetition_penalty_lowers_seen_tokens_of_either_sign():

@@ -3,11 +3,10 @@
 import time
 
 import pytest
-import torch
 from starlette.testclient import TestClient
 from symusic import Score
 
-from midi_rwkv.model import RWKV7, init_weights, save_checkpoint, tiny_config
+from midi_rwkv.model import save_checkpoint
 from midi_rwkv.studio.server import MAX_UPLOAD, Studio, build_app
 from tests.conftest import FIXTURES, note_tuples
 
@@ -15,15 +14,10 @@ CHORALE = (FIXTURES / "bach_bwv66.6.mid").read_bytes()
 
 
 @pytest.fixture(scope="module")
-def model_path(tmp_path_factory, tok):
+def model_path(tmp_path_factory, tok, tiny_model):
     root = tmp_path_factory.mktemp("studio")
-    torch.manual_seed(0)
-    model = init_weights(RWKV7(tiny_config(tok.vocab_size)), seed=0)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.05 * torch.randn_like(p))
     tok.save(root / "tokenizer.json")
-    return save_checkpoint(model, root / "m.pth")
+    return save_checkpoint(tiny_model, root / "m.pth")
 
 
 @pytest.fixture
@@ -74,7 +68,10 @@ def test_open_generate_accept_undo_redo_export(client, studio):
     assert client.post(f"/api/songs/{song['id']}/redo", headers=auth(studio)).json()["version"] == 2
     assert client.post(f"/api/songs/{song['id']}/redo", headers=auth(studio)).status_code == 409  # nothing to redo
     exported = client.get(f"/api/songs/{song['id']}/export", headers=auth(studio))
-    assert exported.headers["content-type"] == "audio/midi" and "bach-studio.mid" in exported.headers["content-disposition"]
+    assert (
+        exported.headers["content-type"] == "audio/midi"
+        and "bach-studio.mid" in exported.headers["content-disposition"]
+    )
     score, original = Score.from_midi(exported.content), Score.from_midi(CHORALE)
     tpq = original.ticks_per_quarter
     for i, (a, b) in enumerate(zip(original.tracks, score.tracks)):  # only that span of that track changed
@@ -92,8 +89,9 @@ def test_every_api_call_needs_the_token(client, studio):
     assert client.get("/api/styles", headers=auth(studio)).json() == {"styles": []}
 
 
-@pytest.mark.parametrize("headers", [{"Host": "evil.example:8700"}, {"Host": "127.0.0.1:9999"}],
-                         ids=["rebinding", "other-port"])
+@pytest.mark.parametrize(
+    "headers", [{"Host": "evil.example:8700"}, {"Host": "127.0.0.1:9999"}], ids=["rebinding", "other-port"]
+)
 def test_other_hosts_are_refused_even_for_the_page(client, studio, headers):
     assert client.get("/api/styles", headers=auth(studio, **headers)).status_code == 403
     assert client.get("/", headers=headers).status_code == 403
@@ -110,22 +108,29 @@ def test_other_origins_are_refused_and_no_cors_header_is_sent(client, studio):
 def test_uploads_are_capped_and_bad_files_get_one_readable_line(client, studio):
     big = client.post("/api/songs", content=b"\0" * (MAX_UPLOAD + 1), headers=auth(studio))
     assert big.status_code == 413 and "larger than 8 MB" in big.json()["error"]
-    for data, message in [((FIXTURES / "corrupt_truncated.mid").read_bytes(), "not a readable MIDI file"),
-                          ((FIXTURES / "no_notes.mid").read_bytes(), "no notes"), (b"", "empty")]:
+    for data, message in [
+        ((FIXTURES / "corrupt_truncated.mid").read_bytes(), "not a readable MIDI file"),
+        ((FIXTURES / "no_notes.mid").read_bytes(), "no notes"),
+        (b"", "empty"),
+    ]:
         bad = open_song(client, studio, data)
         assert bad.status_code == 400 and message in bad.json()["error"] and "Traceback" not in bad.text
 
 
-@pytest.mark.parametrize("body, message", [
-    ({"track": 9, "bars": [0, 1]}, "'track' must be"),
-    ({"track": 1, "bars": [7, 40]}, "outside the piece"),
-    ({"track": 1, "bars": [2, 4], "n": 50}, "'n' must be"),
-    ({"track": 1, "bars": [2, 4], "temperature": 9}, "'temperature'"),
-    ({"track": 1, "bars": [2, 4], "density": [99]}, "'density'"),
-    ({"track": 1, "bars": [2, 4], "polyphony": [3, 1]}, "'polyphony'"),
-    ({"track": 1, "bars": [2, 4], "style": "../../etc/passwd"}, "no style preset"),
-    ({"track": 1, "bars": [2, 4], "free": True, "density": [4]}, "free generation takes no controls"),
-], ids=["track", "bars", "n", "temperature", "density", "polyphony", "style-path", "free"])
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ({"track": 9, "bars": [0, 1]}, "'track' must be"),
+        ({"track": 1, "bars": [7, 40]}, "outside the piece"),
+        ({"track": 1, "bars": [2, 4], "n": 50}, "'n' must be"),
+        ({"track": 1, "bars": [2, 4], "temperature": 9}, "'temperature'"),
+        ({"track": 1, "bars": [2, 4], "density": [99]}, "'density'"),
+        ({"track": 1, "bars": [2, 4], "polyphony": [3, 1]}, "'polyphony'"),
+        ({"track": 1, "bars": [2, 4], "style": "../../etc/passwd"}, "no style preset"),
+        ({"track": 1, "bars": [2, 4], "free": True, "density": [4]}, "free generation takes no controls"),
+    ],
+    ids=["track", "bars", "n", "temperature", "density", "polyphony", "style-path", "free"],
+)
 def test_generate_requests_are_bounded(client, studio, body, message):
     song = open_song(client, studio).json()["id"]
     answer = client.post(f"/api/songs/{song}/generate", json=body, headers=auth(studio))
@@ -142,8 +147,9 @@ def test_ids_are_the_server_s_and_unknown_ones_are_404(client, studio):
 
 def test_a_job_can_be_cancelled(client, studio):
     song = open_song(client, studio).json()["id"]
-    job = client.post(f"/api/songs/{song}/generate", json={"track": 0, "bars": [0, 8], "n": 8},
-                      headers=auth(studio)).json()["job"]
+    job = client.post(
+        f"/api/songs/{song}/generate", json={"track": 0, "bars": [0, 8], "n": 8}, headers=auth(studio)
+    ).json()["job"]
     client.post(f"/api/jobs/{job}/cancel", headers=auth(studio))
     view = wait(client, studio, job)
     assert view["status"] == "cancelled" and view["done"] < 8
