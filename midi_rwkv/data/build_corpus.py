@@ -30,6 +30,8 @@ SOURCES = {
     "lieder": ("sources/lieder/scores", "CC0", True),
     "quartets": ("sources/quartets/scores", "CC0", True),
     "pop909": ("pop909", "MIT", False),
+    # the 1,989 alternate arrangements of the same songs, each in its song's split (listed after the songs)
+    "pop909_versions": ("pop909", "MIT", False),
 }
 SPLIT_SEED = 0  # the training default (data.prefilter.prefilter)
 
@@ -65,9 +67,11 @@ def convert_folder(src: Path, dst: Path, workers: int) -> list[str]:
     return failures
 
 
-def _rows(name: str, corpus, licence: str) -> list[dict]:
+def _rows(name: str, corpus, licence: str, only=None) -> list[dict]:
     rows = []
     for index, piece in enumerate(tqdm(corpus.ids, desc=f"manifest {name}", unit="piece")):
+        if only is not None and not only(piece):
+            continue
         try:
             score = corpus.load(index)
             tracks, notes = len(score.tracks), score.note_num()
@@ -80,7 +84,7 @@ def _rows(name: str, corpus, licence: str) -> list[dict]:
                 "id": piece,
                 "tracks": tracks,
                 "notes": notes,
-                "split": split_of(f"{corpus.label}/{piece}", SPLIT_SEED, SPLIT_RATIOS),
+                "split": split_of(f"{corpus.label}/{corpus.song(index)}", SPLIT_SEED, SPLIT_RATIOS),
             }
         )
     return rows
@@ -102,6 +106,10 @@ def build(shared: Path, out: Path, sources: list[str], workers: int, convert: bo
             src = out / name
             if not src.is_dir():
                 raise MidiRwkvError(f"{src}: nothing converted yet (run without --no-convert)")
+        if name == "pop909_versions":  # one training spec reads the songs and their versions
+            rows += _rows(name, Pop909Corpus(src, versions=True), licence, only=lambda piece: "/" in piece)
+            data = [d for d in data if d != f"pop909:{src}"] + [f"pop909+versions:{src}"]
+            continue
         corpus = Pop909Corpus(src) if name == "pop909" else FolderCorpus(src)
         data.append(f"{'pop909' if name == 'pop909' else 'folder'}:{src}")
         rows += _rows(name, corpus, licence)

@@ -54,6 +54,11 @@ class Corpus:
     def load(self, index: int) -> Score:
         raise NotImplementedError
 
+    def song(self, index: int) -> str:
+        """The id that decides the piece's split: its own, or its song's when it is one version of a song (so no
+        version of a validation or test song is ever trained on)."""
+        return self.ids[index]
+
 
 class FolderCorpus(Corpus):
     """Every MIDI file under a folder (recursive); ids are paths relative to the folder."""
@@ -122,27 +127,49 @@ def _second_to_tick(score: Score, seconds: float) -> int:
 class Pop909Corpus(Corpus):
     """POP909 (``NNN/NNN.mid``) with the metre from ``index.xlsx`` and ``beat_midi.txt``.
 
-    The files' own time signatures are wrong for most songs (617 of 909 declare only 1/4).
+    The files' own time signatures are wrong for most songs (617 of 909 declare only 1/4). With
+    ``versions``, the alternate arrangements ``NNN/versions/NNN-vK.mid`` (same timing, tempo and metre as
+    the song, ids ``NNN/vK``) come too, each in its song's split.
     """
 
-    def __init__(self, root: str | Path):
+    def __init__(self, root: str | Path, versions: bool = False):
         self.root = Path(root)
         index = self.root / "index.xlsx"
         if not index.is_file():
             raise MidiRwkvError(f"{self.root}: not a POP909 folder (no index.xlsx)")
         self.metre = read_pop909_index(index)
-        self.name = f"pop909:{self.root.resolve()}"
+        self.name = f"pop909{'+versions' if versions else ''}:{self.root.resolve()}"
         self.label = "pop909"
-        super().__init__(sorted(song for song in self.metre if (self.root / song / f"{song}.mid").is_file()))
+        songs = sorted(song for song in self.metre if (self.root / song / f"{song}.mid").is_file())
+        ids = []
+        for song in songs:
+            ids.append(song)
+            if versions:
+                found = sorted((self.root / song / "versions").glob(f"{song}-v*.mid"), key=_version_number)
+                ids += [f"{song}/v{_version_number(p)}" for p in found]
+        super().__init__(ids)
+
+    def song(self, index: int) -> str:
+        return self.ids[index].split("/")[0]
+
+    def path(self, index: int) -> Path:
+        song, _, version = self.ids[index].partition("/")
+        if version:
+            return self.root / song / "versions" / f"{song}-{version}.mid"
+        return self.root / song / f"{song}.mid"
 
     def load(self, index: int) -> Score:
-        song = self.ids[index]
-        score = load_score(self.root / song / f"{song}.mid")
+        song = self.song(index)
+        score = load_score(self.path(index))
         score.time_signatures.clear()
         score.time_signatures.extend(
             pop909_time_signatures(score, self.root / song / "beat_midi.txt", *self.metre[song])
         )
         return score
+
+
+def _version_number(path: Path) -> int:
+    return int(path.stem.rsplit("-v", 1)[1])
 
 
 class GigaMidiCorpus(Corpus):
@@ -191,12 +218,16 @@ class SubsetCorpus(Corpus):
     def load(self, index: int) -> Score:
         return self.corpus.load(self.indices[index])
 
+    def song(self, index: int) -> str:
+        return self.corpus.song(self.indices[index])
+
 
 def open_corpus(spec: str) -> Corpus:
-    """``folder:PATH``, ``pop909:PATH``, ``gigamidi:NAME_OR_FILE[:SUBSET]``, or a bare folder path."""
+    """``folder:PATH``, ``pop909:PATH``, ``pop909+versions:PATH`` (with the alternate arrangements),
+    ``gigamidi:NAME_OR_FILE[:SUBSET]``, or a bare folder path."""
     kind, _, rest = spec.partition(":")
-    if kind == "pop909":
-        return Pop909Corpus(rest)
+    if kind in ("pop909", "pop909+versions"):
+        return Pop909Corpus(rest, versions=kind == "pop909+versions")
     if kind == "gigamidi":
         source, _, subset = rest.partition("::")
         return GigaMidiCorpus(source, subset=subset or None)

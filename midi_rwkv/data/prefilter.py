@@ -80,7 +80,7 @@ def split_subset(
     """The pieces of ``corpus`` that training's hash split puts in ``split`` (before any filtering)."""
     if split not in SPLITS:
         raise MidiRwkvError(f"unknown split {split!r}: use one of {', '.join(SPLITS)}")
-    keep = [i for i, piece in enumerate(corpus.ids) if split_of(f"{corpus.label}/{piece}", seed, ratios) == split]
+    keep = [i for i in range(len(corpus)) if split_of(f"{corpus.label}/{corpus.song(i)}", seed, ratios) == split]
     return SubsetCorpus(corpus, keep, split)
 
 
@@ -127,6 +127,6 @@ def prefilter(
         if reason:
             manifest.skipped[corpus.ids[index]] = reason
         else:
-            manifest.splits[split_of(corpus.ids[index], seed, ratios)].append(index)
+            manifest.splits[split_of(corpus.song(index), seed, ratios)].append(index)
     manifest.save(cache)
     return manifest

@@ -32,11 +32,19 @@ class _Corpora(Corpus):
             ids += [f"{c.label}/{i}" for i in c.ids]
         super().__init__(ids)
 
-    def load(self, index: int):
+    def _locate(self, index: int) -> tuple[Corpus, int]:
         for corpus, offset in reversed(list(zip(self.corpora, self.offsets))):
             if index >= offset:
-                return corpus.load(index - offset)
+                return corpus, index - offset
         raise IndexError(index)
+
+    def load(self, index: int):
+        corpus, local = self._locate(index)
+        return corpus.load(local)
+
+    def song(self, index: int) -> str:
+        corpus, local = self._locate(index)
+        return f"{corpus.label}/{corpus.song(local)}"
 
 
 def _strategy(name: str):

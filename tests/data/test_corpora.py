@@ -4,7 +4,7 @@ import pytest
 
 from midi_rwkv.data.corpora import FolderCorpus, GigaMidiCorpus, Pop909Corpus, open_corpus
 from midi_rwkv.data.dataset import Collator, InfillDataset, StepSampler, make_labels, unlearned_ids
-from midi_rwkv.data.prefilter import Manifest, prefilter, split_of
+from midi_rwkv.data.prefilter import Manifest, prefilter, split_of, split_subset
 from midi_rwkv.tokenizer import InfillTokenizer
 from midi_rwkv.tokenizer.examples import ExampleConfig
 from tests.conftest import FIXTURES, TPQ, make_score
@@ -149,3 +149,27 @@ def test_tiny_corpora_use_every_piece_for_each_split(tmp_path, capsys):
     assert "too few to split" in capsys.readouterr().out
     with pytest.raises(ValueError, match="fewer than one batch"):
         StepSampler(0, 1, 5)
+
+
+def test_pop909_versions_take_their_song_s_split(tmp_path):
+    songs = {f"{i:03d}": (4, 2, 0, _song(16)) for i in range(1, 41)}
+    write_pop909(tmp_path, songs)
+    for song in songs:
+        (tmp_path / song / "versions").mkdir()
+        for k in (1, 2, 10):
+            _song(16).dump_midi(tmp_path / song / "versions" / f"{song}-v{k}.mid")
+    plain, both = open_corpus(f"pop909:{tmp_path}"), open_corpus(f"pop909+versions:{tmp_path}")
+    assert len(plain) == 40 and len(both) == 160 and both.ids[:5] == ["001", "001/v1", "001/v2", "001/v10", "002"]
+    assert plain.name != both.name  # caches keyed by corpus name do not mix them
+    version = both.load(both.ids.index("007/v2"))
+    assert [(t.numerator, t.denominator) for t in version.time_signatures] == [(4, 4)]  # the song's annotated metre
+    split = {name: set(split_subset(both, name).ids) for name in ("train", "validation", "test")}
+    for name, ids in split.items():
+        songs_here = {i.split("/")[0] for i in ids}
+        assert ids == {i for i in both.ids if i.split("/")[0] in songs_here}, name  # every version beside its song
+        assert songs_here == set(split_subset(plain, name).ids), name  # and the songs' split is unchanged
+    assert split["validation"] | split["test"] and not {i.split("/")[0] for i in split["train"]} & {
+        i.split("/")[0] for i in split["validation"] | split["test"]}
+    manifest = prefilter(both, InfillTokenizer(), tmp_path / "cache.json", min_bars=1, min_notes=0, progress=False)
+    where = {both.ids[i]: name for name, indices in manifest.splits.items() for i in indices}
+    assert len(where) == 160 and all(where[i] == where[i.split("/")[0]] for i in where)  # the prefilter agrees
