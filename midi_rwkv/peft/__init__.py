@@ -1,1 +1,1 @@
-"""Personalisation: state tuning and LoRA on a frozen base model (``python -m midi_rwkv.peft``)."""
+"""Personalisation: state tuning and LoRA on a frozen base model (``midi-rwkv tune``, ``tune-style``)."""

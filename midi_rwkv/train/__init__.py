@@ -1,1 +1,1 @@
-"""Training: the LightningModule, callbacks, and one-run orchestration (``python -m midi_rwkv.train``)."""
+"""Training: the LightningModule, callbacks, and one-run orchestration (``midi-rwkv train``)."""
