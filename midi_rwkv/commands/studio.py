@@ -34,7 +34,7 @@ def run_studio(args) -> int:
         path = Path(args.midi)
         if not path.is_file():
             raise MidiRwkvError(f"{path}: no such file")
-        url += f"&song={studio.add_song(path.read_bytes(), path.stem).id}"
+        url += f"&song={studio.add_song(path.read_bytes(), path.name).id}"
     print(f"midi-rwkv studio: {url}", flush=True)
     if args.open:
         webbrowser.open(url)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from urllib.parse import unquote
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -183,11 +184,11 @@ def build_app(studio: Studio) -> Starlette:
         return FileResponse(STATIC / "index.html", headers=HEADERS)
 
     async def open_song(request):
-        name = Path(request.headers.get("x-song-name", "song.mid")).name[:120] or "song.mid"
+        name = Path(unquote(request.headers.get("x-song-name", "song.mid"))).name[:120] or "song.mid"
         data = await _body(request, MAX_UPLOAD)
         if not data:
             raise StudioError("the file is empty")
-        return _ok(studio.add_song(data, Path(name).stem).view())
+        return _ok(studio.add_song(data, name).view())
 
     async def get_song(request):
         song = studio.song(request.path_params["song"])

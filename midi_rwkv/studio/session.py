@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from symusic import Note, Score
 
@@ -59,7 +60,7 @@ class Song:
     def open(cls, data: bytes, name: str, tokenizer: InfillTokenizer) -> Song:
         """A song from a MIDI file's bytes; one readable error when they are not a usable MIDI file."""
         piece = tokenizer.prepare(data, name)  # raises MidiFileError, EmptyScoreError, UnsupportedMetreError
-        song = cls(new_id(), name, [Version(piece.original, "opened")], tokenizer)
+        song = cls(new_id(), Path(name).stem, [Version(piece.original, "opened")], tokenizer)
         song._piece = (0, piece)
         return song
 
@@ -129,10 +130,17 @@ class Song:
             tracks.append({"index": i, "name": track.name, "program": track.program, "is_drum": track.is_drum,
                            "notes": [[t / tpq, d / tpq, p, v] for t, d, p, v in notes],
                            "editable": i in piece.track_ids})
+        qpm = score.tempos[0].qpm if len(score.tempos) else 120.0
         return {
-            "id": self.id, "name": self.name, "version": self.position + 1, "can_undo": self.position > 0,
-            "can_redo": self.position < len(self.versions) - 1, "beats": bars[-1]["end"] if bars else 0.0,
-            "bars": bars, "tracks": tracks,
+            "id": self.id,
+            "name": self.name,
+            "qpm": round(float(qpm), 3),
+            "version": self.position + 1,
+            "can_undo": self.position > 0,
+            "can_redo": self.position < len(self.versions) - 1,
+            "beats": bars[-1]["end"] if bars else 0.0,
+            "bars": bars,
+            "tracks": tracks,
             "history": [{"version": i + 1, "label": v.label} for i, v in enumerate(self.versions)],
         }
 

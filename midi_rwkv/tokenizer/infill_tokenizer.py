@@ -57,7 +57,7 @@ class InfillTokenizer:
         if isinstance(source, Score):
             return prepare_piece(source, self.miditok, name or "<score>")
         return prepare_piece(
-            load_score(source), self.miditok, name or ("<bytes>" if isinstance(source, bytes) else str(source))
+            load_score(source, name), self.miditok, name or ("<bytes>" if isinstance(source, bytes) else str(source))
         )
 
     def encode(self, piece: Piece) -> EncodedPiece:

@@ -25,14 +25,14 @@ from midi_rwkv.tokenizer.metre import Bar, real_bars, split_bars
 _TAG = "\x00midi-rwkv-track-"  # temporary track names that survive MidiTok's track filtering
 
 
-def load_score(source: str | Path | bytes) -> Score:
-    """Read a MIDI file (a path or its bytes) and check that it has notes.
+def load_score(source: str | Path | bytes, name: str | None = None) -> Score:
+    """Read a MIDI file (a path or its bytes) and check that it has notes; ``name`` is what messages call it.
 
     Raises:
         MidiFileError: missing or unreadable file.
         EmptyScoreError: a readable file without any note.
     """
-    name = "<bytes>" if isinstance(source, bytes) else str(source)
+    name = name or ("<bytes>" if isinstance(source, bytes) else str(source))
     if not isinstance(source, bytes) and not Path(source).is_file():
         raise MidiFileError(f"{name}: no such file")
     try:

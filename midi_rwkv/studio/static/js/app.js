@@ -1,0 +1,1040 @@
+// The studio page: wires the piano roll, the controls, the candidate list and playback to the API.
+// Bars are 0-based internally (as in the API) with an exclusive end; the page shows them from 1, inclusive.
+
+import { api, token } from "./api.js";
+import { instrumentName } from "./gm.js";
+import { Player } from "./player.js";
+import { MAX_BARS, PianoRoll } from "./roll.js";
+
+const POLL_MS = 150;
+const CONTEXT_BARS = 2;
+const DENSITY_MAX = 18;
+
+const $ = (selector) => document.querySelector(selector);
+const el = {
+  roll: $("#roll"),
+  rollWrap: $("#roll-wrap"),
+  rollScroll: $("#roll-scroll"),
+  openPrompt: $("#open-prompt"),
+  fileInput: $("#file-input"),
+  songName: $("#song-name"),
+  songVersion: $("#song-version"),
+  trackSelect: $("#track-select"),
+  barStart: $("#bar-start"),
+  barEnd: $("#bar-end"),
+  density: $("#density"),
+  polyMin: $("#polyphony-min"),
+  polyMax: $("#polyphony-max"),
+  durations: [...document.querySelectorAll("#durations input[type=checkbox]")],
+  controls: $("#controls"),
+  controlsNote: $("#controls-note"),
+  free: $("#free"),
+  temperature: $("#temperature"),
+  temperatureValue: $("#temperature-value"),
+  k: $("#k"),
+  style: $("#style"),
+  seed: $("#seed"),
+  generate: $("#generate"),
+  regenerate: $("#regenerate"),
+  cancel: $("#cancel"),
+  progress: $("#progress"),
+  jobStatus: $("#job-status"),
+  candidates: $("#candidates"),
+  candidatesEmpty: $("#candidates-empty"),
+  playOriginal: $("#play-original"),
+  playCandidate: $("#play-candidate"),
+  stop: $("#stop"),
+  tempo: $("#tempo"),
+  undo: $("#undo"),
+  redo: $("#redo"),
+  export: $("#export"),
+  history: $("#history"),
+  error: $("#error"),
+  summary: $("#selection-summary"),
+  dropOverlay: $("#drop-overlay"),
+};
+
+const state = {
+  song: null,
+  selection: null, // {track, start, end}
+  candidates: [], // in arrival order
+  selectedCandidate: null, // id
+  accepted: new Set(),
+  rejected: new Set(), // ids rejected here: a later poll of the same job does not bring them back
+  job: null, // {id, status, done, total}
+  lastRequest: null,
+  playing: null, // "original" | candidate id
+  busy: 0,
+};
+
+const player = new Player();
+const roll = new PianoRoll(el.roll, el.rollScroll, el.rollWrap, {
+  onSelect: (selection, final) => setSelection(selection, { fromRoll: true, final }),
+});
+
+// ---- read-only helpers for browser tests ----
+
+window.studio = Object.freeze({
+  get song() {
+    return state.song;
+  },
+  get candidates() {
+    return state.candidates;
+  },
+  get scheduledNotes() {
+    return player.scheduledNotes;
+  },
+  get selection() {
+    return state.selection && { track: state.selection.track, bars: [state.selection.start, state.selection.end] };
+  },
+  get job() {
+    return state.job;
+  },
+  get playing() {
+    return player.playing;
+  },
+  /** Where to point for a drag: the page (client) coordinates of a track's lane at a bar counted from 1. */
+  pointAt(track, bar) {
+    const p = roll.pointAt(track, bar - 1);
+    const r = el.roll.getBoundingClientRect();
+    return { x: r.left + p.x, y: r.top + p.y };
+  },
+});
+
+// ---- errors and busy state ----
+
+function showError(error) {
+  const message = typeof error === "string" ? error : error && error.message ? error.message : String(error);
+  el.error.querySelector(".message").textContent = message;
+  el.error.hidden = false;
+}
+
+function clearError() {
+  el.error.querySelector(".message").textContent = "";
+  el.error.hidden = true;
+}
+
+el.error.querySelector(".close").addEventListener("click", clearError);
+
+async function guarded(action) {
+  state.busy++;
+  document.body.classList.add("busy");
+  try {
+    return await action();
+  } catch (error) {
+    showError(error);
+    return undefined;
+  } finally {
+    if (--state.busy === 0) document.body.classList.remove("busy");
+  }
+}
+
+window.addEventListener("unhandledrejection", (e) => {
+  showError(e.reason);
+  e.preventDefault();
+});
+window.addEventListener("error", (e) => {
+  if (/ResizeObserver loop/.test(e.message || "")) return; // benign: a layout settled over two frames
+  showError(e.message || "something went wrong in the page");
+});
+
+// ---- the song ----
+
+function setSong(view, { fresh = false } = {}) {
+  state.song = view;
+  if (fresh) {
+    stopPlayback();
+    state.candidates = [];
+    state.selectedCandidate = null;
+    state.accepted.clear();
+    state.lastRequest = null;
+    roll.setGhost(null);
+    // the contract's song view has no tempo; use one if the server adds it (quarter notes a minute)
+    const qpm = [view.tempo, view.qpm].find((q) => typeof q === "number" && q >= 20 && q <= 300);
+    if (qpm) el.tempo.value = String(Math.round(qpm));
+  }
+  el.openPrompt.hidden = true;
+  el.songName.textContent = view.name;
+  el.songName.title = view.name;
+  el.songVersion.textContent = `version ${view.version}`;
+  document.title = `${view.name} · midi-rwkv studio`;
+  renderTracks();
+  renderHistory();
+  el.undo.disabled = !view.can_undo;
+  el.redo.disabled = !view.can_redo;
+  el.export.disabled = false;
+  for (const id of ["#zoom-in", "#zoom-out", "#zoom-fit"]) $(id).disabled = false;
+  for (const input of [el.trackSelect, el.barStart, el.barEnd]) input.disabled = false;
+  const bars = view.bars.length;
+  el.barStart.max = String(bars);
+  el.barEnd.max = String(bars);
+  roll.setSong(view);
+  const previous = state.selection;
+  const track = previous && previous.track < view.tracks.length ? previous.track : firstEditableTrack();
+  const start = previous ? previous.start : 0;
+  const end = previous ? previous.end : Math.min(bars, 4);
+  setSelection({ track, start, end }, { final: true, scroll: fresh });
+  renderCandidates();
+  updateButtons();
+}
+
+function firstEditableTrack() {
+  const found = state.song.tracks.find((t) => t.editable !== false && t.notes.length);
+  return found ? found.index : 0;
+}
+
+function trackLabel(t) {
+  const name = t.name && t.name.trim() ? t.name.trim() : `Track ${t.index + 1}`;
+  const what = t.is_drum ? "drums" : instrumentName(t);
+  return `${t.index}: ${name} (${what})${t.editable === false ? " (no notes)" : ""}`;
+}
+
+function renderTracks() {
+  const tracks = state.song.tracks;
+  const current = el.trackSelect.value;
+  el.trackSelect.replaceChildren(
+    ...tracks.map((t) => {
+      const option = document.createElement("option");
+      option.value = String(t.index);
+      option.textContent = trackLabel(t);
+      return option;
+    }),
+  );
+  if (current !== "" && Number(current) < tracks.length) el.trackSelect.value = current;
+}
+
+function renderHistory() {
+  const song = state.song;
+  el.history.replaceChildren(
+    ...song.history.map((h) => {
+      const li = document.createElement("li");
+      li.textContent = h.label;
+      li.dataset.version = String(h.version);
+      if (h.version === song.version) {
+        li.classList.add("current");
+        li.setAttribute("aria-current", "true");
+      } else {
+        li.classList.add(h.version < song.version ? "past" : "future");
+        if (h.version > song.version) li.title = "undone: Redo brings it back";
+      }
+      return li;
+    }),
+  );
+  const current = el.history.querySelector(".current");
+  if (current) {
+    // keep the current version in view inside the list only (scrollIntoView would scroll the side panel too)
+    const list = el.history;
+    const top = current.offsetTop - list.offsetTop;
+    if (top < list.scrollTop || top + current.offsetHeight > list.scrollTop + list.clientHeight) {
+      list.scrollTop = top - list.clientHeight / 2;
+    }
+  }
+}
+
+// ---- the selection ----
+
+function clampSelection({ track, start, end }) {
+  const bars = state.song ? state.song.bars.length : 0;
+  const tracks = state.song ? state.song.tracks.length : 0;
+  track = Math.min(Math.max(0, track | 0), Math.max(0, tracks - 1));
+  start = Math.min(Math.max(0, start | 0), Math.max(0, bars - 1));
+  end = Math.min(Math.max(start + 1, end | 0), bars);
+  if (end - start > MAX_BARS) end = start + MAX_BARS;
+  return { track, start, end };
+}
+
+function setSelection(selection, { fromRoll = false, final = true, scroll = false } = {}) {
+  if (!state.song) return;
+  const sel = clampSelection(selection);
+  const changed = JSON.stringify(sel) !== JSON.stringify(state.selection);
+  state.selection = sel;
+  el.trackSelect.value = String(sel.track);
+  if (document.activeElement !== el.barStart || fromRoll) el.barStart.value = String(sel.start + 1);
+  if (document.activeElement !== el.barEnd || fromRoll) el.barEnd.value = String(sel.end);
+  el.barStart.classList.remove("invalid");
+  el.barEnd.classList.remove("invalid");
+  roll.setSelection(sel);
+  if (scroll) roll.showBars(sel.start, sel.end);
+  renderSummary();
+  if (changed && final) updateControlsForTrack();
+  updateButtons();
+}
+
+function renderSummary() {
+  const sel = state.selection;
+  if (!sel || !state.song) {
+    el.summary.textContent = "";
+    return;
+  }
+  const t = state.song.tracks[sel.track];
+  const name = t ? (t.name && t.name.trim()) || `Track ${sel.track + 1}` : "";
+  const bars = sel.end - sel.start === 1 ? `bar ${sel.start + 1}` : `bars ${sel.start + 1}–${sel.end}`;
+  el.summary.replaceChildren();
+  const strong = document.createElement("strong");
+  strong.textContent = `${name}, ${bars}`;
+  el.summary.append("Selected: ", strong, ` of ${state.song.bars.length}`);
+}
+
+/**
+ * The selection from the bar fields, once one is committed (change: Enter, leaving the field, the spin buttons).
+ * A first bar past the last one moves the last one along (keeping the span's length), and the other way round.
+ */
+function selectionFromInputs(changed) {
+  if (!state.song || !state.selection) return;
+  const bars = state.song.bars.length;
+  const input = changed === "start" ? el.barStart : el.barEnd;
+  const value = parseInt(input.value, 10);
+  if (!Number.isInteger(value) || value < 1 || value > bars) {
+    input.classList.add("invalid");
+    showError(`bars are numbered 1 to ${bars}`);
+    return;
+  }
+  const old = state.selection;
+  const width = old.end - old.start;
+  let start = old.start;
+  let end = old.end;
+  if (changed === "start") {
+    start = value - 1;
+    if (end <= start) end = Math.min(bars, start + width);
+    if (end - start > MAX_BARS) end = start + MAX_BARS;
+  } else {
+    end = value;
+    if (start >= end) start = Math.max(0, end - width);
+    if (end - start > MAX_BARS) start = end - MAX_BARS;
+  }
+  setSelection({ track: Number(el.trackSelect.value), start, end }, { fromRoll: true, scroll: true });
+}
+
+el.trackSelect.addEventListener("change", () => {
+  if (!state.selection) return;
+  setSelection({ ...state.selection, track: Number(el.trackSelect.value) });
+});
+el.barStart.addEventListener("change", () => selectionFromInputs("start"));
+el.barEnd.addEventListener("change", () => selectionFromInputs("end"));
+for (const input of [el.barStart, el.barEnd]) {
+  input.addEventListener("input", () => input.classList.remove("invalid"));
+  input.addEventListener("keydown", (e) => {
+    if (e.key === "Enter") input.dispatchEvent(new Event("change"));
+  });
+}
+
+// ---- controls ----
+
+function selectedTrack() {
+  return state.song && state.selection ? state.song.tracks[state.selection.track] : null;
+}
+
+function updateControlsForTrack() {
+  const t = selectedTrack();
+  const drum = Boolean(t && t.is_drum);
+  const free = el.free.checked;
+  el.controls.disabled = free;
+  for (const input of [el.polyMin, el.polyMax, ...el.durations]) input.disabled = free || drum;
+  el.controlsNote.textContent = free
+    ? "Free: the model gets no bar controls and chooses density, polyphony and note values."
+    : drum
+      ? "Drum track: only notes per bar applies. Empty: as in the original bars."
+      : "Empty fields and no note value ticked: as in the original bars.";
+}
+
+el.free.addEventListener("change", updateControlsForTrack);
+el.temperature.addEventListener("input", () => {
+  el.temperatureValue.textContent = Number(el.temperature.value).toFixed(2);
+});
+
+function intField(input, label, low, high) {
+  const text = input.value.trim();
+  if (text === "") return null;
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < low || value > high) {
+    input.classList.add("invalid");
+    input.focus();
+    throw new Error(`${label} must be a whole number from ${low} to ${high}`);
+  }
+  return value;
+}
+
+/** The generate request from the form, checked; throws an Error with a readable message. */
+function readRequest() {
+  for (const input of [el.density, el.polyMin, el.polyMax, el.k, el.seed]) input.classList.remove("invalid");
+  const sel = state.selection;
+  if (!state.song || !sel) throw new Error("open a song and select bars first");
+  const t = state.song.tracks[sel.track];
+  if (t && t.editable === false) throw new Error(`track ${sel.track} has no notes the model can read: choose another`);
+  const nBars = sel.end - sel.start;
+  const request = {
+    track: sel.track,
+    bars: [sel.start, sel.end],
+    n: intField(el.k, "Candidates", 1, 8) ?? 4,
+    temperature: Number(el.temperature.value),
+    free: el.free.checked,
+    density: null,
+    polyphony: null,
+    durations: null,
+    style: el.style.value || null,
+    seed: intField(el.seed, "Seed", 0, 2 ** 31 - 1),
+  };
+  if (request.free) return request;
+
+  const densityText = el.density.value.trim();
+  if (densityText) {
+    const values = densityText.split(/[\s,;]+/).filter(Boolean).map(Number);
+    const bad = values.some((v) => !Number.isInteger(v) || v < 0 || v > DENSITY_MAX);
+    if (bad || (values.length !== 1 && values.length !== nBars)) {
+      el.density.classList.add("invalid");
+      el.density.focus();
+      throw new Error(
+        bad
+          ? `notes per bar: whole numbers from 0 to ${DENSITY_MAX} (${DENSITY_MAX} means ${DENSITY_MAX} or more)`
+          : `notes per bar: one number for all bars, or ${nBars} (one per selected bar), not ${values.length}`,
+      );
+    }
+    request.density = values;
+  }
+  if (!(t && t.is_drum)) {
+    let low = intField(el.polyMin, "Polyphony minimum", 1, 6);
+    let high = intField(el.polyMax, "Polyphony maximum", 1, 6);
+    if (low !== null || high !== null) {
+      low = low ?? 1;
+      high = high ?? 6;
+      if (low > high) {
+        el.polyMax.classList.add("invalid");
+        throw new Error("polyphony: the minimum must not be above the maximum");
+      }
+      request.polyphony = [low, high];
+    }
+    const flags = el.durations.map((box) => box.checked);
+    if (flags.some(Boolean)) request.durations = flags;
+  }
+  return request;
+}
+
+// ---- generating ----
+
+function sleep(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+async function generate(request) {
+  if (!state.song) return;
+  if (state.job && isRunning(state.job)) return;
+  clearError();
+  const song = state.song;
+  const answer = await guarded(() => api.generate(song.id, request));
+  if (!answer) return;
+  state.lastRequest = request;
+  state.candidates = [];
+  state.selectedCandidate = null;
+  roll.setGhost(null);
+  renderCandidates();
+  state.job = { id: answer.job, status: "running", done: 0, total: request.n, songId: song.id };
+  renderJob();
+  updateButtons();
+  poll(answer.job);
+}
+
+function isRunning(job) {
+  return !["done", "cancelled", "error"].includes(job.status);
+}
+
+async function poll(jobId) {
+  let first = true;
+  while (state.job && state.job.id === jobId) {
+    if (!first) await sleep(POLL_MS);
+    first = false;
+    if (!state.job || state.job.id !== jobId) return;
+    let view;
+    try {
+      view = await api.job(jobId);
+    } catch (error) {
+      showError(error);
+      state.job = { ...state.job, status: "error" };
+      renderJob();
+      updateButtons();
+      return;
+    }
+    if (!state.job || state.job.id !== jobId) return;
+    takeJob(view);
+    if (!isRunning(view)) return;
+  }
+}
+
+function takeJob(view) {
+  state.job = { ...state.job, status: view.status, done: view.done, total: view.total, error: view.error };
+  const known = new Set(state.candidates.map((c) => c.id));
+  let added = false;
+  for (const c of view.candidates || []) {
+    if (!known.has(c.id) && !state.rejected.has(c.id)) {
+      state.candidates.push(c);
+      added = true;
+    }
+  }
+  if (added) {
+    if (!state.selectedCandidate && state.candidates.length) selectCandidate(state.candidates[0].id, { quiet: true });
+    renderCandidates();
+  }
+  if (view.status === "error") showError(view.error || "the generation failed");
+  renderJob();
+  updateButtons();
+}
+
+function renderJob() {
+  const job = state.job;
+  if (!job) {
+    el.progress.hidden = true;
+    el.cancel.hidden = true;
+    el.jobStatus.textContent = "";
+    return;
+  }
+  const running = isRunning(job);
+  el.progress.hidden = false;
+  el.progress.classList.toggle("running", running);
+  el.progress.setAttribute("aria-valuemax", String(job.total));
+  el.progress.setAttribute("aria-valuenow", String(job.done));
+  el.progress.dataset.done = String(job.done);
+  el.progress.dataset.total = String(job.total);
+  el.progress.querySelector(".bar").style.width = `${job.total ? (100 * job.done) / job.total : 0}%`;
+  el.progress.querySelector(".text").textContent = `${job.done}/${job.total}`;
+  el.cancel.hidden = !running;
+  el.cancel.disabled = !running;
+  el.jobStatus.textContent = running
+    ? `Generating… ${job.done} of ${job.total} candidates ready.`
+    : job.status === "done"
+      ? `Done: ${job.done} candidate${job.done === 1 ? "" : "s"}.`
+      : job.status === "cancelled"
+        ? `Cancelled after ${job.done} of ${job.total}.`
+        : "The generation failed.";
+}
+
+el.generate.addEventListener("click", () => {
+  let request;
+  try {
+    request = readRequest();
+  } catch (error) {
+    showError(error);
+    return;
+  }
+  generate(request);
+});
+el.regenerate.addEventListener("click", () => {
+  if (state.lastRequest) generate(state.lastRequest);
+});
+el.cancel.addEventListener("click", async () => {
+  const job = state.job;
+  if (!job || !isRunning(job)) return;
+  el.cancel.disabled = true;
+  const view = await guarded(() => api.cancel(job.id));
+  if (view && state.job && state.job.id === job.id) takeJob(view);
+});
+
+// ---- candidates ----
+
+function parseControls(text) {
+  const m = /density ([^\s\]]+)(?: poly ([^\s\]]+))?(?: dur ([^\s\]]+))?/.exec(text || "");
+  return m ? { density: m[1], poly: m[2] || "", dur: m[3] || "" } : null;
+}
+
+function controlsCell(text, other) {
+  const td = document.createElement("td");
+  const mine = parseControls(text);
+  if (!mine) {
+    td.textContent = text || "";
+    return td;
+  }
+  const theirs = parseControls(other);
+  const parts = [
+    ["density", mine.density],
+    ["poly", mine.poly],
+    ["dur", mine.dur],
+  ].filter(([, v]) => v);
+  parts.forEach(([key, value], i) => {
+    const span = document.createElement("span");
+    span.textContent = value;
+    if (theirs && theirs[key] !== value) span.className = "diff";
+    if (i) td.append(" · ");
+    td.append(span);
+  });
+  return td;
+}
+
+function errorClass(c) {
+  const bars = Math.max(1, c.bars[1] - c.bars[0]);
+  if (c.control_error === 0) return "good";
+  return c.control_error <= bars * 1.5 ? "fair" : "poor";
+}
+
+// Items are kept per candidate id and updated in place, so an element found once stays valid (and focused).
+const candidateItems = new Map();
+
+function createCandidateItem(c) {
+  const li = document.createElement("li");
+  li.className = "candidate";
+  li.dataset.id = c.id;
+  li.tabIndex = 0;
+
+  const head = document.createElement("div");
+  head.className = "head";
+  const name = document.createElement("span");
+  name.className = "name";
+  const meta = document.createElement("span");
+  meta.className = "meta";
+  meta.textContent = `seed ${c.seed} · ${c.notes.length} notes`;
+  meta.title = `generated in ${Number(c.seconds || 0).toFixed(2)} s`;
+  const err = document.createElement("span");
+  err.className = `err ${errorClass(c)}`;
+  err.title = "Control error: how far the realised bars are from the requested controls (0 = all honoured)";
+  err.textContent = `error ${Number(c.control_error).toLocaleString(undefined, { maximumFractionDigits: 2 })}`;
+  head.append(name, meta, err);
+
+  const flags = document.createElement("div");
+  flags.className = "flags";
+  const badge = document.createElement("span");
+  badge.className = "badge";
+  badge.textContent = "✓ accepted";
+  flags.append(badge);
+  if (c.stopped !== "done") {
+    const warn = document.createElement("span");
+    warn.className = "warn";
+    warn.textContent = `stopped early (${c.stopped}): some bars may be missing`;
+    flags.append(" ", warn);
+  }
+
+  const table = document.createElement("table");
+  const thead = document.createElement("tr");
+  for (const text of ["bar", "requested", "realised"]) {
+    const th = document.createElement("th");
+    th.textContent = text;
+    thead.append(th);
+  }
+  table.append(thead);
+  const rows = Math.max(c.requested.length, c.realised.length);
+  for (let r = 0; r < rows; r++) {
+    const tr = document.createElement("tr");
+    const bar = document.createElement("td");
+    bar.className = "bar";
+    bar.textContent = String(c.bars[0] + r + 1);
+    tr.append(bar, controlsCell(c.requested[r], null), controlsCell(c.realised[r], c.requested[r]));
+    table.append(tr);
+  }
+
+  const actions = document.createElement("div");
+  actions.className = "actions";
+  const button = (cls, text, title, handler) => {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.className = cls;
+    b.textContent = text;
+    b.title = title;
+    b.addEventListener("click", (e) => {
+      e.stopPropagation();
+      handler();
+    });
+    actions.append(b);
+    return b;
+  };
+  button("play", "▶ Play", "Play this candidate in place, with two bars around it", () =>
+    state.playing === c.id ? stopPlayback() : playCandidate(c.id),
+  );
+  button("accept", "Accept", "Write this candidate into the song (a new version; Undo takes it back)", () =>
+    accept(c.id),
+  );
+  button("reject", "Reject", "Remove this candidate from the list", () => reject(c.id));
+
+  li.append(head, flags, table, actions);
+  li.addEventListener("click", () => selectCandidate(c.id));
+  li.addEventListener("keydown", (e) => {
+    if (e.target !== li) return;
+    if (e.key === "Enter" || e.key === " ") {
+      e.preventDefault();
+      selectCandidate(c.id);
+    } else if (e.key === "ArrowDown" || e.key === "ArrowUp") {
+      e.preventDefault();
+      const sibling = e.key === "ArrowDown" ? li.nextElementSibling : li.previousElementSibling;
+      if (sibling) sibling.focus();
+    }
+  });
+  return li;
+}
+
+function updateCandidateItem(li, c, i) {
+  const selected = c.id === state.selectedCandidate;
+  const accepted = state.accepted.has(c.id);
+  li.classList.toggle("selected", selected);
+  li.classList.toggle("accepted", accepted);
+  li.setAttribute("aria-selected", String(selected));
+  li.setAttribute("aria-label", `Candidate ${i + 1}, seed ${c.seed}, control error ${c.control_error}`);
+  li.querySelector(".name").textContent = `#${i + 1}`;
+  li.querySelector(".badge").hidden = !accepted;
+  li.querySelector(".flags").hidden = !accepted && c.stopped === "done";
+  const play = li.querySelector("button.play");
+  const playing = state.playing === c.id;
+  play.textContent = playing ? "■ Stop" : "▶ Play";
+  play.setAttribute("aria-pressed", String(playing));
+}
+
+function renderCandidates() {
+  const ids = new Set(state.candidates.map((c) => c.id));
+  for (const [id, li] of candidateItems) {
+    if (!ids.has(id)) {
+      li.remove();
+      candidateItems.delete(id);
+    }
+  }
+  state.candidates.forEach((c, i) => {
+    let li = candidateItems.get(c.id);
+    if (!li) {
+      li = createCandidateItem(c);
+      candidateItems.set(c.id, li);
+    }
+    updateCandidateItem(li, c, i);
+    if (el.candidates.children[i] !== li) el.candidates.insertBefore(li, el.candidates.children[i] || null);
+  });
+  el.candidatesEmpty.hidden = state.candidates.length > 0;
+  el.candidatesEmpty.textContent =
+    state.job && isRunning(state.job)
+      ? "Candidates appear here as they arrive."
+      : state.lastRequest
+        ? "No candidates left: Generate or Regenerate for more."
+        : "Select bars, then Generate. Candidates appear here as they arrive.";
+}
+
+function candidateById(id) {
+  return state.candidates.find((c) => c.id === id) || null;
+}
+
+function selectCandidate(id, { quiet = false } = {}) {
+  const c = candidateById(id);
+  state.selectedCandidate = c ? c.id : null;
+  roll.setGhost(c ? { track: c.track, bars: c.bars, notes: c.notes } : null);
+  if (c && !quiet) setSelection({ track: c.track, start: c.bars[0], end: c.bars[1] }, { scroll: true });
+  else if (c) roll.showBars(c.bars[0], c.bars[1]);
+  renderCandidates();
+  updateButtons();
+}
+
+function reject(id) {
+  if (state.playing === id) stopPlayback();
+  state.rejected.add(id);
+  const index = state.candidates.findIndex((c) => c.id === id);
+  state.candidates = state.candidates.filter((c) => c.id !== id);
+  if (state.selectedCandidate === id) {
+    const next = state.candidates[Math.min(index, state.candidates.length - 1)];
+    selectCandidate(next ? next.id : null, { quiet: true });
+  } else {
+    renderCandidates();
+  }
+  const item = el.candidates.querySelectorAll(".candidate")[Math.min(index, state.candidates.length - 1)];
+  if (item) item.focus({ preventScroll: true });
+  updateButtons();
+}
+
+async function accept(id) {
+  if (!state.song) return;
+  stopPlayback();
+  const song = state.song;
+  const view = await guarded(() => api.accept(song.id, id));
+  if (!view) return;
+  clearError();
+  state.accepted.add(id);
+  state.selectedCandidate = id;
+  setSong(view);
+  selectCandidate(id, { quiet: true });
+}
+
+// ---- undo, redo, export, open ----
+
+async function change(action) {
+  if (!state.song || state.busy) return;
+  const allowed = action === "undo" ? state.song.can_undo : state.song.can_redo;
+  if (!allowed) return;
+  stopPlayback();
+  const song = state.song;
+  const view = await guarded(() => api[action](song.id));
+  if (view) {
+    clearError();
+    setSong(view);
+  }
+}
+
+el.undo.addEventListener("click", () => change("undo"));
+el.redo.addEventListener("click", () => change("redo"));
+
+el.export.addEventListener("click", () =>
+  guarded(async () => {
+    if (!state.song) return;
+    const { blob, filename } = await api.exportSong(state.song.id, state.song.name);
+    const url = URL.createObjectURL(blob);
+    const a = document.createElement("a");
+    a.href = url;
+    a.download = filename;
+    a.hidden = true;
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10_000);
+    el.jobStatus.textContent = `Exported ${filename}.`;
+  }),
+);
+
+async function openFile(file) {
+  if (!file) return;
+  if (file.size > 8 * 1024 * 1024) {
+    showError(`${file.name} is too large (at most 8 MB)`);
+    return;
+  }
+  clearError();
+  const view = await guarded(async () => api.upload(await file.arrayBuffer(), file.name));
+  if (!view) return;
+  cancelJob();
+  state.selection = null;
+  setSong(view, { fresh: true });
+  const url = new URL(location.href);
+  url.searchParams.set("song", view.id);
+  history.replaceState(null, "", url);
+}
+
+el.fileInput.addEventListener("change", () => {
+  const file = el.fileInput.files && el.fileInput.files[0];
+  openFile(file).finally(() => {
+    el.fileInput.value = "";
+  });
+});
+
+let dragDepth = 0;
+const hasFiles = (e) => e.dataTransfer && [...e.dataTransfer.types].includes("Files");
+window.addEventListener("dragenter", (e) => {
+  if (!hasFiles(e)) return;
+  e.preventDefault();
+  dragDepth++;
+  el.dropOverlay.hidden = false;
+});
+window.addEventListener("dragover", (e) => {
+  if (!hasFiles(e)) return;
+  e.preventDefault();
+  e.dataTransfer.dropEffect = "copy";
+});
+window.addEventListener("dragleave", (e) => {
+  if (!hasFiles(e)) return;
+  dragDepth = Math.max(0, dragDepth - 1);
+  if (!dragDepth) el.dropOverlay.hidden = true;
+});
+window.addEventListener("drop", (e) => {
+  if (!hasFiles(e)) return;
+  e.preventDefault();
+  dragDepth = 0;
+  el.dropOverlay.hidden = true;
+  const file = e.dataTransfer.files[0];
+  if (file) openFile(file);
+});
+
+function cancelJob() {
+  const job = state.job;
+  state.job = null;
+  if (job && isRunning(job)) api.cancel(job.id).catch(() => {});
+  renderJob();
+}
+
+// ---- playback ----
+
+function tempo() {
+  const value = Number(el.tempo.value);
+  return Number.isFinite(value) && value >= 20 && value <= 300 ? value : 100;
+}
+
+function playRange(bars) {
+  const all = state.song.bars;
+  const first = Math.max(0, bars[0] - CONTEXT_BARS);
+  const last = Math.min(all.length, bars[1] + CONTEXT_BARS);
+  return { from: all[first].start, to: all[last - 1].end };
+}
+
+async function startPlayback(kind, tracks, bars) {
+  const { from, to } = playRange(bars);
+  state.playing = kind;
+  updateButtons();
+  renderCandidates();
+  try {
+    await player.play({
+      tracks,
+      from,
+      to,
+      qpm: tempo(),
+      onCursor: (beat) => roll.setCursor(beat),
+      onEnd: () => {
+        state.playing = null;
+        roll.setCursor(null);
+        updateButtons();
+        renderCandidates();
+      },
+    });
+    if (player.fallback) {
+      el.jobStatus.textContent = "The browser keeps audio suspended: the cursor moves, but there is no sound.";
+    }
+  } catch (error) {
+    state.playing = null;
+    updateButtons();
+    renderCandidates();
+    showError(error);
+  }
+}
+
+function playOriginal() {
+  if (!state.song || !state.selection || !state.song.bars.length) return;
+  const sel = state.selection;
+  startPlayback("original", state.song.tracks, [sel.start, sel.end]);
+}
+
+function playCandidate(id) {
+  const c = candidateById(id || state.selectedCandidate);
+  if (!c || !state.song) return;
+  if (state.selectedCandidate !== c.id) selectCandidate(c.id);
+  const bars = state.song.bars;
+  const a = bars[c.bars[0]].start;
+  const b = bars[Math.min(c.bars[1], bars.length) - 1].end;
+  const tracks = state.song.tracks.map((t) =>
+    t.index === c.track
+      ? { ...t, notes: t.notes.filter((n) => n[0] < a - 1e-9 || n[0] >= b - 1e-9).concat(c.notes) }
+      : t,
+  );
+  startPlayback(c.id, tracks, c.bars);
+}
+
+function stopPlayback() {
+  player.stop();
+  state.playing = null;
+  roll.setCursor(null);
+  updateButtons();
+}
+
+el.playOriginal.addEventListener("click", () => (state.playing === "original" ? stopPlayback() : playOriginal()));
+el.playCandidate.addEventListener("click", () => playCandidate());
+el.stop.addEventListener("click", () => {
+  stopPlayback();
+  renderCandidates();
+});
+
+// ---- buttons and keys ----
+
+function updateButtons() {
+  const song = state.song;
+  const running = Boolean(state.job && isRunning(state.job));
+  el.generate.disabled = !song || !state.selection || running;
+  el.generate.textContent = running ? "Generating…" : "Generate";
+  el.regenerate.disabled = !song || !state.lastRequest || running;
+  el.playOriginal.disabled = !song || !song.bars.length;
+  el.playOriginal.textContent = state.playing === "original" ? "■ Stop original" : "▶ Play original";
+  el.playCandidate.disabled = !song || !candidateById(state.selectedCandidate);
+  el.stop.disabled = !state.playing;
+  if (song) {
+    el.undo.disabled = !song.can_undo;
+    el.redo.disabled = !song.can_redo;
+  }
+}
+
+function typing(target) {
+  if (!target || !target.tagName) return false;
+  if (target.tagName === "TEXTAREA" || target.isContentEditable) return true;
+  return target.tagName === "INPUT" && !["checkbox", "radio", "range", "button", "file"].includes(target.type);
+}
+
+document.addEventListener("keydown", (e) => {
+  const mod = e.ctrlKey || e.metaKey;
+  if (mod && !e.altKey && (e.key === "z" || e.key === "Z") && !typing(e.target)) {
+    e.preventDefault();
+    change(e.shiftKey ? "redo" : "undo");
+    return;
+  }
+  if (mod && !e.altKey && (e.key === "y" || e.key === "Y") && !typing(e.target)) {
+    e.preventDefault();
+    change("redo");
+    return;
+  }
+  if (e.key === "Escape" && state.playing) {
+    stopPlayback();
+    renderCandidates();
+    return;
+  }
+  if (e.key === " " && !mod && (e.target === document.body || e.target === el.roll)) {
+    e.preventDefault();
+    if (state.playing) stopPlayback();
+    else if (state.selectedCandidate) playCandidate();
+    else playOriginal();
+    renderCandidates();
+  }
+});
+
+el.roll.addEventListener("keydown", (e) => {
+  if (!state.song || !state.selection) return;
+  const sel = state.selection;
+  const width = sel.end - sel.start;
+  let next = null;
+  switch (e.key) {
+    case "ArrowLeft":
+      next = e.shiftKey ? { ...sel, end: Math.max(sel.start + 1, sel.end - 1) } : { ...sel, start: sel.start - 1, end: sel.start - 1 + width };
+      if (!e.shiftKey && sel.start === 0) next = sel;
+      break;
+    case "ArrowRight":
+      next = e.shiftKey
+        ? { ...sel, end: sel.end + 1 }
+        : sel.end < state.song.bars.length
+          ? { ...sel, start: sel.start + 1, end: sel.end + 1 }
+          : sel;
+      break;
+    case "ArrowUp":
+      next = { ...sel, track: Math.max(0, sel.track - 1) };
+      break;
+    case "ArrowDown":
+      next = { ...sel, track: Math.min(state.song.tracks.length - 1, sel.track + 1) };
+      break;
+    case "+":
+    case "=":
+      roll.zoomBy(1.25);
+      break;
+    case "-":
+    case "_":
+      roll.zoomBy(0.8);
+      break;
+    default:
+      return;
+  }
+  e.preventDefault();
+  if (next) setSelection(next, { scroll: true });
+});
+
+$("#zoom-in").addEventListener("click", () => roll.zoomBy(1.25));
+$("#zoom-out").addEventListener("click", () => roll.zoomBy(0.8));
+$("#zoom-fit").addEventListener("click", () => roll.fit());
+$("#open-button").addEventListener("click", () => el.fileInput.click());
+
+// ---- start ----
+
+async function start() {
+  updateControlsForTrack();
+  updateButtons();
+  if (!token) {
+    showError("this page needs the link that `midi-rwkv studio` printed (it carries ?token=…): open that link");
+    el.openPrompt.hidden = false;
+    return;
+  }
+  const songId = new URLSearchParams(location.search).get("song");
+  const styles = guarded(async () => {
+    const { styles: names } = await api.styles();
+    for (const name of names) {
+      const option = document.createElement("option");
+      option.value = name;
+      option.textContent = name;
+      el.style.append(option);
+    }
+  });
+  if (songId) {
+    const view = await guarded(() => api.song(songId));
+    if (view) setSong(view, { fresh: true });
+    else el.openPrompt.hidden = false;
+  } else {
+    el.openPrompt.hidden = false;
+  }
+  await styles;
+  document.body.dataset.ready = "true";
+}
+
+start();
