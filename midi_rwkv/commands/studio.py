@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import socket
 import sys
 import webbrowser
 from pathlib import Path
@@ -10,6 +11,16 @@ from pathlib import Path
 from midi_rwkv.errors import MidiRwkvError
 
 LOCAL = ("127.0.0.1", "localhost")
+
+
+def _check_port(host: str, port: int) -> None:
+    if not 1 <= port <= 65535:
+        raise MidiRwkvError(f"--port {port}: a port is a number from 1 to 65535")
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as err:
+            raise MidiRwkvError(f"cannot listen on {host}:{port} ({err.strerror}): pass another --port") from None
 
 
 def run_studio(args) -> int:
@@ -26,6 +37,7 @@ def run_studio(args) -> int:
     if args.host not in LOCAL:
         print(f"warning: --host {args.host} lets other machines on your network reach the studio "
               "(they still need its token)", file=sys.stderr)
+    _check_port(args.host, args.port)
     studio = Studio(args.model, styles, args.state)
     studio.hosts = {f"{h}:{args.port}" for h in {*LOCAL, args.host}}
     studio.infiller()  # load the model (and check it) before serving

@@ -153,3 +153,20 @@ def test_a_job_can_be_cancelled(client, studio):
     client.post(f"/api/jobs/{job}/cancel", headers=auth(studio))
     view = wait(client, studio, job)
     assert view["status"] == "cancelled" and view["done"] < 8
+
+
+def test_the_command_refuses_a_busy_port_or_a_bad_file_in_one_line(capsys):
+    import socket
+
+    from midi_rwkv.cli import main
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["studio", "--port", str(port)]) == 2
+    assert main(["studio", "--port", "70000"]) == 2
+    assert main(["studio", str(FIXTURES / "corrupt_truncated.mid"), "--port", "1"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 3 and all(line.startswith("midi-rwkv: error:") for line in lines)
+    assert "pass another --port" in lines[0] and "1 to 65535" in lines[1]
