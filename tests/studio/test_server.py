@@ -170,3 +170,27 @@ def test_the_command_refuses_a_busy_port_or_a_bad_file_in_one_line(capsys):
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 3 and all(line.startswith("midi-rwkv: error:") for line in lines)
     assert "pass another --port" in lines[0] and "1 to 65535" in lines[1]
+
+
+def test_style_presets_from_the_launch_folder(model_path, tiny_model, tmp_path):
+    import torch
+
+    from midi_rwkv.peft.adapters import StateAdapter, save_adapter
+
+    style = StateAdapter(tiny_model)
+    with torch.no_grad():
+        style.wkv.normal_(std=0.3, generator=torch.Generator().manual_seed(1))
+    save_adapter(style, tiny_model, tmp_path / "folk.safetensors")
+    studio = Studio(str(model_path), {"folk": tmp_path / "folk.safetensors"})
+    studio.hosts = {"testserver"}
+    client = TestClient(build_app(studio))
+    assert client.get("/api/styles", headers=auth(studio)).json() == {"styles": ["folk"]}
+    song = open_song(client, studio).json()["id"]
+    views = {}
+    for name in (None, "folk"):
+        job = client.post(f"/api/songs/{song}/generate", json={"track": 1, "bars": [2, 3], "n": 1, "seed": 4,
+                                                               "style": name}, headers=auth(studio)).json()["job"]
+        views[name] = wait(client, studio, job)
+        assert views[name]["status"] == "done"
+    assert studio.infiller("folk").generator.backend.initial_state is not None  # the style starts every prompt
+    assert studio.infiller(None).generator.backend.initial_state is None
