@@ -12,7 +12,7 @@ from midi_rwkv.errors import MidiRwkvError
 from midi_rwkv.inference.generator import TorchBackend
 from midi_rwkv.inference.ggml import ENGINES
 from midi_rwkv.inference.ggml.gguf import DTYPES
-from midi_rwkv.inference.infiller import Infiller
+from midi_rwkv.inference.infiller import RANKINGS, Infiller, rank
 from midi_rwkv.inference.requests import BarFill
 from midi_rwkv.inference.sampler import SamplerConfig
 from midi_rwkv.io import atomic_write
@@ -64,7 +64,7 @@ def run_infill(args) -> int:
     infiller.check_fills(piece, fills)  # every track and span, before generating anything
     results = infiller.fill(piece, fills, args.n, sampler, context, args.max_tokens, args.seed)
     if args.rank:
-        results.sort(key=lambda c: c.control_error)
+        results = rank(results, args.rank)
     label = fills_label(fills)
     paths = [out / f"{source.stem}_{label}_{i}.mid" for i in range(1, len(results) + 1)]
     for path, c in zip(paths, results):  # every file first: a closed pipe on stdout then costs only the report
@@ -77,7 +77,8 @@ def run_infill(args) -> int:
         notes = sum(s.report.notes_added for s in steps)
         sampled = sum(s.generation.sampled for s in steps)
         seconds = sum(s.generation.seconds for s in steps)
-        print(f"{path}: {notes} notes, {sampled} tokens sampled in {seconds:.2f} s, control error {c.control_error:g}")
+        print(f"{path}: {notes} notes, {sampled} tokens sampled in {seconds:.2f} s, control error {c.control_error:g}, "
+              f"mean log-prob {c.mean_logprob:.2f}")
         for s in steps:
             g = s.generation
             if len(steps) > 1:
@@ -142,7 +143,10 @@ def register(sub) -> None:
     p.add_argument("--max-tokens", type=int, help="stop a fill after this many tokens (default: 2000 for bars, "
                    "2000 + 160 per bar for a whole track)")
     p.add_argument("--seed", type=int, help="random seed, for repeatable candidates")
-    p.add_argument("--rank", action="store_true", help="order candidates by how well they follow the controls")
+    p.add_argument("--rank", nargs="?", const="controls", choices=RANKINGS,
+                   help="order the candidates (files numbered best first): 'controls' (the default when --rank is "
+                   "given alone) by how well they follow the controls, 'likelihood' by the model's own mean "
+                   "log-probability per token, computed while sampling")
     p.add_argument("--roll", action="store_true", help="also draw the original and every candidate as piano rolls "
                    "(a PNG beside the files; what the model wrote is outlined)")
     p.add_argument(

@@ -101,6 +101,12 @@ class Generation:
     stopped: str = "max_tokens"  # "done" when the constraint finished, else "max_tokens"
     seconds: float = 0.0
     prompt_tokens: int = 0  # length of the prompt it continued
+    logprob: float = 0.0  # sum of the model's log-probabilities of the sampled tokens (before any filtering)
+
+    @property
+    def mean_logprob(self) -> float:
+        """The model's own judgement of the candidate: mean log-probability per sampled token."""
+        return self.logprob / self.sampled if self.sampled else float("-inf")
 
 
 class Generator:
@@ -165,8 +171,10 @@ class Generator:
                     [b if b is not None else torch.zeros(self.vocab_size, dtype=torch.bool) for b in banned]
                 )
                 drawn = sample(logits[need], sampler, generator, seen[need], mask)
-                for i, token in zip(need, drawn.tolist()):
+                scores = torch.log_softmax(logits[need].float(), dim=-1).gather(1, drawn[:, None])[:, 0]
+                for i, token, score in zip(need, drawn.tolist(), scores.tolist()):
                     out[i].sampled += 1
+                    out[i].logprob += score
                     pending[i] = constraints[i].after_sample(token)
             feed: list[int | None] = []
             for i in range(k):

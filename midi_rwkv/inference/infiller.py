@@ -51,6 +51,13 @@ class Candidate:
         return control_error(self.requested, self.realised) + sum(p.control_error for p in self.previous)
 
     @property
+    def mean_logprob(self) -> float:
+        """Of every fill: the model's mean log-probability per sampled token (higher: the model likes it more)."""
+        steps = self.steps
+        sampled = sum(s.generation.sampled for s in steps)
+        return sum(s.generation.logprob for s in steps) / sampled if sampled else float("-inf")
+
+    @property
     def steps(self) -> list[Candidate]:
         """Every fill of the request, in order (this one last)."""
         return [*self.previous, replace(self, previous=[])]
@@ -67,6 +74,19 @@ def _gguf_backend(path: Path, tokenizer: InfillTokenizer, engine: str, threads: 
     backend = GGMLBackend(path, threads=threads)
     check_vocab(path, backend.config, tokenizer.vocab_size)
     return backend
+
+
+RANKINGS = ("controls", "likelihood")
+
+
+def rank(candidates: list[Candidate], by: str) -> list[Candidate]:
+    """Best first: ``controls`` by control error (lowest first), ``likelihood`` by the model's mean log-probability
+    per sampled token (highest first); ties keep their order."""
+    if by == "controls":
+        return sorted(candidates, key=lambda c: c.control_error)
+    if by == "likelihood":
+        return sorted(candidates, key=lambda c: -c.mean_logprob)
+    raise MidiRwkvError(f"unknown ranking '{by}': choose from {', '.join(RANKINGS)}")
 
 
 class Infiller:

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from midi_rwkv.data.corpora import open_corpus
 from midi_rwkv.errors import MidiRwkvError
-from midi_rwkv.inference.infiller import Infiller
+from midi_rwkv.inference.infiller import Infiller, rank
 from midi_rwkv.model.checkpoint import default_tokenizer, resolve_model
 from midi_rwkv.io import atomic_write, atomic_write_json
 from midi_rwkv.metrics.adherence import adherence, density_deltas
@@ -183,8 +183,14 @@ class Evaluation:
             for prompt in tqdm(todo, desc=f"generating {system.name}", unit="prompt", disable=not self.progress):
                 piece = self.piece(prompt)
                 bars = (prompt.start, prompt.end)
+                midi, meta = self._paths(system, prompt)
                 if system.is_reference:
-                    record = self._reference(system.name, piece, prompt, bars)
+                    try:
+                        record = self._reference(system.name, piece, prompt, bars)
+                    except MidiRwkvError as err:  # one piece never stops an evaluation: its reason is reported
+                        atomic_write_json(meta, {"prompt": prompt.to_dict(), "system": system.to_dict(),
+                                                 "skipped": str(err)})
+                        continue
                     score = record.pop("score")
                 else:
                     seed = self.config.seed * 1_000_003 + position[prompt.id]
@@ -196,22 +202,25 @@ class Evaluation:
                         "seconds": round(c.generation.seconds, 3),
                         "tokens": c.generation.sampled,
                         "prompt_tokens": c.generation.prompt_tokens,
+                        "mean_logprob": round(c.mean_logprob, 4),
                         "stopped": c.generation.stopped,
                         "notes_added": c.report.notes_added,
                     }
-                midi, meta = self._paths(system, prompt)
                 atomic_write(midi, score.dump_midi)
                 atomic_write_json(meta, {"prompt": prompt.to_dict(), "system": system.to_dict(), **record})
 
     def _model_candidate(self, infiller: Infiller, system: System, piece: Piece, prompt: Prompt, seed: int):
+        """The system's candidate for the prompt: the best of its ``n`` by its ``rank``."""
         if self.config.mode == "track":
-            return infiller.regenerate_track(piece, prompt.track, None, 1, system.sampler, None, seed)[0]
-        context = self.config.context if system.context is None else system.context
-        return infiller.infill(
-            piece, prompt.track, (prompt.start, prompt.end), None, 1, system.sampler,
-            None if context == "all" else context, self.config.max_tokens, seed,
-            free=system.free, context_tokens=system.context_tokens,
-        )[0]
+            candidates = infiller.regenerate_track(piece, prompt.track, None, system.n, system.sampler, None, seed)
+        else:
+            context = self.config.context if system.context is None else system.context
+            candidates = infiller.infill(
+                piece, prompt.track, (prompt.start, prompt.end), None, system.n, system.sampler,
+                None if context == "all" else context, self.config.max_tokens, seed,
+                free=system.free, context_tokens=system.context_tokens,
+            )
+        return rank(candidates, system.rank)[0]
 
     def _reference(self, name: str, piece: Piece, prompt: Prompt, bars: tuple[int, int]) -> dict:
         score = reference_score(name, piece, prompt.track, bars)
@@ -250,6 +259,8 @@ class Evaluation:
                 if not meta.is_file():
                     continue
                 record = json.loads(meta.read_text())
+                if "skipped" in record:
+                    continue
                 generated = Score(str(midi))
                 values = music_metrics(generated, piece.original, region, self.config.faithful)
                 requested, realised = _controls_from_json(record["requested"]), _controls_from_json(record["realised"])
@@ -264,6 +275,16 @@ class Evaluation:
                     {"prompt": prompt.id, "system": system.name, "metric": k, "value": v} for k, v in values.items()
                 ]
         return rows
+
+    def skipped(self, prompts: list[Prompt]) -> dict[str, str]:
+        """``system/prompt`` -> why that row has no generation (e.g. no bars next to the span to copy)."""
+        out = {}
+        for system in self.systems:
+            for prompt in prompts:
+                meta = self._paths(system, prompt)[1]
+                if meta.is_file() and "skipped" in (record := json.loads(meta.read_text())):
+                    out[f"{system.name}/{prompt.id}"] = record["skipped"]
+        return out
 
     def run(self) -> list[dict]:
         prompts = self.prompts()

@@ -177,9 +177,14 @@ def plots(rows: list[dict], systems: list[str], out: Path) -> list[Path]:
 
 
 def write_report(
-    rows: list[dict], models: list[str], references: list[str], settings: dict, faithful: bool, out: Path
+    rows: list[dict], models: list[str], references: list[str], settings: dict, faithful: bool, out: Path,
+    skipped: dict[str, str] | None = None,
 ) -> Path:
     path = out / "summary.md"
-    atomic_write_text(path, summary(rows, models, references, settings, faithful))
+    text = summary(rows, models, references, settings, faithful)
+    if skipped:
+        text += "\n## Skipped\n\nThese rows have no generation; their prompts leave that system's paired tests.\n\n"
+        text += "".join(f"- {row}: {reason}\n" for row, reason in sorted(skipped.items()))
+    atomic_write_text(path, text)
     plots(rows, models + references, out)
     return path

@@ -36,6 +36,8 @@ class System:
     engine: str = "torch"  # or ggml / ggml-f32 (llama.cpp)
     context: int | str | None = None  # bars of context on each side, or "all"; None: the evaluation's --context
     context_tokens: int | None = None  # at most this many prompt tokens (with context=all: a context-length sweep)
+    n: int = 1  # candidates drawn per prompt; the best one by `rank` is kept (best of n)
+    rank: str = "likelihood"  # likelihood (the model's mean log-prob per token) | controls (control error)
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
 
     @property
@@ -53,7 +55,7 @@ _SAMPLER_KEYS = typing.get_type_hints(SamplerConfig)  # temperature: float, top_
 def parse_system(text: str, default_model: str) -> System:
     """``NAME[:key=value,...]``.
 
-    Keys: model tokenizer state lora free engine context context_tokens temperature top_k top_p epsilon
+    Keys: model tokenizer state lora free engine context context_tokens n rank temperature top_k top_p epsilon
     repetition_penalty.
     """
     name, _, rest = text.partition(":")
@@ -76,6 +78,14 @@ def parse_system(text: str, default_model: str) -> System:
             options["free"] = value.lower() in ("1", "true", "yes")
         elif key in ("model", "tokenizer", "state", "lora"):
             options[key] = value
+        elif key == "n":
+            if not value.isdigit() or not 1 <= int(value) <= 16:
+                raise MidiRwkvError(f"system '{text}': n must be a number of candidates from 1 to 16")
+            options["n"] = int(value)
+        elif key == "rank":
+            if value not in ("likelihood", "controls"):
+                raise MidiRwkvError(f"system '{text}': rank must be likelihood or controls")
+            options["rank"] = value
         elif key in ("context", "context_tokens"):
             if not (value.isdigit() or (key == "context" and value == "all")):
                 unit = "bars, or all" if key == "context" else "tokens"

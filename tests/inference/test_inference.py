@@ -265,3 +265,30 @@ def test_free_flag_refuses_controls(tmp_path, model, tok, capsys):
     tok.save(tmp_path / "tokenizer.json")
     argv = ["infill", str(CHORALE), "--track", "1", "--bars", "2:3", "--free", "--density", "3", "--model", str(path)]
     assert main(argv) == 2 and "--free takes no" in capsys.readouterr().err
+
+
+def test_generation_scores_what_it_sampled_with_the_model_s_own_log_probabilities(model):
+    prompt = torch.randint(0, 663, (20,), generator=torch.Generator().manual_seed(5)).tolist()
+    (g,) = Generator(model).generate(prompt, [Constraint()], SamplerConfig(top_k=50), max_tokens=12, seed=2)
+    with torch.no_grad():  # a second pass, teacher-forced, gives the same sum
+        logits, _ = model(torch.tensor([prompt + g.ids]))
+    logp = torch.log_softmax(logits[0, len(prompt) - 1 : -1].float(), -1)
+    expected = sum(logp[i, t].item() for i, t in enumerate(g.ids))
+    assert g.sampled == 12 and g.logprob == pytest.approx(expected, abs=1e-3)
+    assert g.mean_logprob == pytest.approx(expected / 12, abs=1e-4)
+
+
+def test_rank_orders_by_control_error_or_by_likelihood():
+    from midi_rwkv.inference.generator import Generation
+    from midi_rwkv.inference.infiller import rank
+
+    def candidate(error, logprob):
+        return Candidate(
+            None, None, [BarControls(4)], [BarControls(4 + error)], Generation(sampled=10, logprob=logprob)
+        )
+
+    a, b, c = candidate(3, -5.0), candidate(0, -20.0), candidate(1, -1.0)
+    assert rank([a, b, c], "controls") == [b, c, a]
+    assert rank([a, b, c], "likelihood") == [c, a, b]
+    with pytest.raises(Exception, match="unknown ranking"):
+        rank([a], "loudness")

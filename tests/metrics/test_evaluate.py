@@ -169,3 +169,22 @@ def test_other_track_reference_copies_the_best_match_into_the_register(tok):
     assert abs(sorted(copied)[len(copied) // 2] - sorted(bass)[len(bass) // 2]) <= 6
     for i in range(3):
         assert note_tuples(score.tracks[i]) == note_tuples(piece.original.tracks[i])
+
+
+def test_best_of_n_and_a_reference_that_cannot_be_made_does_not_stop_the_evaluation(setup):
+    root, data, path = setup
+    out = root / "best"
+    # 5 bars of a 9-bar piece: no 5 bars on either side to copy, so every 'copy' row is skipped, with its reason
+    argv = ["evaluate", "--no-progress", "--out", str(out), "--data", f"folder:{data}", "--model", str(path),
+            "--split", "all", "--prompts", "2", "--bars", "5", "--context", "1", "--track", "1", "--max-tokens", "200",
+            "--system", "one", "--system", "best3:n=3,rank=likelihood"]
+    assert main(argv) == 0
+    rows = list(csv.DictReader(open(out / "results.csv")))
+    assert {r["system"] for r in rows} == {"one", "best3", "original"}
+    summary = (out / "summary.md").read_text()
+    assert "## Skipped" in summary and "copy/" in summary and "no 5 bars next to bars" in summary
+    for p in json.loads((out / "prompts.json").read_text())["prompts"]:
+        best = json.loads((out / "generations" / "best3" / f"{p['id']}.json").read_text())
+        assert best["system"]["n"] == 3 and best["system"]["rank"] == "likelihood" and "mean_logprob" in best
+    with pytest.raises(MidiRwkvError, match="n must be"):
+        parse_system("x:n=99", "m.pth")
