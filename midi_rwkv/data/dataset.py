@@ -63,31 +63,41 @@ class StepSampler(Sampler):
 
     Epoch e visits the dataset in a permutation seeded by (seed, e); each example's seed is derived
     from (seed, step, slot). Starting at ``start`` reproduces an uninterrupted run's remaining batches.
+    With ``world`` processes, a step's global batch has ``world * batch_size`` slots and process ``rank``
+    takes its own ``batch_size`` of them, so N processes see exactly the examples one process with an
+    N times larger batch would.
     """
 
-    def __init__(self, size: int, batch_size: int, total_steps: int, start: int = 0, seed: int = 0):
-        if size == 0 or size < batch_size:
-            raise ValueError(f"{size} pieces are fewer than one batch of {batch_size}")
+    def __init__(self, size: int, batch_size: int, total_steps: int, start: int = 0, seed: int = 0, rank: int = 0,
+                 world: int = 1):
+        global_batch = batch_size * world
+        if size == 0 or size < global_batch:
+            raise ValueError(f"{size} pieces are fewer than one batch of {global_batch}")
+        if not 0 <= rank < world:
+            raise ValueError(f"rank {rank} is not in a world of {world}")
         self.size, self.batch_size, self.total, self.start, self.seed = size, batch_size, total_steps, start, seed
-        self.steps_per_epoch = size // batch_size
+        self.rank, self.world = rank, world
+        self.steps_per_epoch = size // global_batch
 
     def __len__(self) -> int:
         return max(0, self.total - self.start)
 
     def __iter__(self) -> Iterator[list[tuple[int, int]]]:
         order, epoch = None, -1
+        global_batch = self.batch_size * self.world
+        mine = range(self.rank * self.batch_size, (self.rank + 1) * self.batch_size)
         for step in range(self.start, self.total):
             if step // self.steps_per_epoch != epoch:
                 epoch = step // self.steps_per_epoch
                 order = torch.randperm(
                     self.size, generator=torch.Generator().manual_seed(self.seed * 100003 + epoch)
                 ).tolist()
-            first = (step % self.steps_per_epoch) * self.batch_size
-            yield [(order[first + slot], hash((self.seed, step, slot)) & 0x7FFFFFFF) for slot in range(self.batch_size)]
+            first = (step % self.steps_per_epoch) * global_batch
+            yield [(order[first + slot], hash((self.seed, step, slot)) & 0x7FFFFFFF) for slot in mine]
 
 
 class Collator:
-    """Right-pads a batch to its longest sequence (PAD inputs, -100 labels).
+    """Right-pads a batch to its longest sequence (PAD inputs, -100 labels; ``mask`` marks the real positions).
 
     It never truncates: a sequence longer than ``max_len`` is an error (the example builder keeps
     the section, ``FillBar_End`` included, within the limit). Examples that could not be built
@@ -111,10 +121,12 @@ class Collator:
             )
         inputs = torch.full((len(items), longest), self.pad_id, dtype=torch.long)
         labels = torch.full((len(items), longest), IGNORE, dtype=torch.long)
+        mask = torch.zeros((len(items), longest), dtype=torch.bool)  # real positions (not padding)
         for row, b in enumerate(items):
             inputs[row, : len(b["input_ids"])] = torch.tensor(b["input_ids"])
+            mask[row, : len(b["input_ids"])] = True
             labels[row, : len(b["labels"])] = torch.tensor(b["labels"])
-        return {"input_ids": inputs, "labels": labels, "dropped": dropped}
+        return {"input_ids": inputs, "labels": labels, "mask": mask, "dropped": dropped}
 
 
 def example_loader(
@@ -128,10 +140,13 @@ def example_loader(
     start: int = 0,
     seed: int = 0,
     workers: int = 0,
+    rank: int = 0,
+    world: int = 1,
 ) -> DataLoader:
-    """Batches of random examples for steps ``start .. steps - 1`` (see :class:`StepSampler`)."""
+    """Batches of random examples for steps ``start .. steps - 1``; ``rank`` of ``world`` processes takes its share
+    of each step's global batch (see :class:`StepSampler`)."""
     data = InfillDataset(corpus, indices, tokenizer, examples)
-    sampler = StepSampler(len(data), min(batch, len(data)), steps, start, seed)
+    sampler = StepSampler(len(data), min(batch, len(data) // world), steps, start, seed, rank, world)
     return DataLoader(
         data, batch_sampler=sampler, collate_fn=Collator(ctx_len), num_workers=workers, persistent_workers=workers > 0
     )

@@ -79,6 +79,10 @@ class TimeMix(nn.Module):
             nn.Parameter(torch.zeros(C, config.mv_lora)),
             nn.Parameter(torch.zeros(config.mv_lora, C)),
         )
+        if layer_id == 0:  # layer 0 makes v_first and mixes nothing in: kept for RWKV-LM's key set, never trained
+            # (and DDP, which needs every trainable parameter to get a gradient, can then run without searching)
+            for p in (self.v0, self.v1, self.v2):
+                p.requires_grad_(False)
         self.g1, self.g2 = (
             nn.Parameter(torch.zeros(C, config.gate_lora)),
             nn.Parameter(torch.zeros(config.gate_lora, C)),

@@ -49,21 +49,24 @@ def lr_multiplier(step: int, config: OptimConfig) -> float:
 
 
 class L2Wrap(torch.autograd.Function):
-    """Returns ``loss`` unchanged; its backward adds 1e-4 / (B*T) * max_logit at each position's argmax,
-    which keeps logits from growing without bound (RWKV-LM)."""
+    """Returns ``loss`` unchanged; its backward adds ``weight * max_logit`` at each position's argmax, which keeps
+    logits from growing without bound (RWKV-LM). ``weight`` [B, T] defaults to 1e-4 / (B*T) everywhere;
+    training passes 1e-4 / (real positions) on real positions and 0 on padding (which RWKV-LM never has)."""
 
     @staticmethod
-    def forward(ctx, loss, logits):
-        ctx.save_for_backward(logits)
+    def forward(ctx, loss, logits, weight=None):
+        ctx.save_for_backward(logits, weight if weight is not None else torch.tensor([]))
+        ctx.has_weight = weight is not None
         return loss
 
     @staticmethod
     def backward(ctx, grad_output):
-        (logits,) = ctx.saved_tensors
-        factor = 1e-4 / (logits.shape[0] * logits.shape[1])
+        logits, weight = ctx.saved_tensors
+        if not ctx.has_weight:
+            weight = torch.full(logits.shape[:2], 1e-4 / (logits.shape[0] * logits.shape[1]), device=logits.device)
         top, index = logits.max(dim=-1, keepdim=True)
-        extra = torch.zeros_like(logits).scatter_(-1, index, top * factor)
-        return grad_output, extra
+        extra = torch.zeros_like(logits).scatter_(-1, index, top * weight[..., None].to(top.dtype))
+        return grad_output, extra, None
 
 
 def param_groups(model: RWKV7, config: OptimConfig) -> list[dict]:
@@ -96,16 +99,36 @@ class RWKVLightning(L.LightningModule):
         self._last_time: float | None = None
         self.dropped_examples = 0  # examples the collator could not build (summed from every batch)
 
+    def _loss(self, logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor | None
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """(the loss to differentiate, the loss to report, L2Wrap's weights): the mean over every learned token,
+        and the L2Wrap term spread over every real position, of the step's global batch. With several processes,
+        each scales its share by world / global count, so that the gradients DDP averages are those of one
+        process holding the whole batch."""
+        world = self.trainer.world_size if self._trainer is not None else 1
+        reduce = self.trainer.strategy.reduce if world > 1 else (lambda x, reduce_op: x)
+        weight = None
+        if mask is not None:
+            weight = mask.float() * (1e-4 * world / reduce(mask.sum().float(), reduce_op="sum"))
+        if world == 1:
+            loss = lm_loss(logits, labels)
+            return loss, loss, weight
+        ce = F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), ignore_index=IGNORE, reduction="sum")
+        tokens = reduce((labels != IGNORE).sum().float(), reduce_op="sum")
+        total = reduce(ce.detach(), reduce_op="sum")
+        return ce * world / tokens, total / tokens, weight
+
     def training_step(self, batch, batch_idx):
         self.dropped_examples += int(batch.get("dropped", 0))
         logits, _ = self.model(batch["input_ids"])
-        loss = L2Wrap.apply(lm_loss(logits, batch["labels"]), logits)
+        loss, reported, weight = self._loss(logits, batch["labels"], batch.get("mask"))
+        loss = L2Wrap.apply(loss, logits, weight)
         tokens = int((batch["labels"] != IGNORE).sum())
         now = time.perf_counter()
         if self._last_time is not None:
             self.log("tok_s", batch["input_ids"].numel() / (now - self._last_time), prog_bar=True, on_step=True)
         self._last_time = now
-        self.log("train_loss", loss, prog_bar=True, on_step=True)
+        self.log("train_loss", reported, prog_bar=True, on_step=True)
         self.log("lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=True)
         self.log("tokens", float(tokens), on_step=True, reduce_fx="sum")
         return loss

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from dataclasses import asdict
 from pathlib import Path
@@ -116,22 +117,16 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True, stop
 
     examples = ExampleConfig(**({"max_len": config.ctx_len + 1} | config.examples))  # inputs are ids[:-1]
     ckpt_path, start = last_checkpoint(ckpt_dir) if resume else (None, 0)
-    batch = min(config.batch_size, len(train_ids))
-    train_loader = example_loader(
-        corpus, train_ids, tokenizer, examples, config.ctx_len, batch, config.steps, start, config.seed, config.workers
-    )
-    val_loader = example_loader(
-        corpus,
-        val_ids,
-        tokenizer,
-        examples,
-        config.ctx_len,
-        batch,
-        config.val_batches,
-        0,
-        config.seed + 1,
-        config.workers,
-    )
+    # Every process builds its own loader and takes its rank's share of each step's global batch (Lightning's launcher
+    # sets these variables in the processes it starts); validation runs the same batches everywhere.
+    world = config.devices * config.nodes
+    rank = int(os.environ.get("NODE_RANK", 0)) * config.devices + int(os.environ.get("LOCAL_RANK", 0))
+    batch = min(config.batch_size, len(train_ids) // world)
+    train_loader = example_loader(corpus, train_ids, tokenizer, examples, config.ctx_len, batch, config.steps, start,
+                                  config.seed, config.workers, rank, world)
+    val_batch = min(config.batch_size * world, len(val_ids))  # the global batch, whole, in every process
+    val_loader = example_loader(corpus, val_ids, tokenizer, examples, config.ctx_len, val_batch, config.val_batches, 0,
+                                config.seed + 1, config.workers)
 
     architecture = model_config(config.preset, config.ctx_len, tokenizer)
     model = (
@@ -168,6 +163,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True, stop
         enable_progress_bar=progress,
         enable_model_summary=False,
         deterministic=False,
+        use_distributed_sampler=False,  # the step sampler shards the global batch itself
     )
     trainer.fit(module, train_loader, val_loader, ckpt_path=str(ckpt_path) if ckpt_path else None, weights_only=True)
     if module.dropped_examples:

@@ -30,7 +30,9 @@ def test_param_groups_follow_the_paper():
     assert all(p.dim() == 2 for p in decay["params"]) and decay["weight_decay"] == 0.1
     assert "emb.weight" in {names[id(p)] for p in decay["params"]}
     assert not any(names[id(p)].endswith(("w1", "ln_x.weight")) for p in decay["params"])  # LoRA-like mats: no decay
-    assert sum(len(g["params"]) for g in (decay, double, plain)) == len(list(model.parameters()))
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert sum(len(g["params"]) for g in (decay, double, plain)) == len(trainable)
+    assert set(names.values()) - set(trainable) == {"blocks.0.att.v0", "blocks.0.att.v1", "blocks.0.att.v2"}
 
 
 def test_l2wrap_adds_gradient_only_at_the_argmax():
