@@ -19,18 +19,9 @@ from torch import Tensor
 
 from midi_rwkv.inference.generator import Constraint
 from midi_rwkv.tokenizer.codec import Codec
+from midi_rwkv.tokenizer.mmm import SPECIAL_TOKENS
 
-_BODY_FORBIDDEN = (
-    "PAD_None",
-    "BOS_None",
-    "EOS_None",
-    "Infill_Bar",
-    "Infill_Track",
-    "FillBar_Start",
-    "FillBar_End",
-    "Track_Start",
-    "Track_End",
-)
+_BODY_FORBIDDEN = tuple(SPECIAL_TOKENS)  # no special token can occur inside a bar body
 
 
 @dataclass
