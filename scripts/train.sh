@@ -27,6 +27,7 @@ STEPS=${STEPS:-1000}                           # optimiser steps in the whole ru
 VAL_EVERY=${VAL_EVERY:-200}                    # validate every N steps
 CKPT_EVERY=${CKPT_EVERY:-500}                  # checkpoint every N steps (all kept)
 ACCELERATOR=${ACCELERATOR:-auto}               # auto | cpu | gpu
+PRECISION=${PRECISION:-auto}                   # auto (bf16-mixed on GPUs and on CPUs with native bf16) | 32-true | bf16-mixed
 DEVICES=${DEVICES:-1}                          # devices per node
 NODES=${NODES:-1}                              # nodes
 STRATEGY=${STRATEGY:-auto}                     # auto | ddp | deepspeed_stage_2
@@ -57,7 +58,7 @@ resume_args=()
 [[ "$RESUME" == 1 ]] && resume_args=(--resume)
 midi-rwkv train "${data_args[@]}" --out "$OUT" --tokenizer "$TOKENIZER" --preset "$PRESET" \
   --ctx-len "$CTX_LEN" --batch-size "$BATCH" --steps "$STEPS" --lr-init "$LR" --lr-final "$LR_FINAL" \
-  --warmup-steps "$WARMUP" --val-every "$VAL_EVERY" --ckpt-every "$CKPT_EVERY" --accelerator "$ACCELERATOR" \
+  --warmup-steps "$WARMUP" --val-every "$VAL_EVERY" --ckpt-every "$CKPT_EVERY" --accelerator "$ACCELERATOR" --precision "$PRECISION" \
   --devices "$DEVICES" --nodes "$NODES" --strategy "$STRATEGY" --workers "$WORKERS" "${resume_args[@]}"
 
 banner "4/4 export"

@@ -62,6 +62,21 @@ def _strategy(name: str):
     return name
 
 
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (otherwise bf16 autocast is emulated and slower)."""
+    try:
+        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
+    except (OSError, StopIteration):
+        return False
+    return "avx512_bf16" in flags.split() or "amx_bf16" in flags.split()
+
+
+def _precision(requested: str, gpu: bool) -> str:
+    if requested != "auto":
+        return requested
+    return "bf16-mixed" if gpu or cpu_has_bf16() else "32-true"
+
+
 def model_config(preset: str, ctx_len: int, tokenizer: InfillTokenizer) -> RWKVConfig:
     """The architecture a run trains: its preset, sized to the tokenizer, with the run's context length."""
     config = PRESETS[preset](vocab_size=tokenizer.vocab_size)
@@ -145,7 +160,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True, stop
         devices=config.devices,
         num_nodes=config.nodes,
         strategy=_strategy(config.strategy),
-        precision="bf16-mixed" if gpu else "32-true",
+        precision=_precision(config.precision, gpu),
         max_steps=stop_after or config.steps,
         max_epochs=-1,
         gradient_clip_val=config.grad_clip if not config.strategy.startswith("deepspeed") else None,
