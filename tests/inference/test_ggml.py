@@ -284,3 +284,20 @@ def test_export_command_and_a_gguf_model(tmp_path, model, tok, capsys):
         == 2
     )
     assert "vocabulary of 700 tokens but the tokenizer has 663" in capsys.readouterr().err
+
+
+@needs_llama
+def test_whole_and_new_tracks_on_the_ggml_engine_match_pytorch(tmp_path, model, tok, gguf_files):
+    from midi_rwkv.inference.ggml.backend import GGMLBackend
+    from midi_rwkv.inference.requests import NewTrack
+
+    piece = tok.prepare(CHORALE)
+    torch_infiller = Infiller(Generator(model), tok)
+    ggml_infiller = Infiller(Generator(GGMLBackend(gguf_files["f32"])), tok)
+    for run in (lambda i: i.regenerate_track(piece, 2, n=2, sampler=GREEDY, max_tokens=400),
+                lambda i: i.add_track(piece, NewTrack(program=33), n=1, sampler=GREEDY, max_tokens=400)):
+        want, got = run(torch_infiller), run(ggml_infiller)
+        assert [c.generation.ids for c in got] == [c.generation.ids for c in want]
+        assert [[note_tuples(t) for t in c.score.tracks] for c in got] == [
+            [note_tuples(t) for t in c.score.tracks] for c in want]
+        assert all(c.generation.stopped == "done" for c in got) or all(c.generation.stopped != "done" for c in want)
