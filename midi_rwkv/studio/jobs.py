@@ -11,12 +11,12 @@ from dataclasses import dataclass, field
 
 from midi_rwkv.errors import MidiRwkvError
 from midi_rwkv.inference.infiller import Infiller
-from midi_rwkv.inference.requests import ControlRequest
+from midi_rwkv.inference.requests import ControlRequest, NewTrack
 from midi_rwkv.inference.sampler import SamplerConfig
 from midi_rwkv.studio.session import Song, new_id
 
 JOB_SECONDS = 120.0  # a job stops starting new candidates after this long
-MAX_TOKENS = 1500  # per candidate: bounds the time one candidate can take
+MAX_TOKENS = 1500  # per bar candidate: bounds its time (a whole track gets 2000 + 160 per bar)
 
 
 @dataclass
@@ -31,6 +31,9 @@ class Request:
     free: bool
     style: str | None
     seed: int
+    mode: str = "bars"  # bars | track (the whole track again) | new (a new track)
+    program: int = 0  # the new track's General MIDI program
+    drums: bool = False  # the new track is drums
 
 
 @dataclass
@@ -80,10 +83,9 @@ class Jobs:
                     with job.song.lock:
                         piece = job.song.piece()
                     seed = r.seed + i
-                    (c,) = infiller.infill(piece, r.track, r.bars, None if r.free else r.controls, 1, r.sampler,
-                                           max_tokens=MAX_TOKENS, seed=seed, free=r.free)
+                    c = _candidate(infiller, piece, r, seed)
                     with job.song.lock:
-                        job.candidates.append(job.song.keep(c, seed, r.track, r.bars))
+                        job.candidates.append(job.song.keep(c, seed, r))
                 job.status = "done"
             except MidiRwkvError as err:
                 job.status, job.error = "error", str(err)
@@ -93,6 +95,15 @@ class Jobs:
 
     def get(self, job_id: str) -> Job | None:
         return self.jobs.get(job_id)
+
+
+def _candidate(infiller: Infiller, piece, r: Request, seed: int):
+    if r.mode == "track":
+        return infiller.regenerate_track(piece, r.track, r.controls, 1, r.sampler, seed=seed)[0]
+    if r.mode == "new":
+        return infiller.add_track(piece, NewTrack(r.program, r.drums, r.controls), 1, r.sampler, seed=seed)[0]
+    return infiller.infill(piece, r.track, r.bars, None if r.free else r.controls, 1, r.sampler,
+                           max_tokens=MAX_TOKENS, seed=seed, free=r.free)[0]
 
 
 def random_seed() -> int:

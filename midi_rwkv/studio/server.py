@@ -32,7 +32,8 @@ STATIC = Path(__file__).parent / "static"
 MAX_UPLOAD = 8 * 2**20  # bytes
 MAX_SONGS = 16
 MAX_CANDIDATES = 8
-MAX_BARS = 32
+MAX_BARS = 32  # per bar request (whole and new tracks cover the piece)
+MODES = ("bars", "track", "new")
 HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'",
     "X-Content-Type-Options": "nosniff",
@@ -129,12 +130,21 @@ def _int(data: dict, key: str, low: int, high: int, default=None) -> int:
     return value
 
 
-def parse_generate(data: dict, song: Song, styles: dict[str, Path]) -> Request:
-    """A Generate request from the page, checked against the song and the studio's limits."""
+def _target(data: dict, song: Song) -> tuple[str, int, tuple[int, int], int, bool]:
+    """(mode, track, bars, program, drums) of a Generate request: bars of a track, a whole track, or a new track."""
     piece = song.piece()
+    mode = data.get("mode", "bars")
+    if mode not in MODES:
+        raise StudioError(f"'mode' must be one of {', '.join(MODES)}")
+    if mode == "new":
+        program = _int(data, "program", 0, 127, 0)
+        return mode, len(song.score.tracks), (0, piece.num_bars), program, data.get("drums", False) is True
     track = _int(data, "track", 0, len(song.score.tracks) - 1)
     if track not in piece.track_ids:
         raise StudioError(f"track {track} has no notes the model can read")
+    original = song.score.tracks[track]
+    if mode == "track":
+        return mode, track, (0, piece.num_bars), original.program, original.is_drum
     bars = data.get("bars")
     if not (isinstance(bars, list) and len(bars) == 2 and all(isinstance(b, int) and not isinstance(b, bool)
                                                               for b in bars)):
@@ -144,15 +154,23 @@ def parse_generate(data: dict, song: Song, styles: dict[str, Path]) -> Request:
         raise StudioError(f"bars {start + 1}-{end} are outside the piece, which has {piece.num_bars} bars")
     if end - start > MAX_BARS:
         raise StudioError(f"at most {MAX_BARS} bars at a time")
+    return mode, track, (start, end), original.program, original.is_drum
+
+
+def parse_generate(data: dict, song: Song, styles: dict[str, Path]) -> Request:
+    """A Generate request from the page, checked against the song and the studio's limits."""
+    mode, track, (start, end), program, drums = _target(data, song)
     temperature = data.get("temperature", 1.0)
     if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not 0 <= temperature <= 2:
         raise StudioError("'temperature' must be from 0 to 2")
     controls = ControlRequest()
     if data.get("density") is not None:
         density = data["density"]
-        if not (isinstance(density, list) and len(density) in (1, end - start)
+        allowed = (1, end - start) if mode == "bars" else (1, 2)
+        if not (isinstance(density, list) and len(density) in allowed
                 and all(isinstance(d, int) and 0 <= d <= DENSITY_MAX for d in density)):
-            raise StudioError(f"'density' takes one value, or one per bar, from 0 to {DENSITY_MAX}")
+            what = "one value, or one per bar" if mode == "bars" else "one value, or [low, high] notes per bar"
+            raise StudioError(f"'density' takes {what}, from 0 to {DENSITY_MAX}")
         controls.density = density
     if data.get("polyphony") is not None:
         poly = data["polyphony"]
@@ -171,10 +189,12 @@ def parse_generate(data: dict, song: Song, styles: dict[str, Path]) -> Request:
     seed = data.get("seed")
     seed = random_seed() if seed is None else _int(data, "seed", 0, 2**31 - 1)
     free = data.get("free", False) is True
-    if free and controls != ControlRequest():
-        raise StudioError("free generation takes no controls")
+    if free and (controls != ControlRequest() or mode != "bars"):
+        raise StudioError("free generation takes no controls, and is for bars of a track")
+    if drums and (controls.polyphony or controls.durations):
+        raise StudioError("a drum track takes note density only (no polyphony or durations)")
     return Request(track, (start, end), _int(data, "n", 1, MAX_CANDIDATES, 4), SamplerConfig(temperature=temperature),
-                   controls, free, style, seed)
+                   controls, free, style, seed, mode, program, drums)
 
 
 def build_app(studio: Studio) -> Starlette:

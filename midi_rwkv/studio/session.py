@@ -7,7 +7,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from symusic import Note, Score
+from symusic import Note, Score, Track
 
 from midi_rwkv.errors import MidiRwkvError
 from midi_rwkv.inference.infiller import Candidate
@@ -39,10 +39,13 @@ class Take:
 
     id: str
     seed: int
-    track: int
+    track: int  # for a new track: the index it takes
     bars: tuple[int, int]
     notes: list[tuple[int, int, int, int]]  # time, duration, pitch, velocity
     view: dict
+    mode: str = "bars"  # bars | track | new
+    program: int = 0
+    is_drum: bool = False
 
 
 @dataclass
@@ -73,23 +76,26 @@ class Song:
             self._piece = (self.position, self.tokenizer.prepare(self.score, self.name))
         return self._piece[1]
 
-    def keep(self, candidate: Candidate, seed: int, track: int, bars: tuple[int, int]) -> dict:
-        """Store a candidate's notes for the span and return its view."""
+    def keep(self, candidate: Candidate, seed: int, request) -> dict:
+        """Store a candidate's notes for what it wrote (the span, the whole track, or the new track); its view."""
         piece = self.piece()
+        track, bars = request.track, request.bars
         start, end = piece.bars[bars[0]].start, piece.bars[bars[1] - 1].end
         notes = [(n.time, n.duration, n.pitch, n.velocity) for n in candidate.score.tracks[track].notes
                  if start <= n.time < end]
         tpq = self.score.ticks_per_quarter
         take_id = new_id()
         view = {
-            "id": take_id, "seed": seed, "track": track, "bars": list(bars),
+            "id": take_id, "seed": seed, "mode": request.mode, "track": track, "bars": list(bars),
+            "program": request.program, "is_drum": request.drums,
             "notes": [[t / tpq, d / tpq, p, v] for t, d, p, v in notes],
             "requested": [describe_controls(c) for c in candidate.requested],
             "realised": [describe_controls(c) for c in candidate.realised],
             "control_error": candidate.control_error, "stopped": candidate.generation.stopped,
             "seconds": round(candidate.generation.seconds, 3),
         }
-        self.takes[take_id] = Take(take_id, seed, track, bars, notes, view)
+        self.takes[take_id] = Take(take_id, seed, track, bars, notes, view, request.mode, request.program,
+                                   request.drums)
         return view
 
     def accept(self, take_id: str) -> None:
@@ -98,13 +104,21 @@ class Song:
         if take is None:
             raise StudioError("no such candidate (it may belong to another song)", 404)
         piece = self.piece()
-        start, end = piece.bars[take.bars[0]].start, piece.bars[take.bars[1] - 1].end
         score = self.score.copy()
-        track = score.tracks[take.track]
+        if take.mode == "new":  # a new track under the others, whatever was accepted since
+            track = Track(name="Drums" if take.is_drum else f"Program {take.program}", program=take.program,
+                          is_drum=take.is_drum)
+            score.tracks.append(track)
+            start, end = 0, 0
+            label = f"new {'drum track' if take.is_drum else f'track, program {take.program}'} (seed {take.seed})"
+        else:
+            track = score.tracks[take.track]
+            start, end = piece.bars[take.bars[0]].start, piece.bars[take.bars[1] - 1].end
+            where = "whole" if take.mode == "track" else f"bars {take.bars[0] + 1}-{take.bars[1]}"
+            label = f"track {take.track}, {where} (seed {take.seed})"
         track.notes.filter(lambda n: not start <= n.time < end, inplace=True)
         track.notes.extend([Note(*note) for note in take.notes])
         track.notes.sort(key=lambda n: (n.time, n.pitch), inplace=True)
-        label = f"track {take.track}, bars {take.bars[0] + 1}-{take.bars[1]} (seed {take.seed})"
         del self.versions[self.position + 1 :]  # a new branch: what was undone is gone
         self.versions.append(Version(score, label))
         self.position += 1

@@ -194,3 +194,38 @@ def test_style_presets_from_the_launch_folder(model_path, tiny_model, tmp_path):
         assert views[name]["status"] == "done"
     assert studio.infiller("folk").generator.backend.initial_state is not None  # the style starts every prompt
     assert studio.infiller(None).generator.backend.initial_state is None
+
+
+@pytest.mark.parametrize("body, label", [
+    ({"mode": "track", "track": 3}, "track 3, whole (seed 2)"),
+    ({"mode": "new", "program": 33}, "new track, program 33 (seed 2)"),
+    ({"mode": "new", "drums": True, "density": [6, 10]}, "new drum track (seed 2)"),
+], ids=["whole-track", "new-track", "new-drums"])
+def test_whole_and_new_tracks_from_the_page(client, studio, body, label):
+    song = open_song(client, studio).json()
+    job = client.post(f"/api/songs/{song['id']}/generate", json=body | {"n": 1, "seed": 2},
+                      headers=auth(studio)).json()["job"]
+    view = wait(client, studio, job)
+    assert view["status"] == "done", view
+    (take,) = view["candidates"]
+    assert take["mode"] == body["mode"] and take["bars"] == [0, len(song["bars"])]
+    after = client.post(f"/api/songs/{song['id']}/accept", json={"candidate": take["id"]}, headers=auth(studio)).json()
+    assert after["history"][-1]["label"] == label
+    tracks = after["tracks"]
+    if body["mode"] == "new":
+        assert len(tracks) == 5 and tracks[4]["is_drum"] == body.get("drums", False)
+        assert sorted(map(tuple, tracks[4]["notes"])) == sorted(map(tuple, take["notes"]))
+    else:
+        assert len(tracks) == 4 and sorted(map(tuple, tracks[3]["notes"])) == sorted(map(tuple, take["notes"]))
+    for i in range(4 if body["mode"] == "new" else 3):  # every other track unchanged
+        assert tracks[i]["notes"] == song["tracks"][i]["notes"]
+
+
+def test_whole_and_new_track_requests_are_checked(client, studio):
+    song = open_song(client, studio).json()["id"]
+    for body, message in [({"mode": "solo"}, "'mode' must be"), ({"mode": "new", "program": 300}, "'program'"),
+                          ({"mode": "track", "track": 0, "density": [1, 2, 3]}, "[low, high]"),
+                          ({"mode": "new", "drums": True, "polyphony": [1, 2]}, "note density only"),
+                          ({"mode": "track", "track": 0, "free": True}, "free generation")]:
+        answer = client.post(f"/api/songs/{song}/generate", json=body, headers=auth(studio))
+        assert answer.status_code == 400 and message in answer.json()["error"], (body, answer.json())
