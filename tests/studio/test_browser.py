@@ -166,3 +166,62 @@ def test_a_corrupt_file_gets_a_message_in_the_page(server, browser, tmp_path):
     message = wait_for(browser, "document.getElementById('error').textContent.trim()")
     assert "not a readable MIDI file" in message and "Traceback" not in message
     assert Path(CHORALE).read_bytes() == CHORALE.read_bytes()  # the user's file is untouched
+
+
+def test_a_new_bass_part_and_a_whole_track_again(server, browser):
+    from selenium.webdriver.common.by import By
+
+    base, studio, _ = server
+    song = studio.add_song(CHORALE.read_bytes(), CHORALE.name)  # a song of its own: version 1 whatever ran before
+    browser.get(f"{base}/?token={studio.token}&song={song.id}")
+    wait_for(browser, "window.studio && window.studio.song && window.studio.song.tracks.length === 4")
+    before = browser.execute_script("return window.studio.song.tracks")
+
+    def same(notes):
+        return sorted((round(s, 4), round(d, 4), p, v) for s, d, p, v in notes)
+
+    # a new track: an electric bass (finger), program 33, under the four voices
+    browser.find_element(By.CSS_SELECTOR, "#mode input[value=new]").click()
+    assert browser.execute_script("return window.studio.mode") == "new"
+    assert not browser.find_element(By.ID, "bar-start").is_displayed()
+    assert browser.find_element(By.ID, "new-program").get_attribute("value") == "33"  # the default
+    set_value(browser, "new-program", 33)
+    assert not browser.find_element(By.ID, "new-drums").is_selected()
+    set_value(browser, "k", 1)
+    browser.find_element(By.ID, "generate").click()
+    wait_for(browser, "document.querySelectorAll('#candidates .candidate').length === 1", timeout=120)
+    (candidate,) = browser.execute_script("return window.studio.candidates")
+    assert (candidate["mode"], candidate["track"], candidate["program"], candidate["is_drum"]) == ("new", 4, 33, False)
+    item = browser.find_element(By.CSS_SELECTOR, "#candidates .candidate")
+    assert "new track" in item.text.lower()
+
+    # it plays with the other tracks, then joins the song as a fifth track
+    item.find_element(By.CSS_SELECTOR, ".play").click()
+    wait_for(browser, "window.studio.scheduledNotes > 0", timeout=20)
+    browser.find_element(By.ID, "stop").click()
+    item.find_element(By.CSS_SELECTOR, ".accept").click()
+    wait_for(browser, "window.studio.song.version === 2 && window.studio.song.tracks.length === 5")
+    added = browser.execute_script("return window.studio.song.tracks")
+    assert added[4]["program"] == 33 and not added[4]["is_drum"]
+    assert same(added[4]["notes"]) == same(candidate["notes"])
+    for i in range(4):
+        assert same(added[i]["notes"]) == same(before[i]["notes"])
+
+    # the whole of track 1 written again: the bar fields are off, the other tracks stay
+    browser.find_element(By.CSS_SELECTOR, "#mode input[value=track]").click()
+    assert not browser.find_element(By.ID, "bar-start").is_enabled()
+    set_value(browser, "track-select", 1)
+    browser.find_element(By.ID, "generate").click()
+    wait_for(browser, "window.studio.candidates.length === 1 && window.studio.candidates[0].mode === 'track'"
+                      " && window.studio.job.status === 'done'", timeout=120)
+    (again,) = browser.execute_script("return window.studio.candidates")
+    assert again["track"] == 1 and again["bars"] == [0, len(browser.execute_script("return window.studio.song.bars"))]
+    browser.find_element(By.CSS_SELECTOR, "#candidates .candidate .accept").click()
+    wait_for(browser, "window.studio.song.version === 3")
+    after = browser.execute_script("return window.studio.song.tracks")
+    assert len(after) == 5
+    for i in (0, 2, 3):
+        assert same(after[i]["notes"]) == same(before[i]["notes"])
+    assert same(after[4]["notes"]) == same(added[4]["notes"])
+    assert same(after[1]["notes"]) == same(again["notes"])
+    assert not browser.find_element(By.ID, "error").text.strip()

@@ -1,14 +1,17 @@
 // The studio page: wires the piano roll, the controls, the candidate list and playback to the API.
 // Bars are 0-based internally (as in the API) with an exclusive end; the page shows them from 1, inclusive.
+// Three things can be written ("What to write", state.mode): bars of a track, a whole track again, or a new track.
 
 import { api, token } from "./api.js";
-import { instrumentName } from "./gm.js";
+import { GM_FAMILIES, GM_PROGRAMS, instrumentName } from "./gm.js";
 import { Player } from "./player.js";
 import { MAX_BARS, PianoRoll } from "./roll.js";
 
 const POLL_MS = 150;
 const CONTEXT_BARS = 2;
 const DENSITY_MAX = 18;
+const WHOLE_PLAY_BARS = 8; // a whole or new track plays from the first bar in view, for up to this many bars
+const DEFAULT_PROGRAM = 33; // Electric Bass (finger)
 
 const $ = (selector) => document.querySelector(selector);
 const el = {
@@ -19,6 +22,15 @@ const el = {
   fileInput: $("#file-input"),
   songName: $("#song-name"),
   songVersion: $("#song-version"),
+  modes: [...document.querySelectorAll("#mode input[name=mode]")],
+  modeNote: $("#mode-note"),
+  trackRow: $("#track-row"),
+  barsRow: $("#bars-row"),
+  newFields: $("#new-fields"),
+  newProgram: $("#new-program"),
+  newDrums: $("#new-drums"),
+  rollHint: $("#roll-hint"),
+  densityHint: $("#density-hint"),
   trackSelect: $("#track-select"),
   barStart: $("#bar-start"),
   barEnd: $("#bar-end"),
@@ -56,6 +68,7 @@ const el = {
 
 const state = {
   song: null,
+  mode: "bars", // what to write: "bars" | "track" | "new"
   selection: null, // {track, start, end}
   candidates: [], // in arrival order
   selectedCandidate: null, // id
@@ -89,6 +102,9 @@ window.studio = Object.freeze({
   },
   get job() {
     return state.job;
+  },
+  get mode() {
+    return state.mode;
   },
   get playing() {
     return player.playing;
@@ -164,7 +180,6 @@ function setSong(view, { fresh = false } = {}) {
   el.redo.disabled = !view.can_redo;
   el.export.disabled = false;
   for (const id of ["#zoom-in", "#zoom-out", "#zoom-fit"]) $(id).disabled = false;
-  for (const input of [el.trackSelect, el.barStart, el.barEnd]) input.disabled = false;
   const bars = view.bars.length;
   el.barStart.max = String(bars);
   el.barEnd.max = String(bars);
@@ -174,8 +189,7 @@ function setSong(view, { fresh = false } = {}) {
   const start = previous ? previous.start : 0;
   const end = previous ? previous.end : Math.min(bars, 4);
   setSelection({ track, start, end }, { final: true, scroll: fresh });
-  renderCandidates();
-  updateButtons();
+  renderMode();
 }
 
 function firstEditableTrack() {
@@ -249,12 +263,9 @@ function setSelection(selection, { fromRoll = false, final = true, scroll = fals
   const changed = JSON.stringify(sel) !== JSON.stringify(state.selection);
   state.selection = sel;
   el.trackSelect.value = String(sel.track);
-  if (document.activeElement !== el.barStart || fromRoll) el.barStart.value = String(sel.start + 1);
-  if (document.activeElement !== el.barEnd || fromRoll) el.barEnd.value = String(sel.end);
-  el.barStart.classList.remove("invalid");
-  el.barEnd.classList.remove("invalid");
-  roll.setSelection(sel);
-  if (scroll) roll.showBars(sel.start, sel.end);
+  renderBarFields(fromRoll);
+  renderRoll();
+  if (scroll && state.mode === "bars") roll.showBars(sel.start, sel.end);
   renderSummary();
   if (changed && final) updateControlsForTrack();
   updateButtons();
@@ -268,11 +279,166 @@ function renderSummary() {
   }
   const t = state.song.tracks[sel.track];
   const name = t ? (t.name && t.name.trim()) || `Track ${sel.track + 1}` : "";
+  const count = state.song.bars.length;
   const bars = sel.end - sel.start === 1 ? `bar ${sel.start + 1}` : `bars ${sel.start + 1}–${sel.end}`;
   el.summary.replaceChildren();
   const strong = document.createElement("strong");
-  strong.textContent = `${name}, ${bars}`;
-  el.summary.append("Selected: ", strong, ` of ${state.song.bars.length}`);
+  if (state.mode === "bars") {
+    strong.textContent = `${name}, ${bars}`;
+    el.summary.append("Selected: ", strong, ` of ${count}`);
+  } else if (state.mode === "track") {
+    strong.textContent = name;
+    el.summary.append("Whole track: ", strong, `, bars 1–${count}`);
+  } else {
+    strong.textContent = newTrackName();
+    el.summary.append("New track: ", strong, `, bars 1–${count}`);
+  }
+}
+
+/** The bar fields: the selection in bars mode; the whole piece (read only) when a whole track is written. */
+function renderBarFields(force = false) {
+  const sel = state.selection;
+  if (!state.song || !sel) return;
+  if (state.mode === "bars") {
+    if (document.activeElement !== el.barStart || force) el.barStart.value = String(sel.start + 1);
+    if (document.activeElement !== el.barEnd || force) el.barEnd.value = String(sel.end);
+  } else {
+    el.barStart.value = "1";
+    el.barEnd.value = String(state.song.bars.length);
+  }
+  el.barStart.classList.remove("invalid");
+  el.barEnd.classList.remove("invalid");
+}
+
+// ---- what to write: bars of a track, a whole track again, or a new track ----
+
+const MODE_TEXT = {
+  bars: {
+    note: "Drag across a lane of the roll, or set the track and bars here.",
+    hint: "Drag across a lane to choose bars to rewrite",
+    empty: "Select bars, then Generate.",
+    density: ["as original (6, or 6,8,…)", "One number for every bar, or one per selected bar (6,8,…)."],
+  },
+  track: {
+    note: "Click a lane of the roll, or pick the track here: all its bars are written again; the other tracks stay.",
+    hint: "Click a lane to choose the track to write again",
+    empty: "Choose a track, then Generate.",
+    density: ["as original (6, or 4,8)", "One number for every bar, or a range low,high (4,8)."],
+  },
+  new: {
+    note: "The new part is written against all the tracks and shown in the dashed lane under them; Accept adds it.",
+    hint: "The dashed lane at the bottom shows the new track",
+    empty: "Choose an instrument, then Generate.",
+    density: ["like the others (6, or 4,8)", "One number for every bar, or a range low,high (4,8)."],
+  },
+};
+
+function isWhole(mode) {
+  return mode === "track" || mode === "new";
+}
+
+function newProgram() {
+  const value = Number(el.newProgram.value);
+  return Number.isInteger(value) && value >= 0 && value <= 127 ? value : DEFAULT_PROGRAM;
+}
+
+function newTrackName() {
+  return el.newDrums.checked ? "Drum kit" : GM_PROGRAMS[newProgram()];
+}
+
+function setMode(mode) {
+  if (!MODE_TEXT[mode]) return;
+  state.mode = mode;
+  for (const radio of el.modes) radio.checked = radio.value === mode;
+  renderMode();
+}
+
+function renderMode() {
+  const mode = state.mode;
+  const text = MODE_TEXT[mode];
+  const song = state.song;
+  el.trackRow.hidden = mode === "new";
+  el.barsRow.hidden = mode === "new";
+  el.newFields.hidden = mode !== "new";
+  el.trackSelect.disabled = !song;
+  el.barStart.disabled = !song || mode !== "bars";
+  el.barEnd.disabled = !song || mode !== "bars";
+  el.barsRow.title = mode === "track" ? "A whole track is written from its first bar to its last" : "";
+  el.newProgram.disabled = el.newDrums.checked;
+  el.modeNote.textContent = text.note;
+  el.rollHint.textContent = text.hint;
+  el.density.placeholder = text.density[0];
+  el.densityHint.textContent = text.density[1];
+  el.density.title =
+    mode === "bars"
+      ? "One number for every bar, or one per selected bar separated by commas; 0-18 (18 = 18 or more). Empty: as in the original bars."
+      : "One number (about that many notes in every bar), or a range low,high; 0-18 (18 = 18 or more). Empty: " +
+        (mode === "track" ? "as in the original track." : "like the song's other tracks.");
+  el.free.disabled = mode !== "bars";
+  el.free.closest("label").title = mode === "bars" ? "" : "Free generation is for bars of a track only";
+  el.playOriginal.title =
+    mode === "bars"
+      ? "Play the selected bars with two bars around them (Space)"
+      : `Play all tracks from the first bar in view, for up to ${WHOLE_PLAY_BARS} bars (Space)`;
+  renderBarFields();
+  renderSummary();
+  updateControlsForTrack();
+  renderRoll();
+  renderCandidates();
+  updateButtons();
+}
+
+/** A new-track candidate that is not (or no longer) a track of the song: shown and played as an extra track. */
+function isPendingNew(c) {
+  return c.mode === "new" && !(state.accepted.has(c.id) && c.track < state.song.tracks.length);
+}
+
+/** What the roll shows: the selection (or the whole lane), the selected candidate, the new track's lane. */
+function renderRoll() {
+  const song = state.song;
+  if (!song) return;
+  const sel = state.selection;
+  const mode = state.mode;
+  roll.setSelection(
+    !sel || mode === "new" ? null : mode === "track" ? { track: sel.track, start: 0, end: song.bars.length, whole: true } : sel,
+  );
+  const c = candidateById(state.selectedCandidate);
+  const pending = Boolean(c && isPendingNew(c));
+  if (pending) {
+    const number = state.candidates.indexOf(c) + 1;
+    roll.setNewLane({ program: c.program, is_drum: c.is_drum, title: `New track · #${number}`, highlight: mode === "new" });
+  } else if (mode === "new") {
+    roll.setNewLane({ program: newProgram(), is_drum: el.newDrums.checked, title: "New track", highlight: true });
+  } else {
+    roll.setNewLane(null);
+  }
+  roll.setGhost(c ? { track: pending ? song.tracks.length : c.track, bars: c.bars, notes: c.notes } : null);
+}
+
+for (const radio of el.modes) {
+  radio.addEventListener("change", () => {
+    if (radio.checked) setMode(radio.value);
+  });
+}
+el.newProgram.addEventListener("change", renderMode);
+el.newDrums.addEventListener("change", renderMode);
+
+function fillPrograms() {
+  el.newProgram.replaceChildren(
+    ...GM_FAMILIES.map((family, f) => {
+      const group = document.createElement("optgroup");
+      group.label = family;
+      for (let p = f * 8; p < f * 8 + 8; p++) {
+        const option = document.createElement("option");
+        option.value = String(p);
+        option.textContent = GM_PROGRAMS[p];
+        option.title = `General MIDI program ${p + 1} (${p} counted from 0)`;
+        group.append(option);
+      }
+      return group;
+    }),
+  );
+  el.newProgram.value = String(DEFAULT_PROGRAM);
 }
 
 /**
@@ -324,17 +490,25 @@ function selectedTrack() {
   return state.song && state.selection ? state.song.tracks[state.selection.track] : null;
 }
 
-function updateControlsForTrack() {
+/** Whether what is written is drums: the new track's box, else the selected track. */
+function writingDrums() {
+  if (state.mode === "new") return el.newDrums.checked;
   const t = selectedTrack();
-  const drum = Boolean(t && t.is_drum);
-  const free = el.free.checked;
+  return Boolean(t && t.is_drum);
+}
+
+function updateControlsForTrack() {
+  const mode = state.mode;
+  const drum = writingDrums();
+  const free = el.free.checked && mode === "bars";
   el.controls.disabled = free;
   for (const input of [el.polyMin, el.polyMax, ...el.durations]) input.disabled = free || drum;
+  const empty = { bars: "as in the original bars", track: "as in the original track", new: "like the song's other tracks" }[mode];
   el.controlsNote.textContent = free
     ? "Free: the model gets no bar controls and chooses density, polyphony and note values."
     : drum
-      ? "Drum track: only notes per bar applies. Empty: as in the original bars."
-      : "Empty fields and no note value ticked: as in the original bars.";
+      ? `${mode === "new" ? "Drums" : "Drum track"}: only notes per bar applies. Empty: ${empty}.`
+      : `Empty fields and no note value ticked: ${empty}.`;
 }
 
 el.free.addEventListener("change", updateControlsForTrack);
@@ -354,30 +528,58 @@ function intField(input, label, low, high) {
   return value;
 }
 
-/** The generate request from the form, checked; throws an Error with a readable message. */
+/**
+ * The generate request from the form, checked; throws an Error with a readable message. By mode: bars of a track
+ * ({track, bars, free}), the whole track again ({track}), or a new track ({program, drums}).
+ */
 function readRequest() {
   for (const input of [el.density, el.polyMin, el.polyMax, el.k, el.seed]) input.classList.remove("invalid");
+  const mode = state.mode;
   const sel = state.selection;
-  if (!state.song || !sel) throw new Error("open a song and select bars first");
-  const t = state.song.tracks[sel.track];
-  if (t && t.editable === false) throw new Error(`track ${sel.track} has no notes the model can read: choose another`);
-  const nBars = sel.end - sel.start;
-  const request = {
-    track: sel.track,
-    bars: [sel.start, sel.end],
+  if (!state.song || (mode !== "new" && !sel)) throw new Error("open a song and select bars first");
+  const request = { mode };
+  if (mode === "new") {
+    request.program = newProgram();
+    request.drums = el.newDrums.checked;
+  } else {
+    const t = state.song.tracks[sel.track];
+    if (t && t.editable === false) throw new Error(`track ${sel.track} has no notes the model can read: choose another`);
+    request.track = sel.track;
+    if (mode === "bars") request.bars = [sel.start, sel.end];
+  }
+  Object.assign(request, {
     n: intField(el.k, "Candidates", 1, 8) ?? 4,
     temperature: Number(el.temperature.value),
-    free: el.free.checked,
     density: null,
     polyphony: null,
     durations: null,
     style: el.style.value || null,
     seed: intField(el.seed, "Seed", 0, 2 ** 31 - 1),
-  };
-  if (request.free) return request;
+  });
+  if (mode === "bars") {
+    request.free = el.free.checked;
+    if (request.free) return request;
+  }
 
   const densityText = el.density.value.trim();
-  if (densityText) {
+  if (densityText && isWhole(mode)) {
+    // one number, or a range "low,high" (also "low-high" or "low high")
+    const m = /^(\d+)(?:\s*(?:[,;–-]|\s)\s*(\d+))?$/.exec(densityText);
+    const values = m ? [Number(m[1])].concat(m[2] === undefined ? [] : [Number(m[2])]) : [];
+    const bad = !m || values.some((v) => v > DENSITY_MAX);
+    const reversed = !bad && values.length === 2 && values[0] > values[1];
+    if (bad || reversed) {
+      el.density.classList.add("invalid");
+      el.density.focus();
+      throw new Error(
+        reversed
+          ? `notes per bar: a range goes from low to high (${values[1]},${values[0]}, not ${values[0]},${values[1]})`
+          : `notes per bar: one number, or a range low,high (such as 4,8), from 0 to ${DENSITY_MAX} (${DENSITY_MAX} means ${DENSITY_MAX} or more)`,
+      );
+    }
+    request.density = values;
+  } else if (densityText) {
+    const nBars = sel.end - sel.start;
     const values = densityText.split(/[\s,;]+/).filter(Boolean).map(Number);
     const bad = values.some((v) => !Number.isInteger(v) || v < 0 || v > DENSITY_MAX);
     if (bad || (values.length !== 1 && values.length !== nBars)) {
@@ -391,7 +593,7 @@ function readRequest() {
     }
     request.density = values;
   }
-  if (!(t && t.is_drum)) {
+  if (!writingDrums()) {
     let low = intField(el.polyMin, "Polyphony minimum", 1, 6);
     let high = intField(el.polyMax, "Polyphony maximum", 1, 6);
     if (low !== null || high !== null) {
@@ -425,7 +627,7 @@ async function generate(request) {
   state.lastRequest = request;
   state.candidates = [];
   state.selectedCandidate = null;
-  roll.setGhost(null);
+  renderRoll();
   renderCandidates();
   state.job = { id: answer.job, status: "running", done: 0, total: request.n, songId: song.id };
   renderJob();
@@ -557,8 +759,13 @@ function controlsCell(text, other) {
   return td;
 }
 
+function isWholeCandidate(c) {
+  return c.mode === "track" || c.mode === "new";
+}
+
 function errorClass(c) {
-  const bars = Math.max(1, c.bars[1] - c.bars[0]);
+  // a whole or new track has one row of track controls; bars have one row a bar
+  const bars = isWholeCandidate(c) ? Math.max(1, c.requested.length) : Math.max(1, c.bars[1] - c.bars[0]);
   if (c.control_error === 0) return "good";
   return c.control_error <= bars * 1.5 ? "fair" : "poor";
 }
@@ -576,6 +783,11 @@ function createCandidateItem(c) {
   head.className = "head";
   const name = document.createElement("span");
   name.className = "name";
+  const whole = isWholeCandidate(c);
+  const kind = document.createElement("span");
+  kind.className = `kind ${c.mode === "new" ? "new" : ""}`;
+  kind.textContent = c.mode === "new" ? "new track" : "whole track";
+  kind.hidden = !whole;
   const meta = document.createElement("span");
   meta.className = "meta";
   meta.textContent = `seed ${c.seed} · ${c.notes.length} notes`;
@@ -584,7 +796,11 @@ function createCandidateItem(c) {
   err.className = `err ${errorClass(c)}`;
   err.title = "Control error: how far the realised bars are from the requested controls (0 = all honoured)";
   err.textContent = `error ${Number(c.control_error).toLocaleString(undefined, { maximumFractionDigits: 2 })}`;
-  head.append(name, meta, err);
+  head.append(name, kind, meta, err);
+
+  const what = document.createElement("div");
+  what.className = "what";
+  what.hidden = !whole;
 
   const flags = document.createElement("div");
   flags.className = "flags";
@@ -601,7 +817,7 @@ function createCandidateItem(c) {
 
   const table = document.createElement("table");
   const thead = document.createElement("tr");
-  for (const text of ["bar", "requested", "realised"]) {
+  for (const text of [whole ? "bars" : "bar", "requested", "realised"]) {
     const th = document.createElement("th");
     th.textContent = text;
     thead.append(th);
@@ -612,7 +828,7 @@ function createCandidateItem(c) {
     const tr = document.createElement("tr");
     const bar = document.createElement("td");
     bar.className = "bar";
-    bar.textContent = String(c.bars[0] + r + 1);
+    bar.textContent = whole ? `${c.bars[0] + 1}–${c.bars[1]}` : String(c.bars[0] + r + 1);
     tr.append(bar, controlsCell(c.requested[r], null), controlsCell(c.realised[r], c.requested[r]));
     table.append(tr);
   }
@@ -632,15 +848,18 @@ function createCandidateItem(c) {
     actions.append(b);
     return b;
   };
-  button("play", "▶ Play", "Play this candidate in place, with two bars around it", () =>
-    state.playing === c.id ? stopPlayback() : playCandidate(c.id),
-  );
-  button("accept", "Accept", "Write this candidate into the song (a new version; Undo takes it back)", () =>
-    accept(c.id),
-  );
+  const playTitle = whole
+    ? `Play all tracks with this candidate${c.mode === "new" ? " as the new track" : ""}, from the first bar in view (up to ${WHOLE_PLAY_BARS} bars)`
+    : "Play this candidate in place, with two bars around it";
+  button("play", "▶ Play", playTitle, () => (state.playing === c.id ? stopPlayback() : playCandidate(c.id)));
+  const acceptTitle =
+    c.mode === "track"
+      ? "Replace the whole track with this candidate (a new version; Undo takes it back)"
+      : "Write this candidate into the song (a new version; Undo takes it back)";
+  button("accept", "Accept", acceptTitle, () => accept(c.id));
   button("reject", "Reject", "Remove this candidate from the list", () => reject(c.id));
 
-  li.append(head, flags, table, actions);
+  li.append(head, what, flags, table, actions);
   li.addEventListener("click", () => selectCandidate(c.id));
   li.addEventListener("keydown", (e) => {
     if (e.target !== li) return;
@@ -662,8 +881,25 @@ function updateCandidateItem(li, c, i) {
   li.classList.toggle("selected", selected);
   li.classList.toggle("accepted", accepted);
   li.setAttribute("aria-selected", String(selected));
-  li.setAttribute("aria-label", `Candidate ${i + 1}, seed ${c.seed}, control error ${c.control_error}`);
+  const kind = c.mode === "new" ? ", new track" : c.mode === "track" ? ", whole track" : "";
+  li.setAttribute("aria-label", `Candidate ${i + 1}${kind}, seed ${c.seed}, control error ${c.control_error}`);
   li.querySelector(".name").textContent = `#${i + 1}`;
+  const what = li.querySelector(".what");
+  const accept = li.querySelector("button.accept");
+  if (c.mode === "new") {
+    const pending = !state.song || isPendingNew(c);
+    const where = pending ? `Accept adds it as track ${state.song ? state.song.tracks.length : c.track}` : `added as track ${c.track}`;
+    what.textContent = `${instrumentName(c)}, bars ${c.bars[0] + 1}–${c.bars[1]} · ${where}`;
+    // once in the song, accepting it again would add a second copy
+    accept.disabled = !pending;
+    accept.title = pending
+      ? "Add this part to the song as a new track under the others (a new version; Undo takes it back)"
+      : `Already in the song as track ${c.track} (Undo takes it out)`;
+  } else if (c.mode === "track") {
+    const t = state.song && state.song.tracks[c.track];
+    const name = t ? (t.name && t.name.trim()) || `Track ${c.track + 1}` : `Track ${c.track + 1}`;
+    what.textContent = `${c.track}: ${name}, all bars (${c.bars[0] + 1}–${c.bars[1]}) written again`;
+  }
   li.querySelector(".badge").hidden = !accepted;
   li.querySelector(".flags").hidden = !accepted && c.stopped === "done";
   const play = li.querySelector("button.play");
@@ -695,7 +931,7 @@ function renderCandidates() {
       ? "Candidates appear here as they arrive."
       : state.lastRequest
         ? "No candidates left: Generate or Regenerate for more."
-        : "Select bars, then Generate. Candidates appear here as they arrive.";
+        : `${MODE_TEXT[state.mode].empty} Candidates appear here as they arrive.`;
 }
 
 function candidateById(id) {
@@ -705,9 +941,14 @@ function candidateById(id) {
 function selectCandidate(id, { quiet = false } = {}) {
   const c = candidateById(id);
   state.selectedCandidate = c ? c.id : null;
-  roll.setGhost(c ? { track: c.track, bars: c.bars, notes: c.notes } : null);
-  if (c && !quiet) setSelection({ track: c.track, start: c.bars[0], end: c.bars[1] }, { scroll: true });
-  else if (c) roll.showBars(c.bars[0], c.bars[1]);
+  if (c && c.mode === "track") {
+    // a whole track: select that track, keep the bars and the view
+    if (!quiet && state.selection) setSelection({ ...state.selection, track: c.track });
+  } else if (c && c.mode !== "new") {
+    if (!quiet) setSelection({ track: c.track, start: c.bars[0], end: c.bars[1] }, { scroll: true });
+    else roll.showBars(c.bars[0], c.bars[1]);
+  }
+  renderRoll();
   renderCandidates();
   updateButtons();
 }
@@ -739,6 +980,11 @@ async function accept(id) {
   state.selectedCandidate = id;
   setSong(view);
   selectCandidate(id, { quiet: true });
+  const c = candidateById(id);
+  // a new track joins the song: select it, so that it can be played, rewritten or written again
+  if (c && c.mode === "new" && c.track < view.tracks.length && state.selection) {
+    setSelection({ ...state.selection, track: c.track });
+  }
 }
 
 // ---- undo, redo, export, open ----
@@ -848,8 +1094,15 @@ function playRange(bars) {
   return { from: all[first].start, to: all[last - 1].end };
 }
 
-async function startPlayback(kind, tracks, bars) {
-  const { from, to } = playRange(bars);
+/** From the first bar in view (the one mostly in view), for up to WHOLE_PLAY_BARS bars. */
+function viewRange() {
+  const all = state.song.bars;
+  const first = roll.firstBarInView();
+  const last = Math.min(all.length, first + WHOLE_PLAY_BARS);
+  return { from: all[first].start, to: all[last - 1].end };
+}
+
+async function startPlayback(kind, tracks, { from, to }) {
   state.playing = kind;
   updateButtons();
   renderCandidates();
@@ -881,22 +1134,27 @@ async function startPlayback(kind, tracks, bars) {
 function playOriginal() {
   if (!state.song || !state.selection || !state.song.bars.length) return;
   const sel = state.selection;
-  startPlayback("original", state.song.tracks, [sel.start, sel.end]);
+  const range = state.mode === "bars" ? playRange([sel.start, sel.end]) : viewRange();
+  startPlayback("original", state.song.tracks, range);
 }
 
 function playCandidate(id) {
   const c = candidateById(id || state.selectedCandidate);
   if (!c || !state.song) return;
   if (state.selectedCandidate !== c.id) selectCandidate(c.id);
-  const bars = state.song.bars;
+  const song = state.song;
+  const bars = song.bars;
   const a = bars[c.bars[0]].start;
   const b = bars[Math.min(c.bars[1], bars.length) - 1].end;
-  const tracks = state.song.tracks.map((t) =>
-    t.index === c.track
-      ? { ...t, notes: t.notes.filter((n) => n[0] < a - 1e-9 || n[0] >= b - 1e-9).concat(c.notes) }
-      : t,
-  );
-  startPlayback(c.id, tracks, c.bars);
+  // a new track plays after all the others (so on the next free channel; drums on channel 10)
+  const tracks = isPendingNew(c)
+    ? [...song.tracks, { index: song.tracks.length, name: "New track", program: c.program, is_drum: c.is_drum, notes: c.notes }]
+    : song.tracks.map((t) =>
+        t.index === c.track
+          ? { ...t, notes: t.notes.filter((n) => n[0] < a - 1e-9 || n[0] >= b - 1e-9).concat(c.notes) }
+          : t,
+      );
+  startPlayback(c.id, tracks, isWholeCandidate(c) ? viewRange() : playRange(c.bars));
 }
 
 function stopPlayback() {
@@ -918,7 +1176,7 @@ el.stop.addEventListener("click", () => {
 function updateButtons() {
   const song = state.song;
   const running = Boolean(state.job && isRunning(state.job));
-  el.generate.disabled = !song || !state.selection || running;
+  el.generate.disabled = !song || (state.mode !== "new" && !state.selection) || running;
   el.generate.textContent = running ? "Generating…" : "Generate";
   el.regenerate.disabled = !song || !state.lastRequest || running;
   el.playOriginal.disabled = !song || !song.bars.length;
@@ -1009,6 +1267,9 @@ $("#open-button").addEventListener("click", () => el.fileInput.click());
 // ---- start ----
 
 async function start() {
+  fillPrograms();
+  const checked = el.modes.find((radio) => radio.checked);
+  setMode(checked ? checked.value : "bars"); // a reload may keep the browser's choice
   updateControlsForTrack();
   updateButtons();
   if (!token) {

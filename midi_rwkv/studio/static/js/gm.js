@@ -45,6 +45,12 @@ export const GM_PROGRAMS = [
   "Telephone Ring", "Helicopter", "Applause", "Gunshot",
 ];
 
+// The 16 General MIDI families, eight programs each (programs 8k to 8k + 7).
+export const GM_FAMILIES = [
+  "Piano", "Chromatic percussion", "Organ", "Guitar", "Bass", "Strings", "Ensemble", "Brass",
+  "Reed", "Pipe", "Synth lead", "Synth pad", "Synth effects", "Ethnic", "Percussive", "Sound effects",
+];
+
 export function instrumentName(track) {
   if (track.is_drum) return "Drum kit";
   const name = GM_PROGRAMS[track.program];

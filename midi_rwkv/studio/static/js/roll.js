@@ -1,6 +1,8 @@
 // The multi-track piano roll: one lane per track on a <canvas>, a bar ruler on top, a lane header on the left.
 // Bars are 0-based here (as in the API); only the labels count from 1. A selection is {track, start, end}
-// with end exclusive. Times are beats (quarter notes).
+// with end exclusive (with `whole: true`, the whole lane is chosen). Times are beats (quarter notes).
+// A "new lane" (setNewLane) is an extra, dashed lane under the tracks for a track that is not in the song yet: the
+// ghost of a new-track candidate is drawn there.
 
 import { instrumentName, pitchName, trackColour } from "./gm.js";
 
@@ -45,7 +47,8 @@ export class PianoRoll {
     this.onSelect = onSelect || (() => {});
     this.song = null;
     this.selection = null;
-    this.ghost = null; // {track, bars: [a, b], notes}
+    this.ghost = null; // {track, bars: [a, b], notes}; track === song.tracks.length: the new lane
+    this.newLane = null; // {program, is_drum, title, highlight}: an extra lane under the tracks
     this.cursorBeat = null;
     this.ppb = 24; // pixels per beat
     this.scrollX = 0;
@@ -111,6 +114,15 @@ export class PianoRoll {
     this.requestDraw();
   }
 
+  /** Show (or hide, with null) the extra lane for a new track: {program, is_drum, title, highlight}. */
+  setNewLane(lane) {
+    if (JSON.stringify(lane) === JSON.stringify(this.newLane)) return;
+    this.newLane = lane;
+    this.computeRanges();
+    this.resize();
+    this.requestDraw();
+  }
+
   setCursor(beat) {
     this.cursorBeat = beat;
     if (beat !== null) this.keepVisible(beat);
@@ -152,6 +164,19 @@ export class PianoRoll {
     return lo;
   }
 
+  /** Lanes drawn: the tracks, and the new lane when there is one. */
+  get laneCount() {
+    return this.song ? this.song.tracks.length + (this.newLane ? 1 : 0) : 0;
+  }
+
+  /** The track of a lane, or for the new lane a stand-in with no notes. */
+  laneTrack(i) {
+    const tracks = this.song.tracks;
+    if (i < tracks.length) return tracks[i];
+    const lane = this.newLane || {};
+    return { index: i, name: "", program: lane.program | 0, is_drum: Boolean(lane.is_drum), notes: [], isNew: true };
+  }
+
   laneTop(track) {
     return RULER_H + track * this.laneH;
   }
@@ -170,7 +195,8 @@ export class PianoRoll {
 
   computeRanges() {
     if (!this.song) return;
-    this.ranges = this.song.tracks.map((t) => {
+    const lanes = Array.from({ length: this.laneCount }, (_, i) => this.laneTrack(i));
+    this.ranges = lanes.map((t) => {
       let lo = 128;
       let hi = -1;
       const take = (n) => {
@@ -200,7 +226,7 @@ export class PianoRoll {
   resize() {
     const dpr = window.devicePixelRatio || 1;
     const width = Math.max(200, this.wrap.clientWidth);
-    const n = this.song ? this.song.tracks.length : 0;
+    const n = this.laneCount;
     const available = this.wrap.clientHeight;
     this.laneH = n ? Math.max(MIN_LANE_H, Math.floor((available - RULER_H) / n)) : MIN_LANE_H;
     const height = Math.max(available, RULER_H + n * this.laneH);
@@ -263,6 +289,17 @@ export class PianoRoll {
       const w = this.width - HEADER_W;
       this.scrollTo(a * this.ppb - Math.max(0, (w - (b - a) * this.ppb) / 2));
     }
+  }
+
+  /** The first bar in view: the one at the left edge, or the next one when most of it is scrolled out. */
+  firstBarInView() {
+    const bars = this.song ? this.song.bars : [];
+    if (!bars.length) return 0;
+    const left = this.beatAt(HEADER_W);
+    let i = this.barAt(left);
+    const bar = bars[i];
+    if (left - bar.start > (bar.end - bar.start) / 2 && i + 1 < bars.length) i++;
+    return i;
   }
 
   onWheel(e) {
@@ -396,6 +433,7 @@ export class PianoRoll {
       }
     }
     if (sel && song.bars.length) this.drawSelection(sel);
+    if (this.newLane) this.drawNewLane(song.tracks.length);
     song.tracks.forEach((t, i) => this.drawNotes(t, i, b0, b1));
     if (this.ghost) this.drawGhost(b0, b1);
     ctx.restore();
@@ -413,7 +451,7 @@ export class PianoRoll {
   drawOctaves(track, top) {
     const { lo, hi } = this.ranges[track];
     const row = (this.laneH - 8) / (hi - lo + 1);
-    if (row < 1.5 || this.song.tracks[track].is_drum) return;
+    if (row < 1.5 || this.laneTrack(track).is_drum) return;
     const ctx = this.ctx;
     ctx.strokeStyle = C.octaveLine;
     ctx.lineWidth = 1;
@@ -430,7 +468,7 @@ export class PianoRoll {
   drawGrid(b0, b1) {
     const ctx = this.ctx;
     const top = RULER_H;
-    const bottom = RULER_H + this.song.tracks.length * this.laneH;
+    const bottom = RULER_H + this.laneCount * this.laneH;
     ctx.lineWidth = 1;
     for (const bar of this.song.bars) {
       if (bar.end < b0 || bar.start > b1) continue;
@@ -463,7 +501,7 @@ export class PianoRoll {
     }
     ctx.strokeStyle = C.border;
     ctx.beginPath();
-    for (let i = 1; i <= this.song.tracks.length; i++) {
+    for (let i = 1; i <= this.laneCount; i++) {
       const y = RULER_H + i * this.laneH - 0.5;
       ctx.moveTo(HEADER_W, y);
       ctx.lineTo(this.width, y);
@@ -483,8 +521,10 @@ export class PianoRoll {
     const ctx = this.ctx;
     const colour = trackColour(sel.track);
     const r = this.selectionRect(sel);
-    ctx.fillStyle = "rgba(27, 95, 193, 0.045)";
-    ctx.fillRect(r.x, RULER_H, r.w, this.song.tracks.length * this.laneH);
+    if (!sel.whole) {
+      ctx.fillStyle = "rgba(27, 95, 193, 0.045)";
+      ctx.fillRect(r.x, RULER_H, r.w, this.song.tracks.length * this.laneH);
+    }
     ctx.fillStyle = hexToRgba(colour, 0.13);
     ctx.fillRect(r.x, r.y, r.w, r.h);
     ctx.strokeStyle = colour;
@@ -533,9 +573,38 @@ export class PianoRoll {
     return { a: bars[Math.min(a, bars.length - 1)].start, b: bars[Math.min(b, bars.length) - 1].end };
   }
 
+  /** The new lane: tinted, with a dashed outline, and a line of text while it has no notes to show. */
+  drawNewLane(i) {
+    const ctx = this.ctx;
+    const top = this.laneTop(i);
+    const colour = trackColour(i);
+    const W = this.width;
+    ctx.save();
+    ctx.fillStyle = hexToRgba(colour, this.newLane.highlight ? 0.09 : 0.05);
+    ctx.fillRect(HEADER_W, top, W - HEADER_W, this.laneH);
+    ctx.strokeStyle = colour;
+    ctx.lineWidth = this.newLane.highlight ? 2 : 1.25;
+    ctx.setLineDash([6, 4]);
+    const bars = this.song.bars;
+    const x0 = Math.max(HEADER_W + 1, this.xOf(0) + 1);
+    const x1 = Math.min(W - 1, this.xOf(bars.length ? bars[bars.length - 1].end : this.totalBeats) - 1);
+    ctx.strokeRect(x0, top + 2, Math.max(0, x1 - x0), this.laneH - 4);
+    ctx.restore();
+    const showing = this.ghost && this.ghost.track === i;
+    if (!showing) {
+      ctx.save();
+      ctx.fillStyle = C.muted;
+      ctx.font = "italic 13px system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif";
+      ctx.textBaseline = "middle";
+      const text = "The new track will be written here: Generate, then play or accept a candidate.";
+      this.fitText(text, Math.max(HEADER_W, this.xOf(0)) + 14, top + this.laneH / 2, W - HEADER_W - 28);
+      ctx.restore();
+    }
+  }
+
   drawGhost(b0, b1) {
     const ghost = this.ghost;
-    if (ghost.track >= this.song.tracks.length) return;
+    if (ghost.track >= this.laneCount) return;
     const ctx = this.ctx;
     const colour = trackColour(ghost.track);
     const top = this.laneTop(ghost.track);
@@ -665,10 +734,51 @@ export class PianoRoll {
       ctx.lineTo(HEADER_W, top + this.laneH - 0.5);
       ctx.stroke();
     });
+    if (this.newLane) this.drawNewHeader(this.song.tracks.length);
     ctx.strokeStyle = C.border;
     ctx.beginPath();
     ctx.moveTo(HEADER_W - 0.5, 0);
     ctx.lineTo(HEADER_W - 0.5, this.height);
+    ctx.stroke();
+  }
+
+  drawNewHeader(i) {
+    const ctx = this.ctx;
+    const lane = this.newLane;
+    const t = this.laneTrack(i);
+    const top = this.laneTop(i);
+    const colour = trackColour(i);
+    ctx.fillStyle = hexToRgba(colour, lane.highlight ? 0.12 : 0.06);
+    ctx.fillRect(0, top, HEADER_W, this.laneH);
+    // a dashed colour bar: not in the song yet
+    for (let y = top; y < top + this.laneH; y += 10) {
+      ctx.fillStyle = colour;
+      ctx.fillRect(0, y, 7, Math.min(6, top + this.laneH - y));
+    }
+    const cy = top + Math.min(this.laneH / 2, 34);
+    ctx.textBaseline = "middle";
+    ctx.fillStyle = C.headerText;
+    ctx.font = "700 13px system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif";
+    this.fitText(lane.title || "New track", 14, cy - 10, HEADER_W - 24);
+    ctx.font = "12px system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif";
+    ctx.fillStyle = C.muted;
+    this.fitText(instrumentName(t), 14, cy + 8, HEADER_W - 24);
+    ctx.font = "700 10px system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif";
+    const label = t.is_drum ? "NEW · DRUMS · ch 10" : "NEW · not in the song yet";
+    const w = ctx.measureText(label).width + 10;
+    ctx.fillStyle = "#ffffff";
+    ctx.fillRect(14, cy + 19, w, 15);
+    ctx.strokeStyle = colour;
+    ctx.lineWidth = 1;
+    ctx.setLineDash([3, 2]);
+    ctx.strokeRect(14.5, cy + 19.5, w - 1, 14);
+    ctx.setLineDash([]);
+    ctx.fillStyle = colour;
+    ctx.fillText(label, 19, cy + 27);
+    ctx.strokeStyle = C.border;
+    ctx.beginPath();
+    ctx.moveTo(0, top + this.laneH - 0.5);
+    ctx.lineTo(HEADER_W, top + this.laneH - 0.5);
     ctx.stroke();
   }
 
@@ -687,7 +797,7 @@ export class PianoRoll {
     const x = Math.round(this.xOf(beat)) + 0.5;
     if (x < HEADER_W || x > this.width) return;
     const ctx = this.ctx;
-    const bottom = RULER_H + this.song.tracks.length * this.laneH;
+    const bottom = RULER_H + this.laneCount * this.laneH;
     ctx.strokeStyle = C.cursor;
     ctx.lineWidth = 2;
     ctx.beginPath();
