@@ -52,9 +52,8 @@ def run_infill(args) -> int:
     sampler = settings_from_args(SamplerConfig, args)
     if args.threads is not None and args.threads < 1:
         raise MidiRwkvError("--threads must be 1 or more")
-    infiller = Infiller.load(
-        args.model, args.tokenizer, args.state, args.lora, engine=args.engine, threads=args.threads or 1
-    )
+    infiller = Infiller.load(args.model, args.tokenizer, args.state, args.lora, engine=args.engine,
+                             threads=args.threads or 1, keep_register=args.register == "keep")
     if args.threads or not isinstance(infiller.generator.backend, TorchBackend):
         torch.set_num_threads(args.threads or 1)  # the sampler's (and the PyTorch engine's) threads
     print(f"engine: {infiller.generator.backend.name}")
@@ -147,6 +146,11 @@ def register(sub) -> None:
                    help="order the candidates (files numbered best first): 'controls' (the default when --rank is "
                    "given alone) by how well they follow the controls, 'likelihood' by the model's own mean "
                    "log-probability per token, computed while sampling")
+    p.add_argument("--register", choices=("free", "keep"), default="free",
+                   help="keep: the model may write only pitches in the register the track plays around what it writes "
+                   "(2 semitones of slack; a new track: its instrument's range). With the shipped model on POP909 "
+                   "melodies it cuts notes out of register from 51%% to 12%% but does not raise content preservation "
+                   "(0.242 -> 0.209, n.s.) (default: free)")
     p.add_argument("--roll", action="store_true", help="also draw the original and every candidate as piano rolls "
                    "(a PNG beside the files; what the model wrote is outlined)")
     p.add_argument(

@@ -26,20 +26,34 @@ _BODY_FORBIDDEN = tuple(SPECIAL_TOKENS)  # no special token can occur inside a b
 
 @dataclass
 class TokenTables:
-    """Per model id: does it start a bar, and may it be sampled inside a bar body."""
+    """Per model id: does it start a bar, may it be sampled inside a bar body, and the pitches it plays."""
 
     starts_bar: Tensor  # [V] bool
     banned: Tensor  # [V] bool
     fill_end: int
     track_end: int
+    pitch_low: Tensor | None = None  # [V] lowest pitched (non-drum) note the token writes; 128 when none
+    pitch_high: Tensor | None = None  # [V] highest; -1 when none
+    drum_pitch: Tensor | None = None  # [V] bool: the token writes a drum hit (PitchDrum_*)
+
+    def outside(self, low: int, high: int) -> Tensor:
+        """[V] bool: tokens a pitched part in register [low, high] must not write: a pitch outside it, or a drum
+        hit (which a pitched track would decode as a note of that pitch). Pitch-less tokens never are."""
+        return (self.pitch_low < low) | (self.pitch_high > high) | self.drum_pitch
 
     @classmethod
     def build(cls, codec: Codec) -> "TokenTables":
         vocab = codec.vocab
         names = vocab.tokens
         forbidden = {vocab[t] for t in _BODY_FORBIDDEN} | set(vocab.control_ids)
-        starts, banned = [], []
+        starts, banned, lows, highs, drums = [], [], [], [], []
+        pitch = {i: int(t.split("_")[1]) for t, i in vocab.ids.items() if t.startswith("Pitch_")}
+        drum = {i for t, i in vocab.ids.items() if t.startswith("PitchDrum_")}
         for piece in codec.pieces:
+            played = [pitch[i] for i in piece if i in pitch]
+            lows.append(min(played, default=128))
+            highs.append(max(played, default=-1))
+            drums.append(any(i in drum for i in piece))
             starts.append(bool(piece) and piece[0] == vocab.bar)
             bad = (
                 not piece
@@ -48,7 +62,8 @@ class TokenTables:
                 or vocab.bar in piece[1:]  # a bar line inside a token (only in tokenizers with cross-bar merges)
             )
             banned.append(bad and not (piece and piece[0] == vocab.bar))
-        return cls(torch.tensor(starts), torch.tensor(banned), vocab["FillBar_End"], vocab["Track_End"])
+        return cls(torch.tensor(starts), torch.tensor(banned), vocab["FillBar_End"], vocab["Track_End"],
+                   torch.tensor(lows), torch.tensor(highs), torch.tensor(drums))
 
 
 class BarInfillConstraint(Constraint):
@@ -59,16 +74,22 @@ class BarInfillConstraint(Constraint):
     """
 
     def __init__(
-        self, tables: TokenTables, bars: list[tuple[tuple[int, ...], tuple[int, ...]]], end: int | None = None
+        self,
+        tables: TokenTables,
+        bars: list[tuple[tuple[int, ...], tuple[int, ...]]],
+        end: int | None = None,
+        register: tuple[int, int] | None = None,
     ):
         self.tables = tables
         self.bars = bars  # (header ids, control ids) of each masked bar
         self.end = tables.fill_end if end is None else end
         self.current = 0  # the bar being written
         self.done = False
+        # ``register``: only pitches in [low, high] may be written (the track's register, see Infiller)
+        self._banned = tables.banned if register is None else tables.banned | tables.outside(*register)
 
     def banned(self) -> Tensor:
-        return self.tables.banned
+        return self._banned
 
     def after_sample(self, token: int) -> list[int]:
         if not self.tables.starts_bar[token]:

@@ -77,6 +77,28 @@ def _gguf_backend(path: Path, tokenizer: InfillTokenizer, engine: str, threads: 
 
 
 RANKINGS = ("controls", "likelihood")
+REGISTER_MARGIN = 2  # semitones past the track's own range that a kept register still allows
+
+
+def track_register(piece: Piece, track: int, span: tuple[int, int] | None = None) -> tuple[int, int] | None:
+    """The pitch range ``track`` plays outside real bars ``span`` (all of it without one), widened by
+    :data:`REGISTER_MARGIN`; None for drums or when it plays nothing there."""
+    source = piece.original.tracks[track]
+    if source.is_drum:
+        return None
+    lo, hi = (piece.bars[span[0]].start, piece.bars[span[1] - 1].end) if span else (0, -1)
+    pitches = [n.pitch for n in source.notes if not lo <= n.time < hi]
+    if not pitches:
+        return None
+    return min(pitches) - REGISTER_MARGIN, max(pitches) + REGISTER_MARGIN
+
+
+def program_register(program: int) -> tuple[int, int]:
+    """A General MIDI instrument's playable range (as MidiTok lists it): a new part's register."""
+    from miditok.constants import MIDI_INSTRUMENTS
+
+    allowed = MIDI_INSTRUMENTS[program]["pitch_range"]
+    return allowed.start, allowed.stop - 1
 
 
 def rank(candidates: list[Candidate], by: str) -> list[Candidate]:
@@ -90,8 +112,15 @@ def rank(candidates: list[Candidate], by: str) -> list[Candidate]:
 
 
 class Infiller:
-    def __init__(self, generator: Generator, tokenizer: InfillTokenizer):
-        self.generator, self.tokenizer = generator, tokenizer
+    """MIDI in, candidates out.
+
+    ``keep_register``: the model may write only pitches in the register the track plays around what it writes
+    (a new track: its instrument's range), see :func:`track_register`. The shipped model otherwise puts about
+    half of a melody infill's notes outside the melody's register.
+    """
+
+    def __init__(self, generator: Generator, tokenizer: InfillTokenizer, keep_register: bool = False):
+        self.generator, self.tokenizer, self.keep_register = generator, tokenizer, keep_register
         self.tables = TokenTables.build(tokenizer.codec)
 
     @classmethod
@@ -103,12 +132,14 @@ class Infiller:
         lora: str | Path | None = None,
         engine: str = "torch",
         threads: int = 1,
+        keep_register: bool = False,
     ) -> Infiller:
         """A model, its tokenizer, and optionally a tuned state (``--state``) and a LoRA merged in (``--lora``).
 
         ``engine``: torch, ggml (f16 matrices), ggml-f32, or auto (ggml where it is installed and can run
         the model, else torch); see :mod:`midi_rwkv.inference.ggml`.
         ``threads``: llama.cpp's threads on the GGML engine. A ``.gguf`` model runs on the GGML engine.
+        ``keep_register``: see the class.
         """
         from midi_rwkv.peft.adapters import StateAdapter, load_adapter, merge_lora
 
@@ -118,7 +149,8 @@ class Infiller:
         if model_path.suffix == ".gguf":
             tokenizer = open_tokenizer(model_path, tokenizer_path)
             engine = "ggml" if engine == "auto" else engine
-            return cls(Generator(_gguf_backend(model_path, tokenizer, engine, threads, state, lora)), tokenizer)
+            backend = _gguf_backend(model_path, tokenizer, engine, threads, state, lora)
+            return cls(Generator(backend), tokenizer, keep_register)
         model, tokenizer, _ = open_model(model_path, tokenizer_path)
         initial = None
         if state:
@@ -130,8 +162,8 @@ class Infiller:
             merge_lora(lora, model)
         engine = choose_engine(engine, model.config.head_size)
         if engine == "torch":
-            return cls(Generator(model, initial_state=initial), tokenizer)
-        return cls(Generator(ggml_backend(model, engine, threads, initial)), tokenizer)
+            return cls(Generator(model, initial_state=initial), tokenizer, keep_register)
+        return cls(Generator(ggml_backend(model, engine, threads, initial)), tokenizer, keep_register)
 
     def infill(
         self,
@@ -172,9 +204,9 @@ class Infiller:
         seq = tok.bar_infill(enc, track, bars, controls=requested, context_bars=context_bars, max_len=max_len,
                              with_target=False, free=free)
         section = [(s.header, s.controls) for s in seq.section]
-        generations = self.generator.generate(
-            seq.ids, [BarInfillConstraint(self.tables, section) for _ in range(n)], sampler, max_tokens or 2000, seed
-        )
+        register = track_register(piece, track, bars) if self.keep_register else None
+        constraints = [BarInfillConstraint(self.tables, section, register=register) for _ in range(n)]
+        generations = self.generator.generate(seq.ids, constraints, sampler, max_tokens or 2000, seed)
         fill = BarFill(track, tuple(bars), request, free)
         candidates = []
         for g in generations:
@@ -217,7 +249,11 @@ class Infiller:
         seq = tok.track_generation(piece, program, controls, replace=replace_track)
         section = [(s.header, ()) for s in seq.section]
         budget = max_tokens or 2000 + 160 * len(section)  # a whole track is long: ~160 tokens per bar at most
-        constraints = [BarInfillConstraint(self.tables, section, end=self.tables.track_end) for _ in range(n)]
+        register = None
+        if self.keep_register and program >= 0:  # not drums
+            register = track_register(piece, fill.track) if template is None else program_register(program)
+        constraints = [BarInfillConstraint(self.tables, section, end=self.tables.track_end, register=register)
+                       for _ in range(n)]
         generations = self.generator.generate(seq.ids, constraints, sampler, budget, seed)
         candidates = []
         for g in generations:

@@ -174,11 +174,10 @@ class Evaluation:
             if not todo:
                 continue
             if not system.is_reference:
-                key = (system.model, system.tokenizer, system.state, system.lora, system.engine)
+                key = (system.model, system.tokenizer, system.state, system.lora, system.engine, system.register)
                 if key not in infillers:
-                    infillers[key] = Infiller.load(
-                        system.model, system.tokenizer, system.state, system.lora, system.engine
-                    )
+                    infillers[key] = Infiller.load(system.model, system.tokenizer, system.state, system.lora,
+                                                   system.engine, keep_register=system.register == "keep")
                 infiller = infillers[key]
             for prompt in tqdm(todo, desc=f"generating {system.name}", unit="prompt", disable=not self.progress):
                 piece = self.piece(prompt)

@@ -38,6 +38,7 @@ class System:
     context_tokens: int | None = None  # at most this many prompt tokens (with context=all: a context-length sweep)
     n: int = 1  # candidates drawn per prompt; the best one by `rank` is kept (best of n)
     rank: str = "likelihood"  # likelihood (the model's mean log-prob per token) | controls (control error)
+    register: str = "free"  # keep: only pitches in the register the track plays around the span | free
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
 
     @property
@@ -55,8 +56,8 @@ _SAMPLER_KEYS = typing.get_type_hints(SamplerConfig)  # temperature: float, top_
 def parse_system(text: str, default_model: str) -> System:
     """``NAME[:key=value,...]``.
 
-    Keys: model tokenizer state lora free engine context context_tokens n rank temperature top_k top_p epsilon
-    repetition_penalty.
+    Keys: model tokenizer state lora free engine context context_tokens n rank register temperature top_k top_p
+    epsilon repetition_penalty.
     """
     name, _, rest = text.partition(":")
     if not name or not name.replace("-", "").replace("_", "").isalnum():
@@ -82,6 +83,10 @@ def parse_system(text: str, default_model: str) -> System:
             if not value.isdigit() or not 1 <= int(value) <= 16:
                 raise MidiRwkvError(f"system '{text}': n must be a number of candidates from 1 to 16")
             options["n"] = int(value)
+        elif key == "register":
+            if value not in ("keep", "free"):
+                raise MidiRwkvError(f"system '{text}': register must be keep or free")
+            options["register"] = value
         elif key == "rank":
             if value not in ("likelihood", "controls"):
                 raise MidiRwkvError(f"system '{text}': rank must be likelihood or controls")

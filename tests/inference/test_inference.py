@@ -292,3 +292,30 @@ def test_rank_orders_by_control_error_or_by_likelihood():
     assert rank([a, b, c], "likelihood") == [c, a, b]
     with pytest.raises(Exception, match="unknown ranking"):
         rank([a], "loudness")
+
+
+def test_a_kept_register_bans_every_token_that_plays_outside_it(tok):
+    tables = TokenTables.build(tok.codec)
+    vocab = tok.codec.vocab
+    assert tables.pitch_low[vocab["Pitch_60"]] == 60 and tables.pitch_high[vocab["Pitch_60"]] == 60
+    assert tables.pitch_low[vocab["Position_4"]] == 128 and tables.pitch_high[vocab["Position_4"]] == -1
+    outside = tables.outside(55, 70)
+    assert outside[vocab["Pitch_54"]] and outside[vocab["Pitch_71"]] and not outside[vocab["Pitch_70"]]
+    assert outside[vocab["PitchDrum_36"]] and not outside[vocab["Position_4"]]  # no drum hits; timing stays free
+    c = BarInfillConstraint(tables, [((vocab.bar,), ())], register=(55, 70))
+    assert c.banned()[vocab["Pitch_80"]] and not c.banned()[vocab["Pitch_60"]]
+
+
+def test_infill_keeps_the_register_the_track_plays_around_the_span(tok, model):
+    from midi_rwkv.inference.infiller import track_register
+
+    piece = tok.prepare(CHORALE)
+    low, high = track_register(piece, 1, (3, 5))  # the alto outside bars 4-5, widened by 2
+    start, end = piece.bars[3].start, piece.bars[4].end
+    kept = Infiller(Generator(model), tok, keep_register=True)
+    free = Infiller(Generator(model), tok)
+    written = {name: [n.pitch for c in infiller.infill(piece, 1, (3, 5), n=4, max_tokens=300, seed=1)
+                      for n in c.score.tracks[1].notes if start <= n.time < end]
+               for name, infiller in (("kept", kept), ("free", free))}
+    assert written["kept"] and all(low <= p <= high for p in written["kept"])
+    assert any(not low <= p <= high for p in written["free"])  # the random model strays without it
