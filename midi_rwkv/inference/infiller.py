@@ -222,7 +222,7 @@ class Infiller:
         its own track controls unless ``request`` changes them; its program, name and channel are kept."""
         t = piece.track_index(track)
         original = piece.original.tracks[track]
-        base = self.tokenizer.track_controls_of(piece.original, piece.name, track)
+        base = self.tokenizer.track_controls_of(piece, piece.name, track)
         controls = apply_track_request(base, request or ControlRequest(), track, original.is_drum)
         program = -1 if original.is_drum else piece.score.tracks[t].program
         fill = TrackFill(track, request)
@@ -233,7 +233,7 @@ class Infiller:
         """K candidates with a new track under the existing ones (every other track unchanged); its controls are
         the request's, else the typical ones of the other tracks."""
         index = len(piece.original.tracks)
-        others = [self.tokenizer.track_controls_of(piece.original, piece.name, i) for i in piece.track_ids
+        others = [self.tokenizer.track_controls_of(piece, piece.name, i) for i in piece.track_ids
                   if piece.original.tracks[i].is_drum == new.is_drum]
         base = typical_track_controls([c for c in others if c is not None], new.is_drum)
         controls = apply_track_request(base, new.controls or ControlRequest(), index, new.is_drum)

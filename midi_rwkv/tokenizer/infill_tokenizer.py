@@ -97,10 +97,13 @@ class InfillTokenizer:
             return append_track(piece, self.codec, new_track, seq.bars, section)
         return merge_section(piece, self.codec, seq.track, seq.bars, section)
 
-    def track_controls_of(self, score: Score, name: str, track: int) -> TrackControls | None:
-        """The track controls that ``track`` of ``score`` has over the whole piece; None if it has no notes."""
+    def track_controls_of(self, source: Score | Piece, name: str, track: int) -> TrackControls | None:
+        """The track controls that ``track`` of ``source`` has over the whole piece; None if it has no notes.
+
+        A prepared :class:`Piece` is used as it is (a score is prepared first).
+        """
         try:
-            piece = self.prepare(score, name)
+            piece = source if isinstance(source, Piece) else self.prepare(source, name)
             t = piece.track_index(track)
         except (TrackIndexError, EmptyScoreError):
             return None
