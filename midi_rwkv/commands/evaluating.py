@@ -15,9 +15,8 @@ def run_evaluate(args) -> int:
     evaluation = Evaluation(config, progress=not args.no_progress)
     rows = evaluation.run()
     names = [s.name for s in config.systems]
-    skipped = evaluation.skipped(evaluation.prompts())
     path = write_report(rows, names, list(config.references), config.prompt_settings(), config.faithful, evaluation.out,
-                        skipped)
+                        evaluation.skips)
     print(path.read_text())
     print(f"wrote {path} and results.csv, metrics.png, controls.png in {time.perf_counter() - start:.0f} s")
     return 0

@@ -125,6 +125,7 @@ class Evaluation:
         self.systems = list(config.systems) + [System(name) for name in config.references]
         self._pieces: dict[str, Piece] = {}
         self._corpus = None
+        self.skips: dict[str, str] = {}  # "system/prompt" -> why that row has no generation (filled by measure)
 
     @staticmethod
     def _tokenizer_of(system: System) -> Path:
@@ -225,7 +226,7 @@ class Evaluation:
         score = reference_score(name, piece, prompt.track, bars)
         if self.config.mode == "track":
             silent = TrackControls((0, 0), 0.0)
-            requested = [self.tokenizer.track_controls_of(piece.original, piece.name, prompt.track) or silent]
+            requested = [self.tokenizer.track_controls_of(piece, piece.name, prompt.track) or silent]
             realised = [self.tokenizer.track_controls_of(score, piece.name, prompt.track) or silent]
         else:
             enc = self.tokenizer.encode(piece)
@@ -258,7 +259,8 @@ class Evaluation:
                 if not meta.is_file():
                     continue
                 record = json.loads(meta.read_text())
-                if "skipped" in record:
+                if "skipped" in record:  # e.g. no bars next to the span to copy
+                    self.skips[f"{system.name}/{prompt.id}"] = record["skipped"]
                     continue
                 generated = Score(str(midi))
                 values = music_metrics(generated, piece.original, region, self.config.faithful)
@@ -274,16 +276,6 @@ class Evaluation:
                     {"prompt": prompt.id, "system": system.name, "metric": k, "value": v} for k, v in values.items()
                 ]
         return rows
-
-    def skipped(self, prompts: list[Prompt]) -> dict[str, str]:
-        """``system/prompt`` -> why that row has no generation (e.g. no bars next to the span to copy)."""
-        out = {}
-        for system in self.systems:
-            for prompt in prompts:
-                meta = self._paths(system, prompt)[1]
-                if meta.is_file() and "skipped" in (record := json.loads(meta.read_text())):
-                    out[f"{system.name}/{prompt.id}"] = record["skipped"]
-        return out
 
     def run(self) -> list[dict]:
         prompts = self.prompts()
