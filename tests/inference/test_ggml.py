@@ -207,26 +207,8 @@ def test_infill_command_on_the_ggml_engine(tmp_path, model, tok, capsys, monkeyp
     monkeypatch.setattr(ggml, "gguf_cache", lambda: tmp_path / "cache")
     path = save_checkpoint(model, tmp_path / "m.pth")
     tok.save(tmp_path / "tokenizer.json")
-    argv = [
-        "infill",
-        str(CHORALE),
-        "--track",
-        "1",
-        "--bars",
-        "3:4",
-        "-n",
-        "2",
-        "--seed",
-        "0",
-        "--model",
-        str(path),
-        "--max-tokens",
-        "300",
-        "--engine",
-        "ggml-f32",
-        "-o",
-        str(tmp_path / "out"),
-    ]
+    argv = ["infill", str(CHORALE), "--track", "1", "--bars", "3:4", "-n", "2", "--seed", "0", "--model", str(path),
+            "--max-tokens", "300", "--engine", "ggml-f32", "-o", str(tmp_path / "out")]
     assert main(argv) == 0
     assert "engine: GGML (llama.cpp, f32, 1 thread)" in capsys.readouterr().out
     assert len(list((tmp_path / "cache").glob("*.f32.gguf"))) == 1  # exported once, then cached
@@ -249,40 +231,14 @@ def test_export_command_and_a_gguf_model(tmp_path, model, tok, capsys):
     exported = tmp_path / "m.f16.gguf"
     assert exported.is_file() and "m.f16.gguf" in capsys.readouterr().out
     tok.save(tmp_path / "m.f16.tokenizer.json")
-    argv = [
-        "infill",
-        str(CHORALE),
-        "--track",
-        "1",
-        "--bars",
-        "3:3",
-        "-n",
-        "1",
-        "--model",
-        str(exported),
-        "--max-tokens",
-        "200",
-        "-o",
-        str(tmp_path / "out"),
-    ]
+    argv = ["infill", str(CHORALE), "--track", "1", "--bars", "3:3", "-n", "1", "--model", str(exported),
+            "--max-tokens", "200", "-o", str(tmp_path / "out")]
     assert main(argv) == 0 and len(list((tmp_path / "out").iterdir())) == 1
     assert main([*argv[:-2], "--engine", "torch", "-o", str(tmp_path / "o2")]) == 2
     assert "runs on the GGML engine" in capsys.readouterr().err and not (tmp_path / "o2").exists()
     other = export_gguf(make_model(vocab=700), tmp_path / "other.gguf", "f16")
-    assert (
-        main(
-            [
-                *argv[:-2],
-                "--model",
-                str(other),
-                "--tokenizer",
-                str(tmp_path / "m.tokenizer.json"),
-                "-o",
-                str(tmp_path / "o3"),
-            ]
-        )
-        == 2
-    )
+    other_argv = [*argv[:-2], "--model", str(other), "--tokenizer", str(tmp_path / "m.tokenizer.json")]
+    assert main([*other_argv, "-o", str(tmp_path / "o3")]) == 2
     assert "vocabulary of 700 tokens but the tokenizer has 663" in capsys.readouterr().err
 
 

@@ -116,66 +116,19 @@ def test_tune_style_command_and_infill_with_it(tmp_path, tok, capsys):
     model_path = save_checkpoint(model, tmp_path / "base.pth")
     tok.save(tmp_path / "base.tokenizer.json")  # the shipped layout (midi_rwkv.pth + midi_rwkv.tokenizer.json)
     style = tmp_path / "style.safetensors"
-    argv = [
-        "tune-style",
-        str(tmp_path / "mine"),
-        "-o",
-        str(style),
-        "--model",
-        str(model_path),
-        "--steps",
-        "3",
-        "--ctx-len",
-        "128",
-    ]
+    argv = ["tune-style", str(tmp_path / "mine"), "-o", str(style), "--model", str(model_path), "--steps", "3",
+            "--ctx-len", "128"]
     assert main(argv) == 0
     assert style.is_file() and "loss_on_your_pieces_before" in capsys.readouterr().out
     infiller = Infiller.load(model_path, state=style)
     assert infiller.generator.backend.initial_state is not None
     out = tmp_path / "out"
-    assert (
-        main(
-            [
-                "infill",
-                str(FIXTURES / "bach_bwv66.6.mid"),
-                "--track",
-                "0",
-                "--bars",
-                "2:3",
-                "-n",
-                "1",
-                "--model",
-                str(model_path),
-                "--state",
-                str(style),
-                "--max-tokens",
-                "200",
-                "-o",
-                str(out),
-            ]
-        )
-        == 0
-    )
+    infill = ["infill", str(FIXTURES / "bach_bwv66.6.mid"), "--track", "0", "--bars", "2:3", "--state", str(style)]
+    assert main([*infill, "-n", "1", "--model", str(model_path), "--max-tokens", "200", "-o", str(out)]) == 0
     assert len(list(out.iterdir())) == 1
     other = save_checkpoint(_model(seed=3), tmp_path / "other" / "base.pth")
     tok.save(tmp_path / "other" / "tokenizer.json")
-    assert (
-        main(
-            [
-                "infill",
-                str(FIXTURES / "bach_bwv66.6.mid"),
-                "--track",
-                "0",
-                "--bars",
-                "2:3",
-                "--model",
-                str(other),
-                "--state",
-                str(style),
-            ]
-        )
-        == 2
-    )
+    assert main([*infill, "--model", str(other)]) == 2
     assert "tuned on another base model" in capsys.readouterr().err
 
 
