@@ -222,6 +222,35 @@ class SubsetCorpus(Corpus):
         return self.corpus.song(self.indices[index])
 
 
+class MergedCorpus(Corpus):
+    """Several corpora as one; piece ids and songs get their corpus's label (``pop909/001``), so splits are
+    location-free."""
+
+    def __init__(self, corpora: list[Corpus]):
+        self.corpora = corpora
+        self.name = "+".join(c.name for c in corpora)
+        self.offsets = []
+        ids = []
+        for c in corpora:
+            self.offsets.append(len(ids))
+            ids += [f"{c.label}/{i}" for i in c.ids]
+        super().__init__(ids)
+
+    def _locate(self, index: int) -> tuple[Corpus, int]:
+        for corpus, offset in reversed(list(zip(self.corpora, self.offsets))):
+            if index >= offset:
+                return corpus, index - offset
+        raise IndexError(index)
+
+    def load(self, index: int) -> Score:
+        corpus, local = self._locate(index)
+        return corpus.load(local)
+
+    def song(self, index: int) -> str:
+        corpus, local = self._locate(index)
+        return f"{corpus.label}/{corpus.song(local)}"
+
+
 def open_corpus(spec: str) -> Corpus:
     """``folder:PATH``, ``pop909:PATH``, ``pop909+versions:PATH`` (with the alternate arrangements),
     ``gigamidi:NAME_OR_FILE[:SUBSET]``, or a bare folder path."""

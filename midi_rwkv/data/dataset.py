@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from midi_rwkv.data.corpora import Corpus
-from midi_rwkv.tokenizer import InfillTokenizer
-from midi_rwkv.tokenizer.examples import ExampleBuilder, ExampleConfig
+from midi_rwkv.tokenizer.examples import ExampleBuilder, ExampleConfig, ExampleDrawer
+
+if TYPE_CHECKING:  # MIDI sources only: training from a compiled corpus runs without MidiTok and symusic
+    from midi_rwkv.data.corpora import Corpus
+    from midi_rwkv.tokenizer import InfillTokenizer
 
 IGNORE = -100
 
@@ -36,26 +39,37 @@ def make_labels(ids: list[int], unlearned: frozenset[int]) -> tuple[list[int], l
     return ids[:-1], [IGNORE if t in unlearned else t for t in ids[1:]]
 
 
-class InfillDataset(Dataset):
-    """Random infilling examples from a corpus's pieces. Keys are (piece index, example seed)."""
+class DrawnDataset(Dataset):
+    """Random infilling examples drawn from sources (pieces); keys are (position in ``indices``, example seed)."""
 
-    def __init__(self, corpus: Corpus, indices: list[int], tokenizer: InfillTokenizer, config: ExampleConfig):
-        self.corpus, self.indices, self.tokenizer = corpus, list(indices), tokenizer
-        self.builder = ExampleBuilder(tokenizer, config)
-        self.unlearned = unlearned_ids(tokenizer)
+    def __init__(self, drawer: ExampleDrawer, indices: list[int], unlearned: frozenset[int]):
+        self.drawer, self.indices, self.unlearned = drawer, list(indices), unlearned
 
     def __len__(self) -> int:
         return len(self.indices)
 
+    def source(self, index: int):
+        """What the drawer draws from for piece ``index``."""
+        return index
+
     def __getitem__(self, key: tuple[int, int]) -> dict | None:
         position, seed = key
-        rng = random.Random(seed)
-        score = self.corpus.load(self.indices[position])
-        seq = self.builder(score, rng)
+        seq = self.drawer(self.source(self.indices[position]), random.Random(seed))
         if seq is None:
             return None
         inputs, labels = make_labels(seq.ids, self.unlearned)
         return {"input_ids": inputs, "labels": labels}
+
+
+class InfillDataset(DrawnDataset):
+    """Examples drawn from a MIDI corpus's pieces (each loaded and tokenized on every draw)."""
+
+    def __init__(self, corpus: Corpus, indices: list[int], tokenizer: InfillTokenizer, config: ExampleConfig):
+        super().__init__(ExampleBuilder(tokenizer, config), indices, unlearned_ids(tokenizer))
+        self.corpus, self.tokenizer = corpus, tokenizer
+
+    def source(self, index: int):
+        return self.corpus.load(index)
 
 
 class StepSampler(Sampler):
@@ -129,6 +143,25 @@ class Collator:
         return {"input_ids": inputs, "labels": labels, "mask": mask, "dropped": dropped}
 
 
+def loader_of(
+    data: Dataset,
+    ctx_len: int,
+    batch: int,
+    steps: int,
+    start: int = 0,
+    seed: int = 0,
+    workers: int = 0,
+    rank: int = 0,
+    world: int = 1,
+) -> DataLoader:
+    """Batches of random examples of ``data`` (keyed by (position, seed)) for steps ``start .. steps - 1``; ``rank``
+    of ``world`` processes takes its share of each step's global batch (see :class:`StepSampler`)."""
+    sampler = StepSampler(len(data), min(batch, len(data) // world), steps, start, seed, rank, world)
+    return DataLoader(
+        data, batch_sampler=sampler, collate_fn=Collator(ctx_len), num_workers=workers, persistent_workers=workers > 0
+    )
+
+
 def example_loader(
     corpus: Corpus,
     indices: list[int],
@@ -143,10 +176,6 @@ def example_loader(
     rank: int = 0,
     world: int = 1,
 ) -> DataLoader:
-    """Batches of random examples for steps ``start .. steps - 1``; ``rank`` of ``world`` processes takes its share
-    of each step's global batch (see :class:`StepSampler`)."""
+    """:func:`loader_of` over examples drawn from MIDI pieces ``indices`` of ``corpus``."""
     data = InfillDataset(corpus, indices, tokenizer, examples)
-    sampler = StepSampler(len(data), min(batch, len(data) // world), steps, start, seed, rank, world)
-    return DataLoader(
-        data, batch_sampler=sampler, collate_fn=Collator(ctx_len), num_workers=workers, persistent_workers=workers > 0
-    )
+    return loader_of(data, ctx_len, batch, steps, start, seed, workers, rank, world)

@@ -17,10 +17,10 @@ from tqdm import tqdm
 
 from midi_rwkv.data.corpora import Corpus, SubsetCorpus
 from midi_rwkv.errors import MidiRwkvError
+from midi_rwkv.data.splits import SPLIT_RATIOS, SPLITS, split_of, usable_splits
 from midi_rwkv.io import atomic_write_json
 from midi_rwkv.tokenizer import InfillTokenizer
 
-SPLITS = ("train", "validation", "test")
 
 
 @dataclass
@@ -40,18 +40,8 @@ class Manifest:
         }
 
     def usable_splits(self, min_pieces: int = 10) -> tuple[list[int], list[int], list[int]]:
-        """(train, validation, test); a corpus too small to split uses all its pieces for each."""
-        kept = sorted(i for ids in self.splits.values() for i in ids)
-        if not kept:
-            raise MidiRwkvError(f"{self.corpus}: no usable piece (see the manifest for why each was skipped)")
-        if len(kept) < min_pieces or not self.splits["train"]:
-            print(f"warning: only {len(kept)} usable pieces, too few to split; training and evaluating on all of them")
-            return kept, kept, kept
-        return (
-            self.splits["train"],
-            self.splits["validation"] or self.splits["train"][:1],
-            self.splits["test"] or self.splits["validation"],
-        )
+        """(train, validation, test); see :func:`midi_rwkv.data.splits.usable_splits`."""
+        return usable_splits(self.splits, self.corpus, min_pieces)
 
     def save(self, path: Path) -> None:
         atomic_write_json(path, asdict(self) | {"summary": self.summary()})
@@ -61,17 +51,6 @@ class Manifest:
         data = json.loads(path.read_text())
         data.pop("summary", None)
         return cls(**data)
-
-
-SPLIT_RATIOS = (0.9, 0.05, 0.05)  # train, validation, test
-
-
-def split_of(piece_id: str, seed: int, ratios: tuple[float, float, float]) -> str:
-    """Deterministic split of a piece from a hash of its id."""
-    u = int(hashlib.sha1(f"{seed}:{piece_id}".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
-    if u < ratios[0]:
-        return "train"
-    return "validation" if u < ratios[0] + ratios[1] else "test"
 
 
 def split_subset(

@@ -12,6 +12,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -19,7 +20,9 @@ from midi_rwkv.errors import MidiRwkvError
 from midi_rwkv.io import atomic_write, atomic_write_json
 from midi_rwkv.model.config import RWKVConfig
 from midi_rwkv.model.rwkv7 import RWKV7
-from midi_rwkv.tokenizer import InfillTokenizer
+
+if TYPE_CHECKING:  # MidiTok only to open a model for inference: training from a compiled corpus runs without it
+    from midi_rwkv.tokenizer import InfillTokenizer
 
 FORMAT = "midi-rwkv/1"
 
@@ -167,6 +170,8 @@ def open_tokenizer(model_path: Path, tokenizer_path: str | Path | None = None) -
     path = Path(tokenizer_path) if tokenizer_path else default_tokenizer(model_path)
     if not path.is_file():
         raise CheckpointError(f"no tokenizer at {path}: pass --tokenizer")
+    from midi_rwkv.tokenizer import InfillTokenizer
+
     return InfillTokenizer.load(path)
 
 

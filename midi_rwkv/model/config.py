@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from functools import partial
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -78,4 +80,28 @@ def small_config(vocab_size: int = 4000) -> RWKVConfig:
     return RWKVConfig(n_layer=6, n_embd=128, vocab_size=vocab_size, head_size=32, ctx_len=2048)
 
 
-PRESETS = {"paper": paper_config, "small": small_config, "tiny": tiny_config}
+def sized_config(n_layer: int, n_embd: int, vocab_size: int = 4000) -> RWKVConfig:
+    """``n_layer`` x ``n_embd`` with 64-wide heads (what llama.cpp's WKV7 kernel needs on AVX-512 CPUs)."""
+    return RWKVConfig(n_layer=n_layer, n_embd=n_embd, vocab_size=vocab_size, head_size=64, ctx_len=2048)
+
+
+class _Presets(dict):
+    """The named presets, and any ``LxC`` (``L`` layers x ``C`` wide, 64-wide heads), e.g. ``6x192``."""
+
+    _SIZE = re.compile(r"(\d+)x(\d+)")
+
+    def __missing__(self, name: str):
+        match = self._SIZE.fullmatch(str(name))
+        if not match or int(match[2]) % 64 or int(match[1]) < 1:
+            raise KeyError(name)
+        return partial(sized_config, int(match[1]), int(match[2]))
+
+    def __contains__(self, name) -> bool:
+        try:
+            self[name]
+        except KeyError:
+            return False
+        return True
+
+
+PRESETS = _Presets(paper=paper_config, small=small_config, tiny=tiny_config)

@@ -23,12 +23,15 @@ Token order in a bar: PolyphonyMin, PolyphonyMax, Density, five duration flags
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-from symusic import Track
 
 from midi_rwkv.errors import ControlError
 from midi_rwkv.tokenizer.metre import Bar
+
+if TYPE_CHECKING:  # symusic is not needed to build sequences from a compiled corpus
+    from symusic import Track
 
 DURATIONS = (("Whole", 4.0), ("Half", 2.0), ("Quarter", 1.0), ("Eight", 0.5), ("Sixteenth", 0.25))  # token names, beats
 DURATION_NAMES = ("whole", "half", "quarter", "eighth", "sixteenth")  # the same flags, as people write them
@@ -121,61 +124,102 @@ def _notes(track: Track) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return arrays["time"], arrays["duration"], arrays["pitch"]
 
 
-def _polyphony(onsets: np.ndarray) -> tuple[int, int]:
-    _, counts = np.unique(onsets, return_counts=True)
-    clamp = lambda v: int(min(max(v, POLYPHONY_MIN), POLYPHONY_MAX))  # noqa: E731
-    return clamp(counts.min()), clamp(counts.max())
+def _clamp_polyphony(value: int) -> int:
+    return int(min(max(value, POLYPHONY_MIN), POLYPHONY_MAX))
 
 
-def _duration_flags(durations: np.ndarray, tpq: int) -> tuple[bool, ...]:
-    return tuple(bool(np.any(durations == round(beats * tpq))) for _, beats in DURATIONS)
+@dataclass
+class BarStatistics:
+    """What the controls of any run of bars are made of, one row per bar of one track.
+
+    Bar controls read one row; track controls combine the rows of a window (polyphony and durations
+    combine exactly over bars, since every onset lies in one bar). A compiled corpus stores these rows,
+    so it makes the same controls without the notes.
+    """
+
+    count: np.ndarray  # notes starting in the bar (not capped)
+    poly_min: np.ndarray  # fewest / most notes starting together, clamped to 1..6; 0 in an empty bar
+    poly_max: np.ndarray
+    durations: np.ndarray  # [bars, 5] bool: some note lasts exactly a whole, half, ... sixteenth
+    repetition: np.ndarray  # [bars, 3] share of bar i's (onset, pitch) pairs found in bar i + 1 + d; NaN: no pair
+
+    def __len__(self) -> int:
+        return len(self.count)
 
 
-def bar_controls(track: Track, bars: list[Bar], tpq: int) -> list[BarControls]:
-    """Controls of each bar in ``bars`` for ``track`` (ticks of the quantised score, ``tpq``)."""
-    times, durations, _ = _notes(track)
-    out = []
-    for bar in bars:
+def bar_statistics(track: Track, bars: list[Bar], tpq: int) -> BarStatistics:
+    """The :class:`BarStatistics` of ``track`` over ``bars`` (ticks of the quantised score, ``tpq``)."""
+    times, durations, pitches = _notes(track)
+    n = len(bars)
+    stats = BarStatistics(
+        np.zeros(n, np.int32), np.zeros(n, np.int8), np.zeros(n, np.int8), np.zeros((n, len(DURATIONS)), bool),
+        np.full((n, REPETITION_LOOKAHEAD), np.nan),
+    )
+    sets = []
+    for i, bar in enumerate(bars):
         mask = (times >= bar.start) & (times < bar.end)
-        count = int(mask.sum())
-        if track.is_drum:
+        stats.count[i] = int(mask.sum())
+        if stats.count[i]:
+            _, together = np.unique(times[mask], return_counts=True)
+            stats.poly_min[i], stats.poly_max[i] = _clamp_polyphony(together.min()), _clamp_polyphony(together.max())
+            stats.durations[i] = [np.any(durations[mask] == round(beats * tpq)) for _, beats in DURATIONS]
+        sets.append({(int(t) - bar.start, int(p)) for t, p in zip(times[mask], pitches[mask])})
+    for i, (bar, notes) in enumerate(zip(bars, sets)):
+        for d in range(REPETITION_LOOKAHEAD):
+            j = i + 1 + d
+            if notes and j < n and bars[j].end - bars[j].start == bar.end - bar.start:
+                stats.repetition[i, d] = len(notes & sets[j]) / len(notes)
+    return stats
+
+
+def controls_of_bars(stats: BarStatistics, is_drum: bool, start: int = 0, end: int | None = None) -> list[BarControls]:
+    """The controls of bars ``start .. end - 1``, each on its own."""
+    out = []
+    for i in range(start, len(stats) if end is None else end):
+        count = int(stats.count[i])
+        if is_drum:
             out.append(BarControls(min(count, DENSITY_MAX)))
         elif count == 0:
             out.append(BarControls(0, None, (False,) * len(DURATIONS)))
         else:
-            out.append(
-                BarControls(min(count, DENSITY_MAX), _polyphony(times[mask]), _duration_flags(durations[mask], tpq))
-            )
+            polyphony = (int(stats.poly_min[i]), int(stats.poly_max[i]))
+            out.append(BarControls(min(count, DENSITY_MAX), polyphony, tuple(bool(f) for f in stats.durations[i])))
     return out
 
 
-def _repetition(times: np.ndarray, pitches: np.ndarray, bars: list[Bar]) -> float:
-    """Mean share of a bar's (onset, pitch) pairs found again in each of the next bars of equal length."""
-    sets = []
-    for bar in bars:
-        mask = (times >= bar.start) & (times < bar.end)
-        sets.append({(int(t) - bar.start, int(p)) for t, p in zip(times[mask], pitches[mask])})
-    scores = []
-    for i, (bar, notes) in enumerate(zip(bars, sets)):
-        if not notes:
-            continue
-        for j in range(i + 1, min(i + 1 + REPETITION_LOOKAHEAD, len(bars))):
-            if bars[j].end - bars[j].start == bar.end - bar.start:
-                scores.append(len(notes & sets[j]) / len(notes))
+def controls_of_track(stats: BarStatistics, is_drum: bool, start: int = 0, end: int | None = None) -> TrackControls:
+    """The controls of the whole window of bars ``start .. end - 1``.
+
+    Repetition: the mean share of a bar's (onset, pitch) pairs found again in each of the next
+    ``REPETITION_LOOKAHEAD`` bars of equal length inside the window, to the nearest bin.
+    """
+    end = len(stats) if end is None else end
+    count = stats.count[start:end]
+    density = (min(int(count.min()), DENSITY_MAX), min(int(count.max()), DENSITY_MAX))
+    scores = [
+        float(stats.repetition[i, d])
+        for i in range(start, end)
+        for d in range(REPETITION_LOOKAHEAD)
+        if i + 1 + d < end and not np.isnan(stats.repetition[i, d])
+    ]
     value = float(np.mean(scores)) if scores else 0.0
-    return float(REPETITION_BINS[np.abs(REPETITION_BINS - value).argmin()])
+    repetition = float(REPETITION_BINS[np.abs(REPETITION_BINS - value).argmin()])
+    played = count > 0
+    if is_drum or not played.any():
+        return TrackControls(density, repetition)
+    polyphony = (int(stats.poly_min[start:end][played].min()), int(stats.poly_max[start:end].max()))
+    durations = tuple(bool(f) for f in stats.durations[start:end].any(axis=0))
+    return TrackControls(density, repetition, polyphony, durations)
+
+
+def bar_controls(track: Track, bars: list[Bar], tpq: int) -> list[BarControls]:
+    """Controls of each bar in ``bars`` for ``track`` (ticks of the quantised score, ``tpq``)."""
+    return controls_of_bars(bar_statistics(track, bars, tpq), track.is_drum)
 
 
 def track_controls(track: Track, bars: list[Bar], tpq: int) -> TrackControls:
     """Track-level controls over ``bars`` (the bars the sequence covers)."""
-    times, durations, pitches = _notes(track)
-    per_bar = [int(((times >= b.start) & (times < b.end)).sum()) for b in bars]
-    density = (min(min(per_bar), DENSITY_MAX), min(max(per_bar), DENSITY_MAX))
-    inside = (times >= bars[0].start) & (times < bars[-1].end)
-    repetition = _repetition(times, pitches, bars)
-    if track.is_drum or not inside.any():
-        return TrackControls(density, repetition)
-    return TrackControls(density, repetition, _polyphony(times[inside]), _duration_flags(durations[inside], tpq))
+    return controls_of_track(bar_statistics(track, bars, tpq), track.is_drum)
 
 
 def _control_pair_error(want, got) -> float:

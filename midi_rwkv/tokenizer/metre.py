@@ -18,10 +18,12 @@ from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
 from itertools import combinations_with_replacement
-
-from symusic import Score
+from typing import TYPE_CHECKING
 
 from midi_rwkv.errors import UnsupportedMetreError
+
+if TYPE_CHECKING:  # symusic is not needed to read bars (training from a compiled corpus runs without it)
+    from symusic import Score
 
 # The smallest note value we measure bar lengths in: a 1/32 note.
 _UNITS_PER_WHOLE = 32

@@ -25,11 +25,23 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
+from typing import TYPE_CHECKING
+
 from midi_rwkv.errors import ControlError, SequenceTooLongError
-from midi_rwkv.tokenizer.codec import Codec
-from midi_rwkv.tokenizer.controls import BarControls, TrackControls, bar_controls, check_drum_controls, track_controls
-from midi_rwkv.tokenizer.remi import TrackBars, encode_tracks
-from midi_rwkv.tokenizer.score import Piece
+from midi_rwkv.tokenizer.controls import (
+    BarControls,
+    BarStatistics,
+    TrackControls,
+    bar_statistics,
+    check_drum_controls,
+    controls_of_bars,
+    controls_of_track,
+)
+
+if TYPE_CHECKING:  # the builders run on a compiled corpus too, where neither MidiTok nor symusic is installed
+    from midi_rwkv.tokenizer.codec import Codec
+    from midi_rwkv.tokenizer.remi import TrackBars
+    from midi_rwkv.tokenizer.score import Piece
 
 
 _MAX_TRACK_CONTROLS = 10  # polyphony 2 + density 2 + durations 5 + repetition 1
@@ -73,6 +85,7 @@ class EncodedPiece:
     piece: Piece
     tracks: list[TrackBars]  # base ids
     bars: list[list[tuple[tuple[int, ...], tuple[int, ...]]]]  # [track][bar] -> (header, body) model ids
+    _statistics: dict[int, BarStatistics] = field(default_factory=dict, repr=False, compare=False)
 
     def cost(self, track: int, bar: int) -> int:
         header, body = self.bars[track][bar]
@@ -89,9 +102,28 @@ class EncodedPiece:
     def has_notes(self, track: int, start: int, end: int, codec: Codec) -> bool:
         return self.tracks[track].notes_in(start, end, codec.vocab) > 0
 
+    def statistics(self, track: int) -> BarStatistics:
+        """The per-bar statistics of ``track`` on the whole tokenizer-bar grid (computed once)."""
+        if track not in self._statistics:
+            piece = self.piece
+            self._statistics[track] = bar_statistics(
+                piece.score.tracks[track], piece.token_bars, piece.score.ticks_per_quarter
+            )
+        return self._statistics[track]
+
+    def bar_controls(self, track: int, span: tuple[int, int]) -> list[BarControls]:
+        """The controls of tokenizer bars ``span`` of ``track``, each on its own."""
+        return controls_of_bars(self.statistics(track), self.tracks[track].is_drum, *span)
+
+    def track_controls(self, track: int, window: tuple[int, int]) -> TrackControls:
+        """The controls of ``track`` over tokenizer bars ``window``."""
+        return controls_of_track(self.statistics(track), self.tracks[track].is_drum, *window)
+
 
 def encode_piece(piece: Piece, codec: Codec) -> EncodedPiece:
     """Encode every bar of every track once (BPE words are batched and cached)."""
+    from midi_rwkv.tokenizer.remi import encode_tracks  # MidiTok: not needed by the builders below
+
     tracks = encode_tracks(piece, codec.vocab)
     words = [w for t in tracks for bar in t.bars for w in bar]
     encoded = iter(codec.encode_words(words))
@@ -155,8 +187,7 @@ def resolve_bar_controls(enc: EncodedPiece, track: int, span: tuple[int, int], c
     """The controls of each masked tokenizer bar: the given ones, or those of the original bars."""
     piece = enc.piece
     if controls is None:
-        bars = piece.token_bars[span[0] : span[1]]
-        return bar_controls(piece.score.tracks[track], bars, piece.score.ticks_per_quarter)
+        return enc.bar_controls(track, span)
     controls = list(controls)
     if len(controls) != span[1] - span[0]:
         raise ControlError(f"{len(controls)} bar controls given for {span[1] - span[0]} masked bars")
@@ -258,9 +289,7 @@ def build_track_infill(
     real = _grow_window(costs, (start, start + 1), budget - costs[start], (0, piece.num_bars), None)
     window = (piece.first_token_bar[real[0]], piece.first_token_bar[real[1]])
     if controls is None:
-        controls = track_controls(
-            piece.score.tracks[w], piece.token_bars[window[0] : window[1]], piece.score.ticks_per_quarter
-        )
+        controls = enc.track_controls(w, window)
     else:
         check_drum_controls(track, enc.tracks[w].is_drum, controls.polyphony, controls.durations)
     vocab = codec.vocab

@@ -7,14 +7,14 @@ Training exports ``model.pth`` only when the run completes; this takes an interm
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import torch
 
 from midi_rwkv.errors import MidiRwkvError
 from midi_rwkv.model import RWKV7
-from midi_rwkv.tokenizer import InfillTokenizer
-from midi_rwkv.train.pretrain import export_model, last_checkpoint, model_config
+from midi_rwkv.train.pretrain import TrainingData, export_model, last_checkpoint, model_config
 
 
 def export(run: Path, step: int | None = None, output: Path | None = None) -> Path:
@@ -29,11 +29,14 @@ def export(run: Path, step: int | None = None, output: Path | None = None) -> Pa
     ckpt = run / "checkpoints" / f"step-{step:07d}.ckpt"
     if not ckpt.is_file():
         raise MidiRwkvError(f"{ckpt}: no checkpoint at step {step}")
-    tokenizer = InfillTokenizer.load(config["tokenizer"]) if config["tokenizer"] else InfillTokenizer()
+    tokenizer_file = run / "tokenizer.json"  # training writes it when it starts
+    if not tokenizer_file.is_file():
+        raise MidiRwkvError(f"{run}: no tokenizer.json (a run from an older midi-rwkv: copy its tokenizer there)")
     state = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
-    model = RWKV7(model_config(config["preset"], config["ctx_len"], tokenizer))
-    model.load_state_dict({k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")})
+    weights = {k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")}
+    vocab_size = weights["emb.weight"].shape[0]  # the tokenizer's size, as the run was built
+    model = RWKV7(model_config(config["preset"], config["ctx_len"], vocab_size))
+    model.load_state_dict(weights)
     output = output or run / f"model-step-{step}.pth"
-    return export_model(
-        model, output, tokenizer, output.with_name(f"{output.stem}.tokenizer.json"), step, config["data"]
-    )
+    data = TrainingData(None, None, vocab_size, lambda path: shutil.copyfile(tokenizer_file, path))
+    return export_model(model, output, data, output.with_name(f"{output.stem}.tokenizer.json"), step, config["data"])

@@ -1,51 +1,84 @@
-"""One training run: corpora -> prefilter -> dataset -> Lightning -> exported ``model.pth``."""
+"""One training run: corpora -> prefilter -> dataset -> Lightning -> exported ``model.pth``.
+
+Two kinds of data: MIDI corpora (``pop909:``, ``folder:``, ``gigamidi:``; examples drawn with MidiTok on the fly),
+or one compiled corpus (``compiled:FOLDER``, see ``midi_rwkv.data.compiled``: arrays only, about 20 times cheaper
+per example, and no MidiTok or symusic needed, so a bare PyTorch machine trains from it).
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import shutil
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import lightning as L
 import torch
-from midi_rwkv.data.corpora import Corpus, open_corpus
-from midi_rwkv.data.dataset import example_loader
-from midi_rwkv.data.prefilter import prefilter
+from torch.utils.data import Dataset
+
+from midi_rwkv.data.dataset import loader_of
 from midi_rwkv.errors import MidiRwkvError
 from midi_rwkv.model import PRESETS, RWKV7, RWKVConfig, init_weights, load_checkpoint, save_checkpoint
-from midi_rwkv.tokenizer import InfillTokenizer
 from midi_rwkv.tokenizer.examples import ExampleConfig
 from midi_rwkv.train.train_config import TrainConfig
 from midi_rwkv.train.callbacks import AtomicCheckpointIO, LossCurve, PeriodicCheckpoint
 from midi_rwkv.train.module import OptimConfig, RWKVLightning
 
 
-class _Corpora(Corpus):
-    def __init__(self, corpora: list[Corpus]):
-        self.corpora = corpora
-        self.name = "+".join(c.name for c in corpora)
-        self.offsets = []
-        ids = []
-        for c in corpora:
-            self.offsets.append(len(ids))
-            ids += [f"{c.label}/{i}" for i in c.ids]
-        super().__init__(ids)
+@dataclass
+class TrainingData:
+    """What a run trains on, whatever the source: example datasets per split and the tokenizer they use."""
 
-    def _locate(self, index: int) -> tuple[Corpus, int]:
-        for corpus, offset in reversed(list(zip(self.corpora, self.offsets))):
-            if index >= offset:
-                return corpus, index - offset
-        raise IndexError(index)
+    train: Dataset
+    validation: Dataset
+    vocab_size: int
+    save_tokenizer: callable  # (path) -> None: writes the tokenizer beside the exported model
 
-    def load(self, index: int):
-        corpus, local = self._locate(index)
-        return corpus.load(local)
 
-    def song(self, index: int) -> str:
-        corpus, local = self._locate(index)
-        return f"{corpus.label}/{corpus.song(local)}"
+def midi_data(config: TrainConfig, out: Path, examples: ExampleConfig, progress: bool) -> TrainingData:
+    """Examples drawn from MIDI corpora (prefiltered and split, cached in ``config.cache`` or OUT/cache)."""
+    from midi_rwkv.data.corpora import MergedCorpus, open_corpus
+    from midi_rwkv.data.dataset import InfillDataset
+    from midi_rwkv.data.prefilter import prefilter
+    from midi_rwkv.tokenizer import InfillTokenizer
+
+    tokenizer = InfillTokenizer.load(config.tokenizer) if config.tokenizer else InfillTokenizer()
+    corpus = MergedCorpus([open_corpus(spec) for spec in config.data])
+    cached = Path(config.cache or out / "cache") / "manifest.json"
+    manifest = prefilter(corpus, tokenizer, cached, seed=config.seed, progress=progress)
+    shutil.copyfile(cached, out / "manifest.json")
+    print(f"data: {json.dumps(manifest.summary())}")
+    train_ids, val_ids, _ = manifest.usable_splits()
+    return TrainingData(
+        InfillDataset(corpus, train_ids, tokenizer, examples),
+        InfillDataset(corpus, val_ids, tokenizer, examples),
+        tokenizer.vocab_size,
+        tokenizer.save,
+    )
+
+
+def compiled_data(config: TrainConfig, out: Path, examples: ExampleConfig) -> TrainingData:
+    """Examples assembled from a compiled corpus (its splits were fixed when it was compiled)."""
+    from midi_rwkv.data.compiled import CompiledCorpus, CompiledDataset, file_hash
+    from midi_rwkv.data.splits import SPLITS, usable_splits
+
+    if len(config.data) != 1:
+        raise MidiRwkvError("give one compiled corpus (a folder of shards), not several --data")
+    corpus = CompiledCorpus(config.data[0].removeprefix("compiled:"))
+    if config.tokenizer and file_hash(config.tokenizer) != corpus.meta["tokenizer_sha256"]:
+        raise MidiRwkvError(f"{config.tokenizer} is not the tokenizer {config.data[0]} was compiled with")
+    train_ids, val_ids, _ = usable_splits({name: corpus.split(name) for name in SPLITS}, corpus.name)
+    summary = {"corpus": corpus.name, "kept": {"train": len(train_ids), "validation": len(val_ids)},
+               "tokens": corpus.tokens}
+    (out / "manifest.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(f"data: {json.dumps(summary)}")
+    return TrainingData(
+        CompiledDataset(corpus, train_ids, examples),
+        CompiledDataset(corpus, val_ids, examples),
+        corpus.vocab_size,
+        lambda path: shutil.copyfile(corpus.tokenizer_file, path),
+    )
 
 
 def _strategy(name: str):
@@ -77,24 +110,23 @@ def _precision(requested: str, gpu: bool) -> str:
     return "bf16-mixed" if gpu or cpu_has_bf16() else "32-true"
 
 
-def model_config(preset: str, ctx_len: int, tokenizer: InfillTokenizer) -> RWKVConfig:
-    """The architecture a run trains: its preset, sized to the tokenizer, with the run's context length."""
-    config = PRESETS[preset](vocab_size=tokenizer.vocab_size)
+def model_config(preset: str, ctx_len: int, vocab_size: int) -> RWKVConfig:
+    """The architecture a run trains: its preset, sized to the vocabulary, with the run's context length."""
+    config = PRESETS[preset](vocab_size=vocab_size)
     config.ctx_len = ctx_len
     return config
 
 
-def export_model(
-    model: RWKV7, path: Path, tokenizer: InfillTokenizer, tokenizer_path: Path, steps: int, data: list[str]
-) -> Path:
+def export_model(model: RWKV7, path: Path, data: TrainingData, tokenizer_path: Path, steps: int, specs: list[str]
+                 ) -> Path:
     """The bf16 ``.pth`` + sidecar a run ships, and the tokenizer beside it."""
     model_path = save_checkpoint(
         model,
         path,
         dtype=torch.bfloat16,
-        extra={"steps": steps, "data": data, "tokenizer_vocab_size": tokenizer.vocab_size},
+        extra={"steps": steps, "data": specs, "tokenizer_vocab_size": data.vocab_size},
     )
-    tokenizer.save(tokenizer_path)
+    data.save_tokenizer(tokenizer_path)
     return model_path
 
 
@@ -122,30 +154,28 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True, stop
     (out / "config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
     L.seed_everything(config.seed, workers=True)
 
-    tokenizer = InfillTokenizer.load(config.tokenizer) if config.tokenizer else InfillTokenizer()
-    corpus = _Corpora([open_corpus(spec) for spec in config.data])
-    cached = Path(config.cache or out / "cache") / "manifest.json"
-    manifest = prefilter(corpus, tokenizer, cached, seed=config.seed, progress=progress)
-    shutil.copyfile(cached, out / "manifest.json")
-    print(f"data: {json.dumps(manifest.summary())}")
-    train_ids, val_ids, _ = manifest.usable_splits()
-
     examples = ExampleConfig(**({"max_len": config.ctx_len + 1} | config.examples))  # inputs are ids[:-1]
+    compiled = [spec.startswith("compiled:") for spec in config.data]
+    if any(compiled) and not all(compiled):
+        raise MidiRwkvError("train on MIDI corpora or on one compiled corpus, not both")
+    data = compiled_data(config, out, examples) if all(compiled) else midi_data(config, out, examples, progress)
+    data.save_tokenizer(out / "tokenizer.json")  # now, so that any checkpoint can be exported with it
+
     ckpt_path, start = last_checkpoint(ckpt_dir) if resume else (None, 0)
     # Every process builds its own loader and takes its rank's share of each step's global batch (Lightning's launcher
     # sets these variables in the processes it starts); validation runs the same batches everywhere.
     world = config.devices * config.nodes
     rank = int(os.environ.get("NODE_RANK", 0)) * config.devices + int(os.environ.get("LOCAL_RANK", 0))
-    batch = min(config.batch_size, len(train_ids) // world)
-    train_loader = example_loader(corpus, train_ids, tokenizer, examples, config.ctx_len, batch, config.steps, start,
-                                  config.seed, config.workers, rank, world)
-    val_batch = min(config.batch_size * world, len(val_ids))  # the global batch, whole, in every process
-    val_loader = example_loader(corpus, val_ids, tokenizer, examples, config.ctx_len, val_batch, config.val_batches, 0,
-                                config.seed + 1, config.workers)
+    batch = min(config.batch_size, len(data.train) // world)
+    train_loader = loader_of(data.train, config.ctx_len, batch, config.steps, start, config.seed, config.workers, rank,
+                             world)
+    val_batch = min(config.batch_size * world, len(data.validation))  # the global batch, whole, in every process
+    val_loader = loader_of(data.validation, config.ctx_len, val_batch, config.val_batches, 0, config.seed + 1,
+                           config.workers)
 
-    architecture = model_config(config.preset, config.ctx_len, tokenizer)
+    architecture = model_config(config.preset, config.ctx_len, data.vocab_size)
     model = (
-        load_checkpoint(config.init, vocab_size=tokenizer.vocab_size).float()
+        load_checkpoint(config.init, vocab_size=data.vocab_size).float()
         if config.init
         else init_weights(RWKV7(architecture), seed=config.seed)
     )
@@ -185,8 +215,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True, stop
         print(f"warning: {module.dropped_examples} examples could not be built and were dropped")
     if trainer.global_rank != 0 or trainer.global_step < config.steps:
         return out / "model.pth"  # export once, by one process, when the run is complete
-    model_path = export_model(
-        module.model, out / "model.pth", tokenizer, out / "tokenizer.json", trainer.global_step, config.data
-    )
+    model_path = export_model(module.model, out / "model.pth", data, out / "tokenizer.json", trainer.global_step,
+                              config.data)
     print(f"exported {model_path} ({model_path.stat().st_size / 2**20:.1f} MiB) and {out / 'tokenizer.json'}")
     return model_path

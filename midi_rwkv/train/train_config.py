@@ -18,7 +18,8 @@ class TrainConfig:
         help="corpus, repeatable: pop909:PATH, folder:PATH (or a bare folder), gigamidi:NAME_OR_PARQUET[::SUBSET]",
         factory=list, metavar="CORPUS")
     tokenizer: str | None = setting(None, "tokenizer JSON (default: the paper's 663 base tokens, no BPE)")
-    preset: str = setting("tiny", "model size (paper = 12 x 384, 35.1 M parameters)", choices=tuple(PRESETS))
+    preset: str = setting("tiny", "model size: tiny, small (6 x 128, head 32), paper (12 x 384, 35.1 M parameters), "
+                          "or LxC, L layers x C wide with 64-wide heads (e.g. 6x192)")
     init: str | None = setting(None, "start from these weights (.pth) instead of the paper's initialisation")
     ctx_len: int = setting(2048, "tokens per training sequence")
     batch_size: int = setting(12, "sequences per step (per device)")
@@ -47,7 +48,8 @@ class TrainConfig:
 
     def __post_init__(self):
         require(bool(self.data), "give at least one corpus (--data)")
-        require(self.preset in PRESETS, f"unknown preset '{self.preset}': choose from {', '.join(PRESETS)}")
+        require(self.preset in PRESETS,
+                f"unknown preset '{self.preset}': choose from {', '.join(PRESETS)} or LxC (C a multiple of 64)")
         for name in ("ctx_len", "batch_size", "steps", "val_every", "val_batches", "devices", "nodes"):
             require(getattr(self, name) >= 1, f"--{name.replace('_', '-')} must be 1 or more")
         for name in ("warmup_steps", "ckpt_every", "workers", "weight_decay", "grad_clip"):

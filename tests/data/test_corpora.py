@@ -134,11 +134,11 @@ def test_step_sampler_resumes_mid_epoch():
 def test_splits_do_not_depend_on_where_the_data_lives(tmp_path):
     import shutil
 
-    from midi_rwkv.train.pretrain import _Corpora
+    from midi_rwkv.data.corpora import MergedCorpus
 
     for where in ("a", "b/c"):
         shutil.copytree(FIXTURES, tmp_path / where, ignore=shutil.ignore_patterns("*.py", "*.json"))
-    ids = [_Corpora([FolderCorpus(tmp_path / where)]).ids for where in ("a", "b/c")]
+    ids = [MergedCorpus([FolderCorpus(tmp_path / where)]).ids for where in ("a", "b/c")]
     assert ids[0] == ids[1] and ids[0][0].startswith("folder/")
 
 
