@@ -84,9 +84,11 @@ def main() -> None:
         total["compiled"][0] += t_fast
         total["compiled"][1] += tok_fast
         rate_midi, rate_fast = tok_midi / t_midi, tok_fast / t_fast
+        ms_midi, ms_fast = 1e3 * t_midi / max(1, n_midi), 1e3 * t_fast / max(1, n_fast)
+        share_midi, share_fast = 100 * args.step_tokens_per_s / rate_midi, 100 * args.step_tokens_per_s / rate_fast
         print(f"| {shard.meta['label']} ({Path(shard.folder).name}) | {rate_midi:,.0f} | {rate_fast:,.0f} "
-              f"| {rate_fast / rate_midi:.1f}x | {1e3 * t_midi / max(1, n_midi):.1f} / {1e3 * t_fast / max(1, n_fast):.2f} "
-              f"| {100 * args.step_tokens_per_s / rate_midi:.1f} % / {100 * args.step_tokens_per_s / rate_fast:.2f} % |")
+              f"| {rate_fast / rate_midi:.1f}x | {ms_midi:.1f} / {ms_fast:.2f} "
+              f"| {share_midi:.1f} % / {share_fast:.2f} % |")
     rate_midi = total["midi"][1] / total["midi"][0]
     rate_fast = total["compiled"][1] / total["compiled"][0]
     print(f"| **all** | {rate_midi:,.0f} | {rate_fast:,.0f} | {rate_fast / rate_midi:.1f}x | | "

@@ -72,7 +72,43 @@ def run_train_tokenizer(args) -> int:
     return 0
 
 
+def check_compiled(folder: str, max_len: int, seed: int, limit: int | None) -> dict:
+    """The report of ``check-data compiled:FOLDER``: what each shard holds and skipped, and one example per piece."""
+    from midi_rwkv.data.compiled import CompiledCorpus, CompiledExamples
+
+    corpus = CompiledCorpus(folder)
+    drawer = CompiledExamples(corpus, ExampleConfig(max_len=max_len))
+    rng = random.Random(seed)
+    kinds, lengths = Counter(), []
+    start = time.perf_counter()
+    for index in tqdm(range(len(corpus))[:limit], desc="drawing", unit="piece"):
+        seq = drawer(index, rng)
+        kinds[seq.kind if seq else "no example"] += 1
+        if seq:
+            lengths.append(len(seq.ids))
+    shards = {}
+    for shard in corpus.shards:
+        skipped = Counter(reason.split(":")[0] for reason in shard.meta["skipped"].values())
+        splits = Counter(p["split"] for p in shard.meta["pieces"])
+        shards[shard.meta["spec"]] = {"pieces": dict(splits), "skipped": dict(skipped),
+                                      "ids_all_shifts": shard.meta["tokens"]}
+    return {
+        "corpus": corpus.name,
+        "shards": shards,
+        "tokens_per_split": corpus.tokens,
+        "examples": dict(kinds),
+        "example_tokens_mean": round(sum(lengths) / max(1, len(lengths)), 1),
+        "example_tokens_max": max(lengths, default=0),
+        "vocab_size": corpus.vocab_size,
+        "seconds": round(time.perf_counter() - start, 1),
+    }
+
+
 def run_check_data(args) -> int:
+    if all(d.startswith("compiled:") for d in args.data) and len(args.data) == 1:
+        report = check_compiled(args.data[0].removeprefix("compiled:"), args.max_len, args.seed, args.limit)
+        print(json.dumps(report, indent=2))
+        return 0
     tok = _load(args.tokenizer)
     files = midi_files(*args.data)[: args.limit]
     if not files:
@@ -157,10 +193,12 @@ def register(sub) -> None:
 
     p = sub.add_parser(
         "check-data",
-        help="run the tokenizer and example builder over MIDI folders and report counts",
-        description="Tokenize every file, build one random training example each, and report what was skipped and why.",
+        help="run the tokenizer and example builder over MIDI folders (or a compiled corpus) and report counts",
+        description="Tokenize every file, build one random training example each, and report what was skipped and why. "
+        "With compiled:FOLDER, report what the compiled corpus holds per shard and split, and draw one example per "
+        "piece from it.",
     )
-    p.add_argument("data", nargs="+", help="MIDI files or folders (searched recursively)")
+    p.add_argument("data", nargs="+", help="MIDI files or folders (searched recursively), or one compiled:FOLDER")
     p.add_argument("--tokenizer", help="tokenizer JSON (default: the paper's base vocabulary, no BPE)")
     p.add_argument("--max-len", type=int, default=2048, help="maximum example length (default: 2048)")
     p.add_argument("--limit", type=int, help="check at most this many files")

@@ -180,6 +180,22 @@ class Shard:
         first, count = self.a["piece_track"][piece], self.a["piece_tracks"][piece]
         return self.a["track_index"][first : first + count]
 
+    def piece_facts(self, piece: int) -> dict:
+        """Real bars, encoded tracks (original indices), drum tracks, and per track its notes per real bar."""
+        a = self.a
+        first, count = a["piece_track"][piece], a["piece_tracks"][piece]
+        rows = [r for r in range(first, first + count) if a["track_encoded"][r]]
+        grid = a["first_bar"][a["piece_first"][piece] : a["piece_first"][piece] + a["piece_bars"][piece] + 1]
+        by_track = {a["track_index"][r]: r for r in rows}
+
+        def notes(track: int) -> np.ndarray:
+            start = a["track_stat"][by_track[track]]
+            counts = np.asarray(a["stat_count"][start : start + grid[-1]])
+            return np.add.reduceat(counts, grid[:-1]) if len(counts) else np.zeros(len(grid) - 1, int)
+
+        return {"bars": a["piece_bars"][piece], "tracks": list(by_track),
+                "drums": {t for t, r in by_track.items() if a["track_drum"][r]}, "notes": notes}
+
     def _track_rows(self, piece: int, tracks: list[int]) -> list[int]:
         first, count = self.a["piece_track"][piece], self.a["piece_tracks"][piece]
         index = self.a["track_index"][first : first + count]

@@ -124,7 +124,7 @@ class Evaluation:
         self.tokenizer = InfillTokenizer.load(config.tokenizer or self._tokenizer_of(model_systems[0]))
         self.systems = list(config.systems) + [System(name) for name in config.references]
         self._pieces: dict[str, Piece] = {}
-        self._corpus = None
+        self._corpora: dict = {}
         self.skips: dict[str, str] = {}  # "system/prompt" -> why that row has no generation (filled by measure)
 
     @staticmethod
@@ -156,10 +156,11 @@ class Evaluation:
 
     def piece(self, prompt: Prompt) -> Piece:
         if prompt.id not in self._pieces:
-            if self._corpus is None:
-                self._corpus = open_corpus(prompt.corpus)
-            index = self._corpus.ids.index(prompt.piece)
-            self._pieces[prompt.id] = self.tokenizer.prepare(self._corpus.load(index), prompt.piece)
+            if prompt.corpus not in self._corpora:  # prompts from a compiled corpus may name several sources
+                self._corpora[prompt.corpus] = open_corpus(prompt.corpus)
+            corpus = self._corpora[prompt.corpus]
+            index = corpus.ids.index(prompt.piece)
+            self._pieces[prompt.id] = self.tokenizer.prepare(corpus.load(index), prompt.piece)
         return self._pieces[prompt.id]
 
     # ---- generations ----------------------------------------------------------------------

@@ -187,3 +187,25 @@ def test_training_from_a_compiled_corpus_needs_neither_miditok_nor_symusic(compi
 
     model, tokenizer, _ = open_model(run / "model.pth")  # what it wrote loads for inference, tokenizer and all
     assert tokenizer.vocab_size == model.config.vocab_size
+
+
+def test_check_data_reports_a_compiled_corpus(compiled, capsys):
+    from midi_rwkv.cli import main
+
+    _, out = compiled
+    assert main(["check-data", f"compiled:{out}", "--max-len", "512"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    (shard,) = report["shards"].values()
+    assert sum(shard["pieces"].values()) == 5 and sum(report["examples"].values()) == 5
+    assert report["vocab_size"] == InfillTokenizer.load(BPE).vocab_size and report["example_tokens_max"] <= 512
+
+
+def test_evaluation_prompts_chosen_from_a_compiled_corpus_name_its_midi_source(compiled, bpe):
+    from midi_rwkv.metrics.prompts import choose_prompts
+
+    folder, out = compiled
+    fast = choose_prompts(f"compiled:{out}", None, 4, 2, 2, split="all", progress=False)
+    slow = choose_prompts(f"folder:{folder}", bpe, 4, 2, 2, split="all", progress=False)
+    assert len(fast) == 4 and all(p.corpus == f"folder:{folder}" for p in fast)
+    # on-grid notes, every piece compiled: the arrays choose exactly what MidiTok's view chooses
+    assert [p.to_dict() for p in fast] == [p.to_dict() for p in slow]
