@@ -15,7 +15,7 @@ def run_build_corpus(args) -> int:
     if unknown:
         raise MidiRwkvError(f"unknown sources {unknown}; choose from {list(SOURCES)}")
     manifest = build(Path(args.shared), Path(args.out), sources, args.workers, convert=not args.no_convert)
-    atomic_write_json(Path(args.out) / "manifest.json", manifest)
+    atomic_write_json(Path(args.out) / args.manifest, manifest)
     for name, entry in manifest["summary"].items():
         print(f"{name:13s} {entry['pieces']:5d} pieces {entry['notes']:9,d} notes  "
               f"train/val/test {entry['train']}/{entry['validation']}/{entry['test']}  "
@@ -27,9 +27,11 @@ def run_build_corpus(args) -> int:
 def register(sub) -> None:
     p = sub.add_parser(
         "build-corpus",
-        help="build the default model's corpus from ../shared/data (converts MusicXML once, writes a manifest)",
-        description="Convert the MusicXML sources to MIDI once (an interrupted build resumes) and write manifest.json: "
-        "source, licence, path, tracks, notes and split of every piece.",
+        help="build the default model's corpus from ../shared/data and music21's folk tunes (converted once), "
+        "with a manifest",
+        description="Convert the MusicXML sources and music21's ABC folk collections (one MIDI per tune) to MIDI once "
+        "(an interrupted build resumes) and write manifest.json: source, licence, path, tracks, notes and split of "
+        "every piece.",
     )
     p.add_argument("--shared", default="../shared/data", help="the shared data folder (default: %(default)s)")
     p.add_argument(
@@ -38,6 +40,12 @@ def register(sub) -> None:
     p.add_argument("--sources", default=",".join(SOURCES), help="comma-separated subset of: %(default)s")
     p.add_argument("--workers", type=int, default=2, help="conversion processes (default: %(default)s)")
     p.add_argument(
-        "--no-convert", action="store_true", help="use the MusicXML sources only as far as already converted"
+        "--manifest",
+        default="manifest.json",
+        help="file name of the manifest in --out, e.g. manifest-folk.json for a build of some sources beside "
+        "another (default: %(default)s)",
+    )
+    p.add_argument(
+        "--no-convert", action="store_true", help="use the MusicXML and ABC sources only as far as already converted"
     )
     p.set_defaults(run=run_build_corpus)

@@ -1,11 +1,13 @@
-"""Build the default model's pretraining corpus from ``../shared/data``.
+"""Build the default model's pretraining corpus from ``../shared/data`` and music21's folk collections.
 
-Converts the MusicXML sources (OpenScore Lieder and String Quartets) to MIDI once (a file already
-converted is kept, so an interrupted build resumes), then writes ``manifest.json`` with one row per
+Converts the MusicXML sources (OpenScore Lieder and String Quartets) and the ABC folk collections shipped
+inside music21 (``data.folk``: Essen, O'Neill's, Ryan's, Aird's; one MIDI per tune) to MIDI once (a file
+already converted is kept, so an interrupted build resumes), then writes ``manifest.json`` with one row per
 piece of every source: source, licence, path, tracks, notes and split. The split is the one training
 uses (a hash of the location-free piece id), so POP909's test songs are never trained on.
 
     midi-rwkv build-corpus --shared ../shared/data --out runs/corpus
+    midi-rwkv build-corpus --sources folk_oneills --manifest manifest-folk.json   # one source, its own manifest
 """
 
 from __future__ import annotations
@@ -17,21 +19,46 @@ from pathlib import Path
 from tqdm import tqdm
 
 from midi_rwkv.data.corpora import FolderCorpus, Pop909Corpus
+from midi_rwkv.data.folk import COLLECTIONS, convert_tunes, tunes
 from midi_rwkv.data.prefilter import SPLIT_RATIOS, split_of
 from midi_rwkv.errors import MidiRwkvError
 from midi_rwkv.io import atomic_write
 
-# name -> (folder under the shared data, licence, MusicXML to convert?)
+# name -> (folder, licence, kind). kind "midi": MIDI files under the shared data; "musicxml": MusicXML there,
+# converted; "abc": an ABC collection in music21's corpus (data.folk.COLLECTIONS), converted one MIDI per tune.
+# The folk licences are music21's records: corpus/license.txt says its corpus is distributed "with the permission
+# of the encoders" and points to per-directory licences; only essenFolksong has one.
+ESSEN_LICENCE = (
+    "legal status unclear (music21 corpus/essenFolksong/license.txt): EsAC data, permission from E. Dahlig-Turek "
+    "for non-commercial distribution and use in music21; ABC by S. Schlien, distributed by his permission"
+)
+TUNES_LICENCE = "public domain tunes ({book}); ABC by {who}, no licence stated; music21 corpus, encoders' permission"
 SOURCES = {
-    "music21_poly": ("music21_poly", "public domain works; music21 encodings for research use", False),
-    "mutopia": ("mutopia", "public domain / CC BY / CC BY-SA (per piece)", False),
-    "nottingham": ("nottingham", "GPL-3.0", False),
-    "groove": ("groove", "CC BY 4.0", False),
-    "lieder": ("sources/lieder/scores", "CC0", True),
-    "quartets": ("sources/quartets/scores", "CC0", True),
-    "pop909": ("pop909", "MIT", False),
+    "music21_poly": ("music21_poly", "public domain works; music21 encodings for research use", "midi"),
+    "mutopia": ("mutopia", "public domain / CC BY / CC BY-SA (per piece)", "midi"),
+    "nottingham": ("nottingham", "GPL-3.0", "midi"),
+    "groove": ("groove", "CC BY 4.0", "midi"),
+    "lieder": ("sources/lieder/scores", "CC0", "musicxml"),
+    "quartets": ("sources/quartets/scores", "CC0", "musicxml"),
+    "pop909": ("pop909", "MIT", "midi"),
     # the 1,989 alternate arrangements of the same songs, each in its song's split (listed after the songs)
-    "pop909_versions": ("pop909", "MIT", False),
+    "pop909_versions": ("pop909", "MIT", "midi"),
+    "folk_essen": ("essenFolksong", ESSEN_LICENCE, "abc"),
+    "folk_oneills": (
+        "oneills1850",
+        TUNES_LICENCE.format(book="O'Neill's Music of Ireland, 1903", who="volunteer transcribers named per tune"),
+        "abc",
+    ),
+    "folk_ryans": (
+        "ryansMammoth",
+        TUNES_LICENCE.format(book="Ryan's Mammoth Collection, 1883", who="volunteer transcribers named per tune"),
+        "abc",
+    ),
+    "folk_airds": (
+        "airdsAirs",
+        TUNES_LICENCE.format(book="Aird's Airs, Glasgow, from 1778", who="Jack Campin, 2003-2009"),
+        "abc",
+    ),
 }
 SPLIT_SEED = 0  # the training default (data.prefilter.prefilter)
 
@@ -93,19 +120,23 @@ def _rows(name: str, corpus, licence: str, only=None) -> list[dict]:
 def build(shared: Path, out: Path, sources: list[str], workers: int, convert: bool = True) -> dict:
     """Convert what needs converting and return the manifest; ``data`` lists the training specs.
 
-    ``convert=False`` takes the MusicXML sources as far as they were converted before.
+    ``convert=False`` takes the MusicXML and ABC sources as far as they were converted before.
     """
     rows, failures, data = [], {}, []
     for name in sources:
-        folder, licence, is_xml = SOURCES[name]
-        src = shared / folder
-        if not src.is_dir():
-            raise MidiRwkvError(f"{src}: missing (see ../shared/data/README.md)")
-        if is_xml:
-            failures[name] = convert_folder(src, out / name, workers) if convert else []
+        folder, licence, kind = SOURCES[name]
+        if kind == "abc":  # a collection inside the music21 package: nothing to find under ``shared``
+            failures[name] = convert_tunes(tunes(COLLECTIONS[folder]), out / name, workers) if convert else []
             src = out / name
+        else:
+            src = shared / folder
             if not src.is_dir():
-                raise MidiRwkvError(f"{src}: nothing converted yet (run without --no-convert)")
+                raise MidiRwkvError(f"{src}: missing (see ../shared/data/README.md)")
+            if kind == "musicxml":
+                failures[name] = convert_folder(src, out / name, workers) if convert else []
+                src = out / name
+        if kind != "midi" and not src.is_dir():
+            raise MidiRwkvError(f"{src}: nothing converted yet (run without --no-convert)")
         if name == "pop909_versions":  # one training spec reads the songs and their versions
             rows += _rows(name, Pop909Corpus(src, versions=True), licence, only=lambda piece: "/" in piece)
             data = [d for d in data if d != f"pop909:{src}"] + [f"pop909+versions:{src}"]

@@ -1,8 +1,9 @@
 """MusicXML -> MIDI: parse with music21, build the score with symusic.
 
 music21's own MIDI writer is very slow on large works, so we read notes, tempi and metres off the
-parsed stream and write them with symusic. One MIDI track per part; ties are merged; unpitched
-(percussion) parts are skipped; grace notes (zero length) are dropped.
+parsed stream and write them with symusic (``stream_to_score``, shared with the ABC folk tunes of
+``data.folk``). One MIDI track per part; ties are merged; unpitched (percussion) parts are skipped;
+grace notes (zero length) are dropped.
 """
 
 from __future__ import annotations
@@ -28,17 +29,38 @@ def musicxml_to_score(path: str | Path) -> Score:
         parsed = music21.converter.parse(str(path))
     except Exception as exc:  # music21 raises many unrelated types on bad input
         raise MidiFileError(f"{path}: not readable MusicXML ({type(exc).__name__}: {exc})") from None
+    return stream_to_score(parsed, str(path))
+
+
+def stream_to_score(parsed, where: str, shift: float = 0.0) -> Score:
+    """A symusic Score (TPQ 480) of a parsed music21 Score: tempi and metres of its first part, a track per part.
+
+    Args:
+        parsed: a ``music21.stream.Score`` (or any stream with ``parts``).
+        where: names the piece in error messages.
+        shift: quarter notes by which every note, and every tempo or metre change after the start, moves
+            later (0: none); ``data.folk`` pads a pickup bar to a full bar with it.
+
+    Raises:
+        MidiFileError: when no part has a pitched note.
+    """
+    import music21
 
     score = Score(TPQ)
     flat = parsed.parts[0].flatten() if parsed.parts else parsed.flatten()
+
+    def at(element) -> int:
+        offset = element.getOffsetBySite(flat)
+        return _ticks(offset + shift if offset > 0 else offset)
+
     for mark in flat.getElementsByClass(music21.tempo.MetronomeMark):
         qpm = mark.getQuarterBPM()
         if qpm:
-            score.tempos.append(Tempo(_ticks(mark.getOffsetBySite(flat)), qpm=float(qpm)))
+            score.tempos.append(Tempo(at(mark), qpm=float(qpm)))
     if not len(score.tempos) or score.tempos[0].time > 0:
         score.tempos.insert(0, Tempo(0, qpm=100.0))
     for ts in flat.getElementsByClass(music21.meter.TimeSignature):
-        time = _ticks(ts.getOffsetBySite(flat))
+        time = at(ts)
         if len(score.time_signatures) and score.time_signatures[-1].time == time:
             score.time_signatures.pop()
         score.time_signatures.append(TimeSignature(time, ts.numerator, ts.denominator))
@@ -53,7 +75,7 @@ def musicxml_to_score(path: str | Path) -> Score:
             duration = _ticks(element.quarterLength)
             if duration <= 0:
                 continue
-            start = _ticks(element.offset)
+            start = _ticks(element.offset + shift)
             velocity = element.volume.velocity or 80
             for pitch in element.pitches:
                 track.notes.append(Note(start, duration, int(pitch.midi), int(velocity)))
@@ -61,5 +83,5 @@ def musicxml_to_score(path: str | Path) -> Score:
             track.notes.sort(key=lambda n: (n.time, n.pitch))
             score.tracks.append(track)
     if not score.tracks:
-        raise MidiFileError(f"{path}: no pitched notes")
+        raise MidiFileError(f"{where}: no pitched notes")
     return score
