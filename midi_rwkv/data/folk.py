@@ -134,7 +134,7 @@ def tune_to_score(tune: Tune) -> Score:
     """A symusic Score (TPQ 480) of one ABC tune, its pickup bar padded to a full bar; raises MidiFileError."""
     import music21
 
-    from midi_rwkv.data.musicxml import stream_to_score
+    from midi_rwkv.data.musicxml import pickup_padding, stream_to_score
 
     try:
         parsed = music21.converter.parseData(tune.abc, format="abc")
@@ -142,9 +142,7 @@ def tune_to_score(tune: Tune) -> Score:
         raise MidiFileError(f"{tune.id}: not readable ABC ({type(exc).__name__}: {exc})") from None
     if not isinstance(parsed, music21.stream.Score):
         raise MidiFileError(f"{tune.id}: not one tune ({type(parsed).__name__})")
-    first = parsed.parts[0].getElementsByClass(music21.stream.Measure).first() if parsed.parts else None
-    pickup = float(first.paddingLeft) if first is not None else 0.0
-    return stream_to_score(parsed, tune.id, shift=max(pickup, 0.0))
+    return stream_to_score(parsed, tune.id, shift=pickup_padding(parsed))
 
 
 def _timeout(signum, frame):

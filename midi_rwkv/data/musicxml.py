@@ -29,7 +29,18 @@ def musicxml_to_score(path: str | Path) -> Score:
         parsed = music21.converter.parse(str(path))
     except Exception as exc:  # music21 raises many unrelated types on bad input
         raise MidiFileError(f"{path}: not readable MusicXML ({type(exc).__name__}: {exc})") from None
-    return stream_to_score(parsed, str(path))
+    return stream_to_score(parsed, str(path), shift=pickup_padding(parsed))
+
+
+def pickup_padding(parsed) -> float:
+    """Quarter notes missing from a pickup (anacrusis) first bar: shifting the music by this much puts every bar
+    line where the metre says (MIDI has no pickup bars: without it, every bar line falls a pickup early)."""
+    import music21
+
+    if not parsed.parts:
+        return 0.0
+    first = parsed.parts[0].getElementsByClass(music21.stream.Measure).first()
+    return max(float(first.paddingLeft), 0.0) if first is not None else 0.0
 
 
 def stream_to_score(parsed, where: str, shift: float = 0.0) -> Score:
@@ -39,7 +50,7 @@ def stream_to_score(parsed, where: str, shift: float = 0.0) -> Score:
         parsed: a ``music21.stream.Score`` (or any stream with ``parts``).
         where: names the piece in error messages.
         shift: quarter notes by which every note, and every tempo or metre change after the start, moves
-            later (0: none); ``data.folk`` pads a pickup bar to a full bar with it.
+            later (0: none); :func:`pickup_padding` pads a pickup bar to a full bar with it.
 
     Raises:
         MidiFileError: when no part has a pitched note.

@@ -60,3 +60,22 @@ def test_split_subsets_partition_the_corpus():
     assert holder.load(index).note_num() == corpus.load(corpus.ids.index("bach_bwv66.6.mid")).note_num() > 0
     with pytest.raises(MidiRwkvError, match="unknown split"):
         split_subset(corpus, "dev")
+
+
+def test_a_pickup_bar_is_padded_so_that_bar_lines_fall_on_the_metre():
+    """BWV 66.6 starts with a one-beat pickup in 4/4: its first note sounds on beat 4 of bar 1, and every phrase's
+    notes line up with the bars after it."""
+    from midi_rwkv.data.musicxml import musicxml_to_score
+
+    score = musicxml_to_score(CHORALE_XML)
+    parsed = music21.converter.parse(str(CHORALE_XML))
+    soprano = parsed.parts[0].stripTies().flatten().notes
+    measures = parsed.parts[0].getElementsByClass(music21.stream.Measure)
+    assert float(measures.first().paddingLeft) == 3.0  # the fixture really has a pickup of 1 beat in 4/4
+    first = min(n.time for n in score.tracks[0].notes)
+    assert first == 3 * 480
+    second_bar = measures[1]  # its first note is a downbeat: it must fall on bar 2's line, 4 beats in
+    downbeat = second_bar.notes.first()
+    tick = round((float(downbeat.getOffsetInHierarchy(parsed.parts[0])) + 3.0) * 480)
+    assert tick == 4 * 480 and tick in {n.time for n in score.tracks[0].notes}
+    assert len(soprano) > 0
