@@ -115,18 +115,56 @@ class _Layout:
         return self.first_token_bar[start], self.first_token_bar[end]
 
 
-class CompiledPiece(EncodedPiece):
-    """An :class:`EncodedPiece` read from a shard: note counts and controls come from the stored statistics."""
+class _Row:
+    """Bars of one stored row, each built as a tuple of ids only when a builder reads it."""
 
-    def __init__(self, layout: _Layout, tracks: list[_Track], bars, statistics: list[BarStatistics]):
+    def __init__(self, words: list[int], ends: list[int]):
+        self.words, self.starts, self.ends = words, [0, *ends[:-1]], ends
+
+    def __len__(self) -> int:
+        return len(self.ends)
+
+    def __getitem__(self, bar: int) -> tuple[int, ...]:
+        return tuple(self.words[self.starts[bar] : self.ends[bar]])
+
+
+class _TrackBars:
+    """One track's (header, body) per bar, as ``EncodedPiece.bars[track]`` is."""
+
+    def __init__(self, headers: _Row, bodies: _Row):
+        self.headers, self.bodies = headers, bodies
+
+    def __len__(self) -> int:
+        return len(self.bodies)
+
+    def __getitem__(self, bar: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        return self.headers[bar], self.bodies[bar]
+
+    def __iter__(self):
+        return (self[b] for b in range(len(self)))
+
+
+class CompiledPiece(EncodedPiece):
+    """An :class:`EncodedPiece` read from a shard: note counts and controls come from the stored statistics.
+
+    ``lengths`` [track, bar]: model ids of each bar (header and body), for the builders' window arithmetic.
+    """
+
+    def __init__(self, layout: _Layout, tracks: list[_Track], bars: list[_TrackBars], lengths: np.ndarray,
+                 statistics: list[BarStatistics]):
         super().__init__(layout, tracks, bars)
         self._statistics = dict(enumerate(statistics))
+        self._lengths = lengths
         # the builders ask these per bar, thousands of times an example: plain lists, not numpy
         self._notes_before = [[0, *np.cumsum(s.count).tolist()] for s in statistics]
-        self._costs = [[len(h) + len(b) for h, b in track] for track in bars]
+        self._costs = lengths.tolist()
 
     def cost(self, track: int, bar: int) -> int:
         return self._costs[track][bar]
+
+    def bar_costs(self, tracks=None) -> list[int]:
+        rows = self._lengths if tracks is None else self._lengths[list(tracks)]
+        return rows.sum(axis=0).tolist() if len(rows) else [0] * self._lengths.shape[1]
 
     def has_notes(self, track: int, start: int, end: int, codec=None) -> bool:
         return self._notes_before[track][end] > self._notes_before[track][start]
@@ -156,13 +194,13 @@ class Shard:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def _row(self, row: int, bars: int) -> list[tuple[int, ...]]:
-        """The first ``bars`` bars of a row, each as a tuple of ids."""
+    def _row(self, row: int, bars: int) -> tuple[_Row, np.ndarray]:
+        """The first ``bars`` bars of a row, and their lengths."""
         first = self.a["row_bar"][row]
-        ends = np.cumsum(self.a["bar_len"][first : first + bars]).tolist()
+        lengths = np.asarray(self.a["bar_len"][first : first + bars], dtype=np.int64)
+        ends = np.cumsum(lengths).tolist()
         start = self.a["row_word"][row]
-        words = self.a["words"][start : start + (ends[-1] if ends else 0)].tolist()
-        return [tuple(words[a:b]) for a, b in zip([0, *ends], ends)]
+        return _Row(self.a["words"][start : start + (ends[-1] if ends else 0)].tolist(), ends), lengths
 
     def _statistics(self, track: int, bars: int) -> BarStatistics:
         a, first = self.a, int(self.a["track_stat"][track])
@@ -224,18 +262,20 @@ class Shard:
         first = int(a["piece_first"][piece])
         grid = a["first_bar"][first : first + max(spans) + 1]
         token_bars = grid[-1]
-        headers = self._row(int(a["piece_header"][piece]), token_bars)
-        bars, tracks_out, statistics = [], [], []
+        headers, header_lengths = self._row(a["piece_header"][piece], token_bars)
+        bars, lengths, tracks_out, statistics = [], [], [], []
         for r in encoded:
             moved = 0 if a["track_drum"][r] else shift  # drums are never shifted
-            body_row = int(a["shift_row"][int(a["track_shift"][r]) + moved + self.max_shift])
+            body_row = a["shift_row"][a["track_shift"][r] + moved + self.max_shift]
             if body_row < 0:
-                raise MidiRwkvError(f"{name}: track {int(a['track_index'][r])} cannot be shifted by {shift}")
-            bars.append(list(zip(headers, self._row(body_row, token_bars))))
-            tracks_out.append(_Track(int(a["track_program"][r]), bool(a["track_drum"][r])))
+                raise MidiRwkvError(f"{name}: track {a['track_index'][r]} cannot be shifted by {shift}")
+            bodies, body_lengths = self._row(body_row, token_bars)
+            bars.append(_TrackBars(headers, bodies))
+            lengths.append(header_lengths + body_lengths)
+            tracks_out.append(_Track(a["track_program"][r], bool(a["track_drum"][r])))
             statistics.append(self._statistics(r, token_bars))
-        layout = _Layout(name, grid, [int(a["track_index"][r]) for r in encoded])
-        return CompiledPiece(layout, tracks_out, bars, statistics)
+        layout = _Layout(name, grid, [a["track_index"][r] for r in encoded])
+        return CompiledPiece(layout, tracks_out, bars, np.stack(lengths), statistics)
 
 
 class CompiledCorpus:

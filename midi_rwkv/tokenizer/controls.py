@@ -196,13 +196,10 @@ def controls_of_track(stats: BarStatistics, is_drum: bool, start: int = 0, end: 
     end = len(stats) if end is None else end
     count = stats.count[start:end]
     density = (min(int(count.min()), DENSITY_MAX), min(int(count.max()), DENSITY_MAX))
-    scores = [
-        float(stats.repetition[i, d])
-        for i in range(start, end)
-        for d in range(REPETITION_LOOKAHEAD)
-        if i + 1 + d < end and not np.isnan(stats.repetition[i, d])
-    ]
-    value = float(np.mean(scores)) if scores else 0.0
+    window = np.asarray(stats.repetition[start:end])
+    inside = np.arange(start, end)[:, None] + 1 + np.arange(REPETITION_LOOKAHEAD)[None, :] < end
+    scores = window[inside & ~np.isnan(window)]  # bar by bar, then lookahead: the order the pairs are met in
+    value = float(np.mean(scores)) if len(scores) else 0.0
     repetition = float(REPETITION_BINS[np.abs(REPETITION_BINS - value).argmin()])
     played = count > 0
     if is_drum or not played.any():

@@ -91,6 +91,11 @@ class EncodedPiece:
         header, body = self.bars[track][bar]
         return len(header) + len(body)
 
+    def bar_costs(self, tracks=None) -> list[int]:
+        """Model tokens of each tokenizer bar over ``tracks`` (default: all), a new list."""
+        tracks = range(len(self.bars)) if tracks is None else tracks
+        return [sum(self.cost(t, b) for t in tracks) for b in range(len(self.piece.token_bars))]
+
     def length(self) -> int:
         """Model tokens of the whole piece as a plain multitrack sequence (Track_Start Program bars Track_End)."""
         return sum(3 + sum(self.cost(t, b) for b in range(len(bars))) for t, bars in enumerate(self.bars))
@@ -230,10 +235,8 @@ def build_bar_infill(
         section.append(SectionBar(header, tokens, body if with_target else ()))
     n_tracks = len(enc.tracks)
     section_cost = sum(len(s.header) + len(s.controls) + len(s.body) for s in section) + 2
-    costs = [
-        sum(enc.cost(i, b) for i in range(n_tracks) if i != t or not span[0] <= b < span[1])
-        for b in range(len(piece.token_bars))
-    ]
+    costs = enc.bar_costs()  # every track; the masked bars of track t are not in the context:
+    costs[span[0] : span[1]] = [costs[b] - enc.cost(t, b) for b in range(*span)]
     fixed = 3 * n_tracks + (span[1] - span[0]) + section_cost + sum(costs[span[0] : span[1]])
     limit = (0, piece.num_bars)
     if context_bars is not None:
@@ -281,7 +284,7 @@ def build_track_infill(
     piece = enc.piece
     w = piece.track_index(track)
     n_tracks = len(enc.tracks)
-    costs = _real_bar_costs(piece, [sum(enc.cost(i, b) for i in range(n_tracks)) for b in range(len(piece.token_bars))])
+    costs = _real_bar_costs(piece, enc.bar_costs())
     budget = (max_len if max_len is not None else 1 << 62) - (3 * n_tracks + 1 + _MAX_TRACK_CONTROLS)
     start = rng.randrange(piece.num_bars) if rng is not None else 0
     if budget < costs[start]:
@@ -326,7 +329,7 @@ def build_track_generation(
     piece = enc.piece
     skip = piece.track_index(replace) if replace is not None else -1
     context = [i for i in _context_tracks(enc, codec, (0, len(piece.token_bars)), keep=-1) if i != skip]
-    costs = _real_bar_costs(piece, [sum(enc.cost(i, b) for i in context) for b in range(len(piece.token_bars))])
+    costs = _real_bar_costs(piece, enc.bar_costs(context))
     budget = (max_len if max_len is not None else 1 << 62) - (3 * len(context) + 4 + _MAX_TRACK_CONTROLS)
     real = _grow_window(costs, (0, 1), budget - costs[0], (0, piece.num_bars), None) if budget >= costs[0] else None
     if real is None:
