@@ -18,7 +18,7 @@ def run_train(args) -> int:
 def run_export(args) -> int:
     from midi_rwkv.train.export import export
 
-    path = export(Path(args.run), args.step, Path(args.output) if args.output else None)
+    path = export(Path(args.run_dir), args.step, Path(args.output) if args.output else None)
     print(f"wrote {path}, its .json sidecar and {path.stem}.tokenizer.json")
     return 0
 
@@ -41,7 +41,7 @@ def register(sub) -> None:
         description="Training exports model.pth only when the run completes; this takes an intermediate (or the last) "
         "checkpoints/step-*.ckpt instead, e.g. to listen to a run in progress or to keep an earlier step.",
     )
-    e.add_argument("run", help="a training run folder (scripts/train.sh OUT)")
+    e.add_argument("run_dir", metavar="RUN", help="a training run folder (scripts/train.sh OUT)")
     e.add_argument("--step", type=int, help="checkpoint step (default: the last)")
     e.add_argument("-o", "--output", help="model .pth to write (default: RUN/model-step-N.pth)")
     e.set_defaults(run=run_export)

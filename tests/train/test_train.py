@@ -118,3 +118,10 @@ def test_resume_reproduces_the_uninterrupted_run(tmp_path, monkeypatch):
         assert (tmp_path / "whole" / name).is_file(), name
     with pytest.raises(Exception, match="already holds a run"):
         train(_run_config(tmp_path / "whole"), progress=False)
+    # any checkpoint of the run exports from the command line, with the run's tokenizer beside it
+    from midi_rwkv.cli import main
+
+    assert main(["export", str(tmp_path / "parts"), "--step", "4"]) == 0
+    exported = tmp_path / "parts" / "model-step-4.pth"
+    assert exported.is_file() and (tmp_path / "parts" / "model-step-4.tokenizer.json").is_file()
+    assert load_checkpoint(exported).config.vocab_size == load_checkpoint(parts).config.vocab_size
