@@ -18,12 +18,13 @@ BATCH=${BATCH:-4}
 CTX_LEN=${CTX_LEN:-2048}
 LR=${LR:-1e-3}
 VAL_BATCHES=${VAL_BATCHES:-16}
+THREADS=${THREADS:-1}                  # one: the probe must not depend on what else the machine runs
 
 for size in $SIZES; do
   if [[ -f "$OUT/$size/model.pth" ]]; then echo "$OUT/$size: done"; continue; fi
   DATA="$DATA" OUT="$OUT/$size" PRESET="$size" STEPS="$STEPS" BATCH="$BATCH" CTX_LEN="$CTX_LEN" LR="$LR" \
     LR_FINAL="$(python -c "print($LR / 10)")" WARMUP=20 VAL_EVERY="$STEPS" VAL_BATCHES="$VAL_BATCHES" \
-    CKPT_EVERY="$STEPS" WORKERS=0 ACCELERATOR=cpu scripts/train.sh
+    CKPT_EVERY="$STEPS" WORKERS=0 THREADS="$THREADS" ACCELERATOR=cpu scripts/train.sh
 done
 
 python - "$OUT" $SIZES <<'PY'

@@ -153,6 +153,8 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True, stop
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
     L.seed_everything(config.seed, workers=True)
+    if config.threads:
+        torch.set_num_threads(config.threads)
 
     examples = ExampleConfig(**({"max_len": config.ctx_len + 1} | config.examples))  # inputs are ids[:-1]
     compiled = [spec.startswith("compiled:") for spec in config.data]

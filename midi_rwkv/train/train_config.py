@@ -41,6 +41,9 @@ class TrainConfig:
     strategy: str = setting("auto", "multi-device strategy", choices=("auto", "ddp", "deepspeed_stage_2"))
     grad_checkpointing: bool = setting(False, "recompute activations in backward to save memory")
     workers: int = setting(1, "DataLoader worker processes")
+    threads: int = setting(0, "CPU threads for the model (0: PyTorch's default, one per core). On a CPU shared with "
+                           "any other busy process, 1: two threads that wait on each other at every operation ran 12x "
+                           "slower than one here (bench/train.py)")
     seed: int = setting(0, "random seed (data order, examples, initialisation, splits)")
     cache: str | None = setting(None, "folder for the prefilter cache (default: OUT/cache)")
     examples: dict = setting(help="JSON object of example-builder overrides, e.g. '{\"bar_infill_ratio\": 1.0}'",
@@ -52,7 +55,7 @@ class TrainConfig:
                 f"unknown preset '{self.preset}': choose from {', '.join(PRESETS)} or LxC (C a multiple of 64)")
         for name in ("ctx_len", "batch_size", "steps", "val_every", "val_batches", "devices", "nodes"):
             require(getattr(self, name) >= 1, f"--{name.replace('_', '-')} must be 1 or more")
-        for name in ("warmup_steps", "ckpt_every", "workers", "weight_decay", "grad_clip"):
+        for name in ("warmup_steps", "ckpt_every", "workers", "threads", "weight_decay", "grad_clip"):
             require(getattr(self, name) >= 0, f"--{name.replace('_', '-')} must be 0 or more")
         require(0 < self.lr_final <= self.lr_init, "learning rates need 0 < --lr-final <= --lr-init")
         require(self.strategy in ("auto", "ddp") or self.strategy.startswith("deepspeed"),
