@@ -10,9 +10,9 @@
 #
 # Through the device tool (the GPU machine has PyTorch, Lightning and Triton but no network, MidiTok, symusic or fla;
 # the tests' conftest imports symusic and fla is the benchmark's outside anchor, so their wheels travel):
-#   1. here:  PREPARE=1 scripts/gpu-run.sh     and a compiled corpus small enough to carry in runs/compiled
-#             (midi-rwkv compile-corpus ... --out runs/compiled; --max-shift 0 makes it 13 times smaller)
-#   2. run(command="OUT_DIR=$OUT scripts/gpu-run.sh", carry=["runs/gpu-carry", "runs/compiled"], timeout_s=600)
+#   1. here:  PREPARE=1 scripts/gpu-run.sh     wheels, and CARRY_CORPUS: runs/compiled's sources compiled again without
+#             pitch shifts (--max-shift 0, 13 times smaller; training then uses pitch_offset 0)
+#   2. run(command="OUT_DIR=$OUT scripts/gpu-run.sh", carry=["runs/gpu-carry", "runs/compiled-carry"], timeout_s=600)
 #      BUDGET_S=540 leaves a minute of the 10-minute command limit for stragglers; the working tree plus the carried
 #      folders must stay under 64 MiB (PREPARE prints their sizes).
 #   3. here:  midi-rwkv join-model FILES_AT -o runs/gpu/model.pth --tokenizer TOKENIZER
@@ -41,7 +41,8 @@ WKV_S=${WKV_S:-120}                             # ... bench/wkv.py (fla's Triton
 SPEED_S=${SPEED_S:-100}                         # ... training throughput
 RESERVE_S=${RESERVE_S:-30}                      # kept back for exporting, splitting and the summary
 PYTHON=${PYTHON:-python3}                       # the interpreter that has PyTorch
-GPU_DATA=${GPU_DATA:-}                          # corpus spec (default compiled:runs/compiled; DRY: fixtures, compiled)
+CARRY_CORPUS=${CARRY_CORPUS:-runs/compiled-carry}  # the compiled corpus that travels (PREPARE builds it)
+GPU_DATA=${GPU_DATA:-}                          # corpus spec (default compiled:CARRY_CORPUS; DRY: fixtures, compiled)
 GPU_TOKENIZER=${GPU_TOKENIZER:-midi_rwkv.tokenizer.json}  # for folder: data and DRY's compile (compiled: has its own)
 TRAIN_PRESET=${TRAIN_PRESET:-small}             # the default model's configuration
 CTX_LEN=${CTX_LEN:-$([[ "$DRY" == 1 ]] && echo 256 || echo 2048)}       # tokens per training sequence
@@ -74,10 +75,17 @@ if [[ "$PREPARE" == 1 ]]; then
   "$PYTHON" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
     --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
     -d "$CARRY/whl" miditok==3.1.0 symusic==0.6.0 platformdirs==4.14.8 pySmartDL==1.3.4 fla-core==0.6.0
-  du -sh "$CARRY" runs/compiled 2>/dev/null || true
+  if [[ -d runs/compiled && ! -d "$CARRY_CORPUS" ]]; then
+    banner "prepare: runs/compiled's sources without pitch shifts -> $CARRY_CORPUS"
+    specs=$("$PYTHON" -c "from midi_rwkv.data.compiled import CompiledCorpus as C; print(' '.join(s.meta['spec'] for s in C('runs/compiled').shards))")
+    # shellcheck disable=SC2086
+    midi-rwkv compile-corpus $specs --tokenizer runs/compiled/"$(ls runs/compiled | head -n 1)"/tokenizer.json \
+      --max-shift 0 --out "$CARRY_CORPUS" --quiet
+  fi
+  du -sh "$CARRY" "$CARRY_CORPUS" 2>/dev/null || true
   tree=$(git ls-files -coz --exclude-standard | xargs -0 du -cb 2>/dev/null | tail -1 | cut -f1)
   echo "working tree: $((tree / 1048576)) MiB; with the carried folders it must stay under 64 MiB"
-  echo "device call: run(command=\"OUT_DIR=\$OUT scripts/gpu-run.sh\", carry=[\"$CARRY\", \"runs/compiled\"]," \
+  echo "device call: run(command=\"OUT_DIR=\$OUT scripts/gpu-run.sh\", carry=[\"$CARRY\", \"$CARRY_CORPUS\"]," \
     "timeout_s=600)"
   exit 0
 fi
@@ -93,7 +101,7 @@ STATUS="$WORK/stages.tsv"
 : >"$STATUS"
 export PYTHONUNBUFFERED=1 PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 DRY_CORPUS="$WORK/compiled"  # DRY trains as the GPU does, from a compiled corpus: the test fixtures, compiled here
-GPU_DATA=${GPU_DATA:-$([[ "$DRY" == 1 ]] && echo "compiled:$DRY_CORPUS" || echo compiled:runs/compiled)}
+GPU_DATA=${GPU_DATA:-$([[ "$DRY" == 1 ]] && echo "compiled:$DRY_CORPUS" || echo "compiled:$CARRY_CORPUS")}
 banner "0/5 set-up: DRY=$DRY, results in $OUT_DIR, scratch in $WORK, budget ${BUDGET_S} s"
 if [[ "$DRY" != 1 && -d "$CARRY/whl" ]]; then  # only for real: these are Python 3.12 wheels for the GPU image
   "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$WORK/site" \
@@ -198,8 +206,10 @@ if ((STEPS < 1)); then
   printf 'train\tskipped\t0\t0\n' >>"$STATUS"
 else
   every=$((STEPS / CHECKS > 0 ? STEPS / CHECKS : 1))  # checkpoints along the way: a run cut short still exports
+  shift_json=$("$PYTHON" -c "import sys; from midi_rwkv.data.compiled import CompiledCorpus as C
+d = sys.argv[1]; print(min(s.max_shift for s in C(d[9:]).shards) if d.startswith('compiled:') else 6)" "$GPU_DATA")
   OUT="$RUN" DATA="$GPU_DATA" TOKENIZER="$GPU_TOKENIZER" PRESET="$TRAIN_PRESET" CTX_LEN="$CTX_LEN" BATCH="$BATCH" \
-    STEPS="$STEPS" VAL_EVERY="$every" VAL_BATCHES="$VAL_BATCHES" CKPT_EVERY="$every" \
+    EXAMPLES="{\"pitch_offset\": $shift_json}" STEPS="$STEPS" VAL_EVERY="$every" VAL_BATCHES="$VAL_BATCHES" CKPT_EVERY="$every" \
     WARMUP=$((STEPS / 10 < 50 ? STEPS / 10 : 50)) \
     ACCELERATOR="$ACCELERATOR" PRECISION="$PRECISION" WORKERS="$WORKERS" RESUME=0 SMOKE=0 \
     stage train "$((DEADLINE - SECONDS))" bash scripts/train.sh
