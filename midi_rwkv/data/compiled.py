@@ -289,7 +289,9 @@ class CompiledCorpus:
         if (folder / "meta.json").is_file():
             shards = [folder]
         else:
-            shards = sorted(p for p in folder.iterdir() if (p / "meta.json").is_file()) if folder.is_dir() else []
+            shards = sorted(  # a folder being written (or replaced) is hidden: .NAME.*
+                p for p in folder.iterdir() if not p.name.startswith(".") and (p / "meta.json").is_file()
+            ) if folder.is_dir() else []
         if not shards:
             raise MidiRwkvError(f"{folder}: no compiled corpus here (run 'midi-rwkv compile-corpus')")
         self.shards = [Shard(s) for s in shards]
