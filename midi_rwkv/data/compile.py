@@ -131,7 +131,7 @@ class _Writer:
         self.cols: dict[str, list] = {name: [] for name in ARRAYS if name.startswith(("piece_", "track_"))}
         self.first_bar: list[int] = []
         self.shift_row: list[int] = []
-        self.stats: dict[str, list[np.ndarray]] = {k: [] for k in ("count", "min", "max", "dur", "rep")}
+        self.stats: dict[str, list[np.ndarray]] = {k: [] for k in ("count", "min", "max", "dur", "pairs", "repeats")}
         self.stat_rows = 0
 
     def _row(self, bars: list[tuple[int, ...]]) -> int:
@@ -167,7 +167,8 @@ class _Writer:
                 self.stats["min"].append(st.poly_min)
                 self.stats["max"].append(st.poly_max)
                 self.stats["dur"].append((st.durations * (1 << np.arange(st.durations.shape[1]))).sum(1))
-                self.stats["rep"].append(st.repetition)
+                self.stats["pairs"].append(st.pairs)
+                self.stats["repeats"].append(st.repeats)
                 self.stat_rows += len(st.count)
             self.shift_row += rows
 
@@ -183,11 +184,13 @@ class _Writer:
             "row_word": np.asarray(self.row_word, np.int64),
             "first_bar": np.asarray(self.first_bar, np.int32),
             "shift_row": np.asarray(self.shift_row, np.int64),
-            "stat_count": cat(self.stats["count"], np.int32),
+            "stat_count": cat(self.stats["count"], np.uint16),
             "stat_poly_min": cat(self.stats["min"], np.int8),
             "stat_poly_max": cat(self.stats["max"], np.int8),
             "stat_durations": cat(self.stats["dur"], np.uint8),
-            "stat_repetition": (np.concatenate(self.stats["rep"]) if self.stats["rep"] else np.zeros((0, 3))),
+            "stat_pairs": cat(self.stats["pairs"], np.uint16),
+            "stat_repeats": (np.concatenate(self.stats["repeats"]) if self.stats["repeats"] else np.zeros((0, 3))
+                             ).astype(np.int16),
         }
         return out
 

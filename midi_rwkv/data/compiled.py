@@ -31,7 +31,8 @@ Layout of a shard folder (one per source; arrays are ``.npy``):
   track_*        per track with notes: original index, program, drum, encoded, real bars alone, shift range,
                  first statistics row, first of its 2 * max_shift + 1 shift rows in ``shift_row``
   shift_row      int64, the body row of each (track, shift), -1 where the shift is not allowed
-  stat_*         per encoded track and token bar: count, poly_min, poly_max, durations (bits), repetition
+  stat_*         per encoded track and token bar: count, poly_min, poly_max, durations (bits), pairs, repeats
+                 (integers, so the repetition shares they make are exactly the MIDI builder's)
 """
 
 from __future__ import annotations
@@ -50,14 +51,14 @@ from midi_rwkv.tokenizer.controls import DURATIONS, BarStatistics
 from midi_rwkv.tokenizer.examples import ExampleConfig, ExampleDrawer
 from midi_rwkv.tokenizer.sequences import EncodedPiece, InfillSequence
 
-FORMAT = 2
+FORMAT = 3
 ARRAYS = (
     "words", "bar_len", "row_bar", "row_word", "first_bar",
     "piece_first", "piece_bars", "piece_token_bars", "piece_track", "piece_tracks", "piece_header",
     "track_index", "track_program", "track_drum", "track_encoded", "track_bars", "track_low", "track_high",
     "track_stat", "track_shift",
     "shift_row",
-    "stat_count", "stat_poly_min", "stat_poly_max", "stat_durations", "stat_repetition",
+    "stat_count", "stat_poly_min", "stat_poly_max", "stat_durations", "stat_pairs", "stat_repeats",
 )  # fmt: skip
 NO_SHIFT = -128  # track_low/high of a drum track: it is never shifted, and never limits the others
 # The tokens the sequence builders name; a compiled corpus records their ids so it needs no tokenizer to build.
@@ -210,7 +211,8 @@ class Shard:
             np.asarray(a["stat_poly_min"][first : first + bars]),
             np.asarray(a["stat_poly_max"][first : first + bars]),
             (bits[:, None] >> np.arange(len(DURATIONS))) & 1 > 0,
-            np.asarray(a["stat_repetition"][first : first + bars]),
+            np.asarray(a["stat_pairs"][first : first + bars]),
+            np.asarray(a["stat_repeats"][first : first + bars]),
         )
 
     def played_tracks(self, piece: int) -> list[int]:

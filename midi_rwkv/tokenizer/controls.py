@@ -141,10 +141,18 @@ class BarStatistics:
     poly_min: np.ndarray  # fewest / most notes starting together, clamped to 1..6; 0 in an empty bar
     poly_max: np.ndarray
     durations: np.ndarray  # [bars, 5] bool: some note lasts exactly a whole, half, ... sixteenth
-    repetition: np.ndarray  # [bars, 3] share of bar i's (onset, pitch) pairs found in bar i + 1 + d; NaN: no pair
+    pairs: np.ndarray  # distinct (onset in the bar, pitch) pairs
+    repeats: np.ndarray  # [bars, 3] of those, found again in bar i + 1 + d; -1: not comparable (other length, none)
 
     def __len__(self) -> int:
         return len(self.count)
+
+    @property
+    def repetition(self) -> np.ndarray:
+        """[bars, 3] share of bar i's pairs found again in bar i + 1 + d (the exact quotient); NaN: not comparable."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            shares = np.asarray(self.repeats, np.float64) / np.asarray(self.pairs, np.float64)[:, None]
+        return np.where(np.asarray(self.repeats) < 0, np.nan, shares)
 
 
 def bar_statistics(track: Track, bars: list[Bar], tpq: int) -> BarStatistics:
@@ -153,7 +161,7 @@ def bar_statistics(track: Track, bars: list[Bar], tpq: int) -> BarStatistics:
     n = len(bars)
     stats = BarStatistics(
         np.zeros(n, np.int32), np.zeros(n, np.int8), np.zeros(n, np.int8), np.zeros((n, len(DURATIONS)), bool),
-        np.full((n, REPETITION_LOOKAHEAD), np.nan),
+        np.zeros(n, np.int32), np.full((n, REPETITION_LOOKAHEAD), -1, np.int32),
     )
     sets = []
     for i, bar in enumerate(bars):
@@ -164,11 +172,12 @@ def bar_statistics(track: Track, bars: list[Bar], tpq: int) -> BarStatistics:
             stats.poly_min[i], stats.poly_max[i] = _clamp_polyphony(together.min()), _clamp_polyphony(together.max())
             stats.durations[i] = [np.any(durations[mask] == round(beats * tpq)) for _, beats in DURATIONS]
         sets.append({(int(t) - bar.start, int(p)) for t, p in zip(times[mask], pitches[mask])})
+        stats.pairs[i] = len(sets[-1])
     for i, (bar, notes) in enumerate(zip(bars, sets)):
         for d in range(REPETITION_LOOKAHEAD):
             j = i + 1 + d
             if notes and j < n and bars[j].end - bars[j].start == bar.end - bar.start:
-                stats.repetition[i, d] = len(notes & sets[j]) / len(notes)
+                stats.repeats[i, d] = len(notes & sets[j])
     return stats
 
 
