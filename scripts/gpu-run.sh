@@ -35,10 +35,11 @@ OUT_DIR=${OUT_DIR:-${OUT:-out/gpu-run}}         # results (on the device: $OUT, 
 WORK=${WORK:-${TMPDIR:-/tmp}/gpu-run-$(date +%Y%m%d-%H%M%S)}  # scratch: the training run, checkpoints, bench JSON
 CARRY=${CARRY:-runs/gpu-carry}                  # carried folder: whl/ holds wheels installed before anything runs
 BUDGET_S=${BUDGET_S:-540}                       # wall-clock budget for the whole script, seconds
-BUILD_S=${BUILD_S:-180}                         # at most this long for the CUDA build (two head sizes)
+BUILD_S=${BUILD_S:-150}                         # at most this long for the CUDA build (two head sizes)
 TESTS_S=${TESTS_S:-120}                         # ... the GPU tests
-WKV_S=${WKV_S:-120}                             # ... bench/wkv.py (fla's Triton kernels compile on first use)
-SPEED_S=${SPEED_S:-100}                         # ... training throughput
+WKV_S=${WKV_S:-90}                              # ... bench/wkv.py (fla's Triton kernels compile on first use)
+SPEED_S=${SPEED_S:-80}                          # ... training throughput
+DS_S=${DS_S:-45}                                # ... the DeepSpeed stage-2 smoke run
 RESERVE_S=${RESERVE_S:-30}                      # kept back for exporting, splitting and the summary
 PYTHON=${PYTHON:-python3}                       # the interpreter that has PyTorch
 CARRY_CORPUS=${CARRY_CORPUS:-runs/compiled-carry}  # the compiled corpus that travels (PREPARE builds it)
@@ -74,10 +75,15 @@ if [[ "$PREPARE" == 1 ]]; then
   mkdir -p "$CARRY/whl"
   "$PYTHON" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
     --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
-    -d "$CARRY/whl" miditok==3.1.0 symusic==0.6.0 platformdirs==4.14.8 pySmartDL==1.3.4 fla-core==0.6.0
+    -d "$CARRY/whl" miditok==3.1.0 symusic==0.6.0 platformdirs==4.14.8 pySmartDL==1.3.4 fla-core==0.6.0 \
+    hjson==3.1.0 py-cpuinfo==9.0.0 msgpack==1.1.2 einops==0.8.1 ninja==1.13.0 psutil==7.1.3 pydantic==2.12.5 \
+    pydantic-core==2.41.5 annotated-types==0.7.0 typing-inspection==0.4.2
+  # DeepSpeed is an sdist on PyPI: build its pure-Python wheel here (ops compile on first use, there)
+  DS_BUILD_OPS=0 "$PYTHON" -m pip wheel -q --no-deps --no-build-isolation -w "$CARRY/whl" deepspeed==0.18.2
   if [[ -d runs/compiled && ! -d "$CARRY_CORPUS" ]]; then
     banner "prepare: runs/compiled's sources without pitch shifts -> $CARRY_CORPUS"
-    specs=$("$PYTHON" -c "from midi_rwkv.data.compiled import CompiledCorpus as C; print(' '.join(s.meta['spec'] for s in C('runs/compiled').shards))")
+    specs=$("$PYTHON" -c "import json, pathlib; print(' '.join(json.loads(m.read_text())['spec']
+      for m in sorted(pathlib.Path('runs/compiled').glob('[!.]*/meta.json'))))")  # any format: only the sources
     # shellcheck disable=SC2086
     midi-rwkv compile-corpus $specs --tokenizer runs/compiled/"$(ls runs/compiled | head -n 1)"/tokenizer.json \
       --max-shift 0 --out "$CARRY_CORPUS" --quiet
@@ -172,6 +178,21 @@ stage speed-paper "$((SPEED_S / 2))" "$PYTHON" bench/train.py --device "$DEVICE"
 # shellcheck disable=SC2086
 stage speed-default "$((SPEED_S / 2))" "$PYTHON" bench/train.py --device "$DEVICE" --data random $THREADS \
   $SPEED_DEFAULT --batch $PROBE_BATCHES --precisions "$precision" --json "$WORK/speed-default.json"
+
+# ---- 3b. the DeepSpeed path: a few steps of stage 2 on this GPU --------------------------------
+if [[ "$DRY" == 1 ]]; then
+  echo "deepspeed: skipped in DRY (its stage 2 runs on GPUs; the CPU rehearsal has no NCCL)"
+  printf 'deepspeed\tskipped\t0\t0\n' >>"$STATUS"
+elif "$PYTHON" -c "import deepspeed" 2>/dev/null; then
+  banner "3b/5 DeepSpeed stage 2: 5 steps of $TRAIN_PRESET"
+  OUT="$WORK/deepspeed" DATA="$GPU_DATA" PRESET="$TRAIN_PRESET" CTX_LEN="$CTX_LEN" BATCH=8 STEPS=5 VAL_EVERY=5 \
+    VAL_BATCHES=1 CKPT_EVERY=5 WARMUP=1 EXAMPLES="{\"pitch_offset\": 0}" STRATEGY=deepspeed_stage_2 \
+    ACCELERATOR="$ACCELERATOR" PRECISION="$PRECISION" WORKERS=2 RESUME=0 SMOKE=0 \
+    stage deepspeed "$DS_S" bash scripts/train.sh
+else
+  echo "deepspeed: not importable (carry it: PREPARE=1)"
+  printf 'deepspeed\tskipped\t0\t0\n' >>"$STATUS"
+fi
 
 # ---- 4. train the default model's configuration with the time left ----------------------------
 # BATCH=auto: the fastest probed batch, ties (within 10 %) to the smaller: in a fixed time the same tokens in more
