@@ -46,7 +46,7 @@ PYTHON=${PYTHON:-python3}                       # the interpreter that has PyTor
 CARRY_CORPUS=${CARRY_CORPUS:-runs/compiled-carry}  # the compiled corpus that travels (PREPARE builds it)
 GPU_DATA=${GPU_DATA:-}                          # corpus spec (default compiled:CARRY_CORPUS; DRY: fixtures, compiled)
 GPU_TOKENIZER=${GPU_TOKENIZER:-midi_rwkv.tokenizer.json}  # for folder: data and DRY's compile (compiled: has its own)
-TRAIN_PRESET=${TRAIN_PRESET:-small}             # the default model's configuration
+TRAIN_PRESET=${TRAIN_PRESET:-6x128}             # the default model's configuration (MODEL_CARD.md, scaling probe)
 CTX_LEN=${CTX_LEN:-$([[ "$DRY" == 1 ]] && echo 256 || echo 2048)}       # tokens per training sequence
 BATCH=${BATCH:-auto}                            # auto: the fastest batch of PROBE_BATCHES (ties: the smaller)
 PROBE_BATCHES=${PROBE_BATCHES:-$([[ "$DRY" == 1 ]] && echo "1 2" || echo "16 32 64 128")}
@@ -121,7 +121,7 @@ GPU_DATA=${GPU_DATA:-$([[ "$DRY" == 1 ]] && echo "compiled:$DRY_CORPUS" || echo 
 banner "0/5 set-up: DRY=$DRY, results in $OUT_DIR, scratch in $WORK, budget ${BUDGET_S} s"
 if [[ "$DRY" != 1 && -d "$CARRY/whl" ]]; then  # only for real: these are Python 3.12 wheels for the GPU image
   "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$WORK/site" \
-    "$CARRY"/whl/*.whl
+    "$CARRY"/whl/*.whl || echo "warning: the carried wheels did not install (another Python?); going on without them"
   export PYTHONPATH="$WORK/site:$PYTHONPATH"
 fi
 if ! command -v midi-rwkv >/dev/null; then  # the GPU machine runs the checkout uninstalled
