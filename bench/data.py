@@ -74,6 +74,7 @@ def main() -> None:
         midi = InfillDataset(source, local, tokenizer, config)
         fast = CompiledDataset(corpus, list(range(offset, offset + len(local))), config)
         offset += len(local)
+        timed(midi, keys[:20]), timed(fast, keys[:20])  # warm-up: imports, caches, first page faults
         t_midi, tok_midi, n_midi = timed(midi, keys)
         t_fast, tok_fast, n_fast = timed(fast, keys)
         if tok_midi != tok_fast:
