@@ -1,1 +1,2 @@
-"""Corpora, prefiltering and splits, the training Dataset, sampler and collator."""
+"""Corpora, prefiltering and splits, the compiled corpus (tokenized once, read as arrays), and the training Dataset,
+sampler and collator."""

@@ -1,1 +1,1 @@
-"""Training: the LightningModule, callbacks, and one-run orchestration (``midi-rwkv train``)."""
+"""Training: the LightningModule, callbacks, one-run orchestration (``midi-rwkv train``), models in parts."""
