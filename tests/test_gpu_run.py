@@ -89,7 +89,8 @@ def test_gpu_run_dry_rehearsal(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["dry"] and summary["wall_s"] < summary["budget_s"]
     assert [s["name"] for s in summary["stages"]] == ["build", "gpu-tests", "wkv", "speed-paper", "speed-default",
-                                                      "compile", "train"]
+                                                      "deepspeed", "compile", "train"]
+    assert next(s for s in summary["stages"] if s["name"] == "deepspeed")["rc"] == "skipped"  # needs a GPU
     assert all(s["rc"] == 0 for s in summary["stages"]), summary["stages"]
     tests = summary["gpu_tests"]
     assert tests["tests"] >= 10 and tests["skipped"] == tests["tests"]  # no CUDA here: every GPU test skips
