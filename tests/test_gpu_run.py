@@ -91,7 +91,7 @@ def test_gpu_run_dry_rehearsal(tmp_path):
     assert [s["name"] for s in summary["stages"]] == ["build", "gpu-tests", "wkv", "speed-paper", "speed-default",
                                                       "deepspeed", "compile", "train"]
     assert next(s for s in summary["stages"] if s["name"] == "deepspeed")["rc"] == "skipped"  # needs a GPU
-    assert all(s["rc"] == 0 for s in summary["stages"]), summary["stages"]
+    assert all(s["rc"] == 0 for s in summary["stages"] if s["name"] != "deepspeed"), summary["stages"]
     tests = summary["gpu_tests"]
     assert tests["tests"] >= 10 and tests["skipped"] == tests["tests"]  # no CUDA here: every GPU test skips
     assert [r["kernel"] for r in summary["wkv"]["rows"]] == ["torch reference", "C++ operator"]
