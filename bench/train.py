@@ -42,15 +42,15 @@ def has_bf16() -> bool:
 def example_batches(data: str, tokenizer_path: str, ctx_len: int, batch: int, steps: int) -> list[dict]:
     """Real infilling examples (needs MidiTok and the corpus)."""
     from midi_rwkv.data.corpora import open_corpus
-    from midi_rwkv.data.dataset import example_loader
+    from midi_rwkv.data.dataset import InfillDataset, loader_of
     from midi_rwkv.data.prefilter import split_subset
     from midi_rwkv.tokenizer import InfillTokenizer
     from midi_rwkv.tokenizer.examples import ExampleConfig
 
     tokenizer = InfillTokenizer.load(tokenizer_path)
     corpus = split_subset(open_corpus(data), "train")
-    loader = example_loader(corpus, list(range(len(corpus))), tokenizer, ExampleConfig(max_len=ctx_len + 1), ctx_len,
-                            batch, steps, seed=0)
+    data = InfillDataset(corpus, list(range(len(corpus))), tokenizer, ExampleConfig(max_len=ctx_len + 1))
+    loader = loader_of(data, ctx_len, batch, steps, seed=0)
     return list(loader)
 
 

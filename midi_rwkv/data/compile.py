@@ -12,6 +12,7 @@ checks, without running MidiTok again).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -56,19 +57,13 @@ def _shifted_bodies(tokenizer: InfillTokenizer, base_bodies: list[tuple[int, ...
     return codec.encode_words([tuple(moved.get(i, i) for i in body) for body in base_bodies])
 
 
-_MAPS: dict = {}
-
-
+@functools.cache
 def _pitch_maps(tokenizer: InfillTokenizer) -> dict[int, dict[int, int]]:
-    key = id(tokenizer)
-    if key not in _MAPS:
-        ids = tokenizer.codec.vocab.ids
-        pitches = {int(t[6:]): i for t, i in ids.items() if t.startswith("Pitch_")}
-        _MAPS[key] = {
-            s: {i: pitches[p + s] for p, i in pitches.items() if p + s in pitches}
-            for s in range(-MAX_SHIFT, MAX_SHIFT + 1)
-        }
-    return _MAPS[key]
+    """Per shift, base id of ``Pitch_p`` -> base id of ``Pitch_{p + shift}`` (where that pitch exists)."""
+    pitches = {int(t[6:]): i for t, i in tokenizer.codec.vocab.ids.items() if t.startswith("Pitch_")}
+    return {
+        s: {i: pitches[p + s] for p, i in pitches.items() if p + s in pitches} for s in range(-MAX_SHIFT, MAX_SHIFT + 1)
+    }
 
 
 def compile_piece(score, tokenizer: InfillTokenizer, name: str, min_bars: int = 8, min_notes: int = 100,

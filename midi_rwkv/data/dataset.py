@@ -161,21 +161,3 @@ def loader_of(
         data, batch_sampler=sampler, collate_fn=Collator(ctx_len), num_workers=workers, persistent_workers=workers > 0
     )
 
-
-def example_loader(
-    corpus: Corpus,
-    indices: list[int],
-    tokenizer: InfillTokenizer,
-    examples: ExampleConfig,
-    ctx_len: int,
-    batch: int,
-    steps: int,
-    start: int = 0,
-    seed: int = 0,
-    workers: int = 0,
-    rank: int = 0,
-    world: int = 1,
-) -> DataLoader:
-    """:func:`loader_of` over examples drawn from MIDI pieces ``indices`` of ``corpus``."""
-    data = InfillDataset(corpus, indices, tokenizer, examples)
-    return loader_of(data, ctx_len, batch, steps, start, seed, workers, rank, world)

@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from midi_rwkv.data.corpora import Corpus
-from midi_rwkv.data.dataset import example_loader as make_loader
+from midi_rwkv.data.dataset import InfillDataset, loader_of
 from midi_rwkv.model import RWKV7
 from midi_rwkv.tokenizer import InfillTokenizer
 from midi_rwkv.tokenizer.examples import ExampleConfig
@@ -27,7 +27,8 @@ def example_loader(
     corpus: Corpus, indices: list[int], tokenizer: InfillTokenizer, ctx_len: int, batch: int, steps: int, seed: int
 ) -> DataLoader:
     """Default-knob examples fitting ``ctx_len`` (inputs are ids[:-1]), in the main process."""
-    return make_loader(corpus, indices, tokenizer, ExampleConfig(max_len=ctx_len + 1), ctx_len, batch, steps, seed=seed)
+    data = InfillDataset(corpus, indices, tokenizer, ExampleConfig(max_len=ctx_len + 1))
+    return loader_of(data, ctx_len, batch, steps, seed=seed)
 
 
 @torch.no_grad()

@@ -14,7 +14,7 @@ import torch
 
 from midi_rwkv.errors import MidiRwkvError
 from midi_rwkv.model import RWKV7
-from midi_rwkv.train.pretrain import TrainingData, export_model, last_checkpoint, model_config
+from midi_rwkv.train.pretrain import export_model, last_checkpoint, model_config
 
 
 def export(run: Path, step: int | None = None, output: Path | None = None) -> Path:
@@ -38,5 +38,5 @@ def export(run: Path, step: int | None = None, output: Path | None = None) -> Pa
     model = RWKV7(model_config(config["preset"], config["ctx_len"], vocab_size))
     model.load_state_dict(weights)
     output = output or run / f"model-step-{step}.pth"
-    data = TrainingData(None, None, vocab_size, lambda path: shutil.copyfile(tokenizer_file, path))
-    return export_model(model, output, data, output.with_name(f"{output.stem}.tokenizer.json"), step, config["data"])
+    return export_model(model, output, lambda path: shutil.copyfile(tokenizer_file, path),
+                        output.with_name(f"{output.stem}.tokenizer.json"), step, config["data"])

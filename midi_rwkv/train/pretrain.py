@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -33,7 +34,7 @@ class TrainingData:
     train: Dataset
     validation: Dataset
     vocab_size: int
-    save_tokenizer: callable  # (path) -> None: writes the tokenizer beside the exported model
+    save_tokenizer: Callable[[Path], object]  # writes the tokenizer beside the exported model
 
 
 def midi_data(config: TrainConfig, out: Path, examples: ExampleConfig, progress: bool) -> TrainingData:
@@ -117,16 +118,16 @@ def model_config(preset: str, ctx_len: int, vocab_size: int) -> RWKVConfig:
     return config
 
 
-def export_model(model: RWKV7, path: Path, data: TrainingData, tokenizer_path: Path, steps: int, specs: list[str]
-                 ) -> Path:
+def export_model(model: RWKV7, path: Path, save_tokenizer: Callable[[Path], object], tokenizer_path: Path, steps: int,
+                 specs: list[str]) -> Path:
     """The bf16 ``.pth`` + sidecar a run ships, and the tokenizer beside it."""
     model_path = save_checkpoint(
         model,
         path,
         dtype=torch.bfloat16,
-        extra={"steps": steps, "data": specs, "tokenizer_vocab_size": data.vocab_size},
+        extra={"steps": steps, "data": specs, "tokenizer_vocab_size": model.config.vocab_size},
     )
-    data.save_tokenizer(tokenizer_path)
+    save_tokenizer(tokenizer_path)
     return model_path
 
 
@@ -217,7 +218,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True, stop
         print(f"warning: {module.dropped_examples} examples could not be built and were dropped")
     if trainer.global_rank != 0 or trainer.global_step < config.steps:
         return out / "model.pth"  # export once, by one process, when the run is complete
-    model_path = export_model(module.model, out / "model.pth", data, out / "tokenizer.json", trainer.global_step,
-                              config.data)
+    model_path = export_model(module.model, out / "model.pth", data.save_tokenizer, out / "tokenizer.json",
+                              trainer.global_step, config.data)
     print(f"exported {model_path} ({model_path.stat().st_size / 2**20:.1f} MiB) and {out / 'tokenizer.json'}")
     return model_path
