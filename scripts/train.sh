@@ -38,6 +38,7 @@ DEVICES=${DEVICES:-1}                          # devices per node
 NODES=${NODES:-1}                              # nodes
 STRATEGY=${STRATEGY:-auto}                     # auto | ddp | deepspeed_stage_2
 WORKERS=${WORKERS:-1}                          # DataLoader workers
+LENGTH_GROUPS=${LENGTH_GROUPS:-8}                          # length grouping: batch the examples of this many steps by length (1: off)
 EXAMPLES=${EXAMPLES:-"{}"}                     # example-builder overrides, JSON, e.g. '{"pitch_offset": 0}'
 THREADS=${THREADS:-0}                          # CPU threads for the model (0: one per core; 1 on a busy machine)
 RESUME=${RESUME:-0}                            # 1: continue the run in OUT
@@ -72,7 +73,7 @@ extra_args=()
 midi-rwkv train "${data_args[@]}" --out "$OUT" --preset "$PRESET" \
   --ctx-len "$CTX_LEN" --batch-size "$BATCH" --steps "$STEPS" --lr-init "$LR" --lr-final "$LR_FINAL" \
   --warmup-steps "$WARMUP" --val-every "$VAL_EVERY" --val-batches "$VAL_BATCHES" --ckpt-every "$CKPT_EVERY" --accelerator "$ACCELERATOR" --precision "$PRECISION" \
-  --devices "$DEVICES" --nodes "$NODES" --strategy "$STRATEGY" --workers "$WORKERS" --threads "$THREADS" --examples "$EXAMPLES" "${extra_args[@]}"
+  --devices "$DEVICES" --nodes "$NODES" --strategy "$STRATEGY" --workers "$WORKERS" --length-groups "$LENGTH_GROUPS" --threads "$THREADS" --examples "$EXAMPLES" "${extra_args[@]}"
 
 banner "4/4 export"
 ls -l "$OUT/model.pth" "$OUT/model.json" "$OUT/tokenizer.json" "$OUT/loss.png"

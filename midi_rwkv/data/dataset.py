@@ -3,6 +3,11 @@
 Every example is drawn with a random generator seeded by (seed, step, slot), so a run that stops
 and resumes at step s sees exactly the batches an uninterrupted run would have seen.
 
+With length grouping (``group`` > 1), the examples of ``group`` consecutive steps are drawn together,
+sorted by length and cut into that many batches, so that a batch holds sequences of similar length
+and carries little padding (padding is computed and thrown away). The examples a run sees are the
+same; which step sees which of a group's examples changes.
+
 Labels are the next token, with -100 (no loss) where the next token is one the model is given
 rather than asked for: attribute controls, ``Infill_Bar``, ``Infill_Track``, ``FillBar_Start``
 (docs/original-release.md#loss-masking) and padding.
@@ -143,6 +148,68 @@ class Collator:
         return {"input_ids": inputs, "labels": labels, "mask": mask, "dropped": dropped}
 
 
+class GroupSampler(Sampler):
+    """The keys of every process's share of :class:`StepSampler`'s steps, ``group`` steps at a time: one list per group
+    of steps ``g * group ..``, from the group that holds step ``start`` (the last group may be shorter)."""
+
+    def __init__(self, steps: StepSampler, group: int):
+        self.group, self.first = group, steps.start - steps.start % group
+        self.steps = StepSampler(steps.size, steps.batch_size * steps.world, steps.total, self.first, steps.seed)
+
+    def __len__(self) -> int:
+        return -(-len(self.steps) // self.group)
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        keys: list[tuple[int, int]] = []
+        for step, batch in enumerate(self.steps, start=1):
+            keys += batch
+            if step % self.group == 0:
+                yield keys
+                keys = []
+        if keys:
+            yield keys
+
+
+def _as_list(items: list) -> list:  # the collate_fn of a group: examples travel to the training process as they are
+    return items
+
+
+class LengthGroupedBatches:
+    """Batches for steps ``start .. total - 1`` in which sequences of similar length travel together.
+
+    The examples of each group of steps' global batches (drawn by a DataLoader, so ``workers`` can draw them) are
+    sorted by length and cut into one global batch per step, in an order shuffled by (seed, group); process ``rank``
+    of ``world`` takes every world-th example of it. So N processes still see exactly the batches one process with
+    an N times larger batch would. Examples that could not be built are spread over the steps (the collator counts
+    them as dropped).
+    """
+
+    def __init__(self, data: Dataset, sampler: StepSampler, group: int, collate: Collator, workers: int = 0):
+        self.groups = GroupSampler(sampler, group)
+        self.group, self.seed, self.collate = group, sampler.seed, collate
+        self.rank, self.world, self.global_batch = sampler.rank, sampler.world, sampler.batch_size * sampler.world
+        self.skip, self.length = sampler.start - self.groups.first, len(sampler)
+        self.loader = DataLoader(data, batch_sampler=self.groups, collate_fn=_as_list, num_workers=workers,
+                                 persistent_workers=workers > 0)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        skip = self.skip
+        for index, items in enumerate(self.loader):
+            built = sorted((b for b in items if b is not None), key=lambda b: len(b["input_ids"]))
+            steps = len(items) // self.global_batch
+            cuts = [len(built) * i // steps for i in range(steps + 1)]
+            order = torch.randperm(steps, generator=torch.Generator().manual_seed(
+                self.seed * 100003 + (self.groups.first // self.group + index))).tolist()
+            for position in order[skip:]:
+                batch = built[cuts[position]: cuts[position + 1]]
+                batch += [None] * (self.global_batch - len(batch))
+                yield self.collate(batch[self.rank:: self.world])
+            skip = 0
+
+
 def loader_of(
     data: Dataset,
     ctx_len: int,
@@ -153,10 +220,15 @@ def loader_of(
     workers: int = 0,
     rank: int = 0,
     world: int = 1,
-) -> DataLoader:
+    group: int = 1,
+) -> DataLoader | LengthGroupedBatches:
     """Batches of random examples of ``data`` (keyed by (position, seed)) for steps ``start .. steps - 1``; ``rank``
-    of ``world`` processes takes its share of each step's global batch (see :class:`StepSampler`)."""
+    of ``world`` processes takes its share of each step's global batch (see :class:`StepSampler`). With ``group`` > 1,
+    each process sorts the examples of ``group`` steps by length and batches neighbours (:class:`LengthGroupedBatches`).
+    """
     sampler = StepSampler(len(data), min(batch, len(data) // world), steps, start, seed, rank, world)
+    if group > 1:
+        return LengthGroupedBatches(data, sampler, group, Collator(ctx_len), workers)
     return DataLoader(
         data, batch_sampler=sampler, collate_fn=Collator(ctx_len), num_workers=workers, persistent_workers=workers > 0
     )

@@ -42,9 +42,10 @@ class PeriodicCheckpoint(L.Callback):
 
 
 class LossCurve(L.Callback):
-    """Records step, train loss, learning rate, tokens/s and validation loss; writes CSV and PNG."""
+    """Records step, train loss, learning rate, the step's seconds and tokens/s (all positions computed, and the real
+    ones: not padding) and validation loss; writes CSV and PNG."""
 
-    FIELDS = ("step", "train_loss", "val_loss", "lr", "tok_s")
+    FIELDS = ("step", "train_loss", "val_loss", "lr", "step_s", "tok_s", "real_tok_s")
 
     def __init__(self, folder: Path, plot_every: int = 100):
         self.folder, self.plot_every = Path(folder), plot_every
@@ -67,7 +68,9 @@ class LossCurve(L.Callback):
                 "train_loss": _f(m.get("train_loss")),
                 "val_loss": None,
                 "lr": _f(m.get("lr")),
+                "step_s": _f(m.get("step_s")),
                 "tok_s": _f(m.get("tok_s")),
+                "real_tok_s": _f(m.get("real_tok_s")),
             }
         )
         if step % self.plot_every == 0:

@@ -126,7 +126,11 @@ class RWKVLightning(L.LightningModule):
         tokens = int((batch["labels"] != IGNORE).sum())
         now = time.perf_counter()
         if self._last_time is not None:
-            self.log("tok_s", batch["input_ids"].numel() / (now - self._last_time), prog_bar=True, on_step=True)
+            seconds = now - self._last_time
+            self.log("step_s", seconds, on_step=True)
+            self.log("tok_s", batch["input_ids"].numel() / seconds, prog_bar=True, on_step=True)
+            real = batch["mask"].sum() if "mask" in batch else batch["input_ids"].numel()
+            self.log("real_tok_s", float(real) / seconds, on_step=True)
         self._last_time = now
         self.log("train_loss", reported, prog_bar=True, on_step=True)
         self.log("lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=True)

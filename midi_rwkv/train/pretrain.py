@@ -171,7 +171,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True, stop
     rank = int(os.environ.get("NODE_RANK", 0)) * config.devices + int(os.environ.get("LOCAL_RANK", 0))
     batch = min(config.batch_size, len(data.train) // world)
     train_loader = loader_of(data.train, config.ctx_len, batch, config.steps, start, config.seed, config.workers, rank,
-                             world)
+                             world, config.length_groups)
     val_batch = min(config.batch_size * world, len(data.validation))  # the global batch, whole, in every process
     val_loader = loader_of(data.validation, config.ctx_len, val_batch, config.val_batches, 0, config.seed + 1,
                            config.workers)

@@ -41,6 +41,8 @@ class TrainConfig:
     strategy: str = setting("auto", "multi-device strategy", choices=("auto", "ddp", "deepspeed_stage_2"))
     grad_checkpointing: bool = setting(False, "recompute activations in backward to save memory")
     workers: int = setting(1, "DataLoader worker processes")
+    length_groups: int = setting(8, "sort the examples of this many steps by length and batch neighbours together, "
+                                 "so that batches carry less padding (1: off; README, Training speed)")
     threads: int = setting(0, "CPU threads for the model (0: PyTorch's default, one per core). On a CPU shared with "
                            "any other busy process, 1: two threads that wait on each other at every operation ran 12x "
                            "slower than one here (bench/train.py)")
@@ -53,7 +55,7 @@ class TrainConfig:
         require(bool(self.data), "give at least one corpus (--data)")
         require(self.preset in PRESETS,
                 f"unknown preset '{self.preset}': choose from {', '.join(PRESETS)} or LxC (C a multiple of 64)")
-        for name in ("ctx_len", "batch_size", "steps", "val_every", "val_batches", "devices", "nodes"):
+        for name in ("ctx_len", "batch_size", "steps", "val_every", "val_batches", "devices", "nodes", "length_groups"):
             require(getattr(self, name) >= 1, f"--{name.replace('_', '-')} must be 1 or more")
         for name in ("warmup_steps", "ckpt_every", "workers", "threads", "weight_decay", "grad_clip"):
             require(getattr(self, name) >= 0, f"--{name.replace('_', '-')} must be 0 or more")
