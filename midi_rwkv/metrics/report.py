@@ -27,6 +27,7 @@ CONTROLS = {
     "density_error": ("density error", False),
     "polyphony_error": ("polyphony error", False),
     "duration_accuracy": ("duration accuracy", True),
+    "silent_bars": ("silent where 4+ asked", False),
 }
 TRACK_CONTROLS = {"control_error": ("track control error", False)}  # whole-track prompts: one set of track controls
 TESTED = ["content_preservation", "groove_similarity", "pche_difference", "onset_f1",

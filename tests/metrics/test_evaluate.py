@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import math
 import json
 import shutil
 
@@ -188,3 +189,13 @@ def test_best_of_n_and_a_reference_that_cannot_be_made_does_not_stop_the_evaluat
         assert best["system"]["n"] == 3 and best["system"]["rank"] == "likelihood" and "mean_logprob" in best
     with pytest.raises(MidiRwkvError, match="n must be"):
         parse_system("x:n=99", "m.pth")
+
+
+def test_silent_bars_counts_only_bars_asked_for_four_or_more_notes():
+    from midi_rwkv.metrics.adherence import adherence
+    from midi_rwkv.tokenizer import BarControls
+
+    asked = [BarControls(16), BarControls(4), BarControls(3), BarControls(0), BarControls(8)]
+    got = [BarControls(0), BarControls(5), BarControls(0), BarControls(0), BarControls(0)]
+    assert adherence(asked, got)["silent_bars"] == pytest.approx(2 / 3)  # bars 0 and 4 of the three asked for 4+
+    assert math.isnan(adherence(asked[2:4], got[2:4])["silent_bars"])  # no bar asked for 4: undefined
