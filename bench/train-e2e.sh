@@ -9,7 +9,9 @@
 # (the same validation examples for every row).
 #
 #   bench/train-e2e.sh                                # the shipped size (small), 48 steps each
-#   PRESET=6x128 STEPS=64 bench/train-e2e.sh          # keep STEPS a multiple of GROUP: then every row sees the same examples
+#   PRESET=6x128 STEPS=64 bench/train-e2e.sh
+#   COMPILED=runs/compiled MIDI_DATA="$(for d in runs/compiled/*/; do jq -r .spec "$d/meta.json"; done | tr '\n' ' ')" \
+#     bench/train-e2e.sh                              # the whole training corpus (its sources, as compiled): README          # keep STEPS a multiple of GROUP: then every row sees the same examples
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PRESET=${PRESET:-small}

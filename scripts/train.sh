@@ -37,7 +37,7 @@ PRECISION=${PRECISION:-auto}                   # auto (bf16-mixed on GPUs and on
 DEVICES=${DEVICES:-1}                          # devices per node
 NODES=${NODES:-1}                              # nodes
 STRATEGY=${STRATEGY:-auto}                     # auto | ddp | deepspeed_stage_2
-WORKERS=${WORKERS:-1}                          # DataLoader workers
+WORKERS=${WORKERS:-}                           # DataLoader workers (default: 1 for MIDI corpora, 0 for a compiled one)
 LENGTH_GROUPS=${LENGTH_GROUPS:-8}                          # length grouping: batch the examples of this many steps by length (1: off)
 EXAMPLES=${EXAMPLES:-"{}"}                     # example-builder overrides, JSON, e.g. '{"pitch_offset": 0}'
 THREADS=${THREADS:-0}                          # CPU threads for the model (0: one per core; 1 on a busy machine)
@@ -49,6 +49,11 @@ if [[ "$SMOKE" == 1 ]]; then
 fi
 
 banner() { printf '\n==== %s ====\n' "$*"; }
+
+if [[ -z "$WORKERS" ]]; then
+  # a compiled corpus's examples cost 0.2 % of a step (bench/data.py): a worker process would only compete for a core
+  if [[ "$DATA" == compiled:* ]]; then WORKERS=0; else WORKERS=1; fi
+fi
 
 banner "1/4 tokenizer"
 if [[ "$DATA" == compiled:* ]]; then
