@@ -30,7 +30,8 @@ def evaluation(folder, seed: int, model_cp: float, bars: int = 4) -> None:
 def test_pooling_three_seeds_pairs_every_prompt(tmp_path, capsys):
     for seed in range(3):
         evaluation(tmp_path / f"s{seed}", seed, model_cp=0.2)
-    assert main(["pool-evaluations", *(str(tmp_path / f"s{s}") for s in range(3)), "--out", str(tmp_path / "pool")]) == 0
+    folders = [str(tmp_path / f"s{seed}") for seed in range(3)]
+    assert main(["pool-evaluations", *folders, "--out", str(tmp_path / "pool")]) == 0
     text = (tmp_path / "pool" / "summary.md").read_text()
     assert "Prompts: 18 from `pop909:x` (test split, seed 0, 1, 2)" in text
     assert "| copy | m | CP | 18 |" in text  # 18 pairs: a prompt of each seed stays its own prompt
