@@ -26,11 +26,11 @@ from dataclasses import replace
 import torch
 
 FOUR_BARS = {"bar_infill_ratio": 1.0, "span_choices": (4,), "span_ratio": (0.001, 0.001), "free_ratio": 0.0}
-KINDS = {  # name -> (builder overrides, keep only drum infills)
-    "training mix": ({}, False),
-    "4-bar infill": (FOUR_BARS, False),
-    "track infill": ({"bar_infill_ratio": 0.0}, False),
-    "4-bar drums": (FOUR_BARS, True),
+KINDS = {  # name -> (builder overrides, the example kind it must be (None: any), drum infills only)
+    "training mix": ({}, None, False),
+    "4-bar infill": (FOUR_BARS, "bar", False),
+    "track infill": ({"bar_infill_ratio": 0.0}, "track", False),
+    "4-bar drums": (FOUR_BARS, "bar", True),
 }
 
 
@@ -79,22 +79,26 @@ def mix_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def has_drums(corpus, index: int) -> bool:
+    shard, piece = corpus.locate(index)
+    return bool(shard.piece_facts(piece)["drums"])
+
+
 def validation_examples(corpus, config, count: int, seed: int) -> dict[str, list]:
     """``count`` fixed validation sequences of each kind (drum kinds: from pieces that have a drum track)."""
     from midi_rwkv.data.compiled import CompiledExamples
 
     pieces = corpus.split("validation")
     out = {}
-    for name, (overrides, drums_only) in KINDS.items():
+    with_drums = [i for i in pieces if has_drums(corpus, i)]
+    for name, (overrides, kind, drums_only) in KINDS.items():
         drawer = CompiledExamples(corpus, replace(config, **overrides))
-        candidates = [i for i in pieces if corpus.locate(i)[0].piece_facts(corpus.locate(i)[1])["drums"]] \
-            if drums_only else pieces
+        candidates = with_drums if drums_only else pieces
         rng, found, tries = random.Random(seed), [], 0
         while candidates and len(found) < count and tries < 50 * count:
             tries += 1
             row = described(corpus, drawer, rng.choice(candidates), rng.randrange(2**31))
-            wanted = row is not None and (row["drum"] or not drums_only)
-            if wanted and (name != "track infill" or row["kind"] == "track"):
+            if row is not None and kind in (None, row["kind"]) and (row["drum"] or not drums_only):
                 found.append(row["seq"])
         out[name] = found
     return out
@@ -103,22 +107,23 @@ def validation_examples(corpus, config, count: int, seed: int) -> dict[str, list
 @torch.no_grad()
 def mean_losses(model, sequences, unlearned: frozenset[int]) -> tuple[float, float]:
     """(mean loss per learned token of the whole sequence, of the section only: what infilling generates)."""
+    import torch.nn.functional as F
+
     from midi_rwkv.data.dataset import IGNORE, make_labels
-    from midi_rwkv.train.module import lm_loss
 
     totals, counts = [0.0, 0.0], [0, 0]
     for seq in sequences:
         inputs, labels = make_labels(seq.ids, unlearned)
-        whole = torch.tensor([labels])
-        section = whole.clone()
-        section[0, : seq.prompt_len - 1] = IGNORE  # label i is token i + 1: the section starts at prompt_len
+        target = torch.tensor(labels)
         with torch.autocast("cpu", dtype=torch.bfloat16):
             logits, _ = model(torch.tensor([inputs]))
-        for k, target in enumerate((whole, section)):
-            learned = int((target != IGNORE).sum())
-            if learned:
-                totals[k] += float(lm_loss(logits, target)) * learned
-                counts[k] += learned
+        losses = F.cross_entropy(logits[0].float(), target, ignore_index=IGNORE, reduction="none")  # 0 where ignored
+        learned = target != IGNORE
+        section = learned.clone()
+        section[: seq.prompt_len - 1] = False  # label i is token i + 1: the section starts at prompt_len
+        for k, mask in enumerate((learned, section)):
+            totals[k] += float(losses[mask].sum())
+            counts[k] += int(mask.sum())
     return totals[0] / max(counts[0], 1), totals[1] / max(counts[1], 1)
 
 

@@ -53,9 +53,9 @@ def pooled_rows(folders: list[Path]) -> tuple[list[dict], dict]:
 def run_pool(args) -> int:
     folders = [Path(f) for f in args.evaluations]
     rows, settings = pooled_rows(folders)
-    if args.system:
-        rows = [row for row in rows if row["system"] in set(args.system) | set(REFERENCES) | set(TRACK_REFERENCES)]
     references = list(TRACK_REFERENCES if settings.get("mode") == "track" else REFERENCES)
+    if args.system:
+        rows = [row for row in rows if row["system"] in set(args.system) | set(references)]
     present = {row["system"] for row in rows}
     models = [s for s in dict.fromkeys(row["system"] for row in rows) if s not in references]
     missing = {f"{s} in {f}" for f in folders for s in models if not (f / "generations" / s).is_dir()}

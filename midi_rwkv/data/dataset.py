@@ -187,7 +187,7 @@ class LengthGroupedBatches:
 
     def __init__(self, data: Dataset, sampler: StepSampler, group: int, collate: Collator, workers: int = 0):
         self.groups = GroupSampler(sampler, group)
-        self.group, self.seed, self.collate = group, sampler.seed, collate
+        self.seed, self.collate = sampler.seed, collate
         self.rank, self.world, self.global_batch = sampler.rank, sampler.world, sampler.batch_size * sampler.world
         self.skip, self.length = sampler.start - self.groups.first, len(sampler)
         self.loader = DataLoader(data, batch_sampler=self.groups, collate_fn=_as_list, num_workers=workers,
@@ -203,7 +203,7 @@ class LengthGroupedBatches:
             steps = len(items) // self.global_batch
             cuts = [len(built) * i // steps for i in range(steps + 1)]
             order = torch.randperm(steps, generator=torch.Generator().manual_seed(
-                self.seed * 100003 + (self.groups.first // self.group + index))).tolist()
+                self.seed * 100003 + (self.groups.first // self.groups.group + index))).tolist()
             for position in order[skip:]:
                 batch = built[cuts[position]: cuts[position + 1]]
                 batch += [None] * (self.global_batch - len(batch))
