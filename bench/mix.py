@@ -4,6 +4,7 @@ validation examples of each kind.
     python bench/mix.py                                                  # the mix of runs/compiled's training split
     python bench/mix.py --model midi_rwkv.pth --model runs/a/model.pth   # and each model's loss per kind
     python bench/mix.py --examples '{"span_ratio": [0.01, 0.1]}'         # the mix of other builder settings
+    python bench/mix.py --model midi_rwkv.pth --layout file-order        # a model's loss in another layout
 
 The evaluation asks for 4 bars of one track with up to 16 bars of context on each side (POP909's melody and
 accompaniment, Groove's drums, a random track of a multi-track piece). The mix table counts, over training
@@ -12,7 +13,8 @@ prompt (a 3-5 bar span with 8 or more bars of context on each side), and how oft
 track, alone or in an arrangement. The loss table gives each model's mean cross-entropy (nats per learned token),
 over the whole sequence and over the section only (the bars infilling generates), on fixed validation examples of
 four kinds: the training mix, 4-bar infills, whole-track infills, and 4-bar drum
-infills. The same examples for every model. Nothing is asserted: record the tables with the CPU they ran on.
+infills. The same examples for every model, each in the layout it was trained with (``--layout`` overrides it).
+Nothing is asserted: record the tables with the CPU they ran on.
 """
 
 from __future__ import annotations
@@ -136,10 +138,12 @@ def main() -> None:
     parser.add_argument("--per-kind", type=int, default=150, help="validation examples of each kind")
     parser.add_argument("--ctx-len", type=int, default=2048)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--layout", choices=("model", "file-order", "target-last"), default="model",
+                        help="the sequence layout of the validation examples (model: each model's own)")
     args = parser.parse_args()
 
     from midi_rwkv.data.compiled import CompiledCorpus, CompiledExamples
-    from midi_rwkv.model.checkpoint import load_checkpoint
+    from midi_rwkv.model.checkpoint import load_checkpoint, model_layout
     from midi_rwkv.tokenizer.examples import ExampleConfig
 
     torch.set_num_threads(1)
@@ -153,15 +157,20 @@ def main() -> None:
     print(mix_table([r for r in rows if r is not None]))
     if not args.model:
         return
-    sets = validation_examples(corpus, ExampleConfig(max_len=args.ctx_len + 1), args.per_kind, args.seed + 1)
+    sets = {}  # by layout: the same draws (a layout only reorders tracks), so every model reads the same music
     print("\nValidation loss (nats per learned token) by kind of example, whole sequence / section only (the bars "
           "infilling generates); the same examples for every model\n")
-    print("| model | " + " | ".join(f"{k} ({len(v)})" for k, v in sets.items()) + " |")
-    print("|---|" + "---:|" * len(sets))
     for path in args.model:
+        layout = model_layout(path) if args.layout == "model" else args.layout
+        if layout not in sets:
+            config = ExampleConfig(max_len=args.ctx_len + 1, layout=layout)
+            sets[layout] = validation_examples(corpus, config, args.per_kind, args.seed + 1)
+        if path == args.model[0]:  # a layout reorders tracks only: every layout has the same counts
+            print("| model | layout | " + " | ".join(f"{k} ({len(v)})" for k, v in sets[layout].items()) + " |")
+            print("|---|---|" + "---:|" * len(sets[layout]))
         model = load_checkpoint(path, vocab_size=corpus.vocab_size).eval()
-        losses = [mean_losses(model, seqs, corpus.unlearned_ids()) for seqs in sets.values()]
-        print(f"| {path} | " + " | ".join(f"{a:.3f} / {b:.3f}" for a, b in losses) + " |", flush=True)
+        losses = [mean_losses(model, seqs, corpus.unlearned_ids()) for seqs in sets[layout].values()]
+        print(f"| {path} | {layout} | " + " | ".join(f"{a:.3f} / {b:.3f}" for a, b in losses) + " |", flush=True)
 
 
 if __name__ == "__main__":

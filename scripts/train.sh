@@ -38,9 +38,12 @@ DEVICES=${DEVICES:-1}                          # devices per node
 NODES=${NODES:-1}                              # nodes
 STRATEGY=${STRATEGY:-auto}                     # auto | ddp | deepspeed_stage_2
 WORKERS=${WORKERS:-}                           # DataLoader workers (default: 1 for MIDI corpora, 0 for a compiled one)
-LENGTH_GROUPS=${LENGTH_GROUPS:-8}                          # length grouping: batch the examples of this many steps by length (1: off)
+LENGTH_GROUPS=${LENGTH_GROUPS:-8}              # length grouping: batch the examples of this many steps by length (1: off)
+LAYOUT=${LAYOUT:-target-last}                  # where bar infill puts the infilled track: target-last | file-order (paper)
 EXAMPLES=${EXAMPLES:-"{}"}                     # example-builder overrides, JSON, e.g. '{"pitch_offset": 0}'
 THREADS=${THREADS:-0}                          # CPU threads for the model (0: one per core; 1 on a busy machine)
+SEED=${SEED:-0}                                # example order, initial weights, and a MIDI folder's splits (a compiled
+                                               # corpus keeps its own): a warm start on compiled data sees new examples
 RESUME=${RESUME:-0}                            # 1: continue the run in OUT
 SMOKE=${SMOKE:-0}                              # 1: tiny run on tests/fixtures
 
@@ -78,7 +81,7 @@ extra_args=()
 midi-rwkv train "${data_args[@]}" --out "$OUT" --preset "$PRESET" \
   --ctx-len "$CTX_LEN" --batch-size "$BATCH" --steps "$STEPS" --lr-init "$LR" --lr-final "$LR_FINAL" \
   --warmup-steps "$WARMUP" --val-every "$VAL_EVERY" --val-batches "$VAL_BATCHES" --ckpt-every "$CKPT_EVERY" --accelerator "$ACCELERATOR" --precision "$PRECISION" \
-  --devices "$DEVICES" --nodes "$NODES" --strategy "$STRATEGY" --workers "$WORKERS" --length-groups "$LENGTH_GROUPS" --threads "$THREADS" --examples "$EXAMPLES" "${extra_args[@]}"
+  --devices "$DEVICES" --nodes "$NODES" --strategy "$STRATEGY" --workers "$WORKERS" --length-groups "$LENGTH_GROUPS" --threads "$THREADS" --seed "$SEED" --layout "$LAYOUT" --examples "$EXAMPLES" "${extra_args[@]}"
 
 banner "4/4 export"
 ls -l "$OUT/model.pth" "$OUT/model.json" "$OUT/tokenizer.json" "$OUT/loss.png"

@@ -16,7 +16,7 @@ from midi_rwkv.inference.infiller import RANKINGS, Infiller, rank
 from midi_rwkv.inference.requests import BarFill
 from midi_rwkv.inference.sampler import SamplerConfig
 from midi_rwkv.io import atomic_write
-from midi_rwkv.model.checkpoint import DEFAULT_MODEL_NAME, open_model
+from midi_rwkv.model.checkpoint import DEFAULT_MODEL_NAME, model_layout, open_model
 from midi_rwkv.tokenizer.controls import DURATION_NAMES, POLYPHONY_MAX, POLYPHONY_MIN, describe_controls
 
 
@@ -193,7 +193,7 @@ def run_export(args) -> int:
     if args.lora:
         merge_lora(args.lora, model)
     out = Path(args.output) if args.output else model_path.with_name(f"{model_path.stem}.{args.dtype}.gguf")
-    export_gguf(model, out, args.dtype)
+    export_gguf(model, out, args.dtype, model_layout(model_path))
     print(
         f"{out}: {model.config.n_layer} x {model.config.n_embd}, vocabulary {model.config.vocab_size}, {args.dtype}, "
         f"{out.stat().st_size / 2**20:.1f} MiB"

@@ -17,6 +17,7 @@ from midi_rwkv.errors import MidiRwkvError
 from midi_rwkv.tokenizer.examples import ExampleBuilder, ExampleConfig
 from midi_rwkv.tokenizer.infill_tokenizer import InfillTokenizer
 from midi_rwkv.tokenizer.score import load_score
+from midi_rwkv.tokenizer.sequences import LAYOUTS
 
 _LINE_BREAKS = ("Track_Start", "FillBar_Start", "FillBar_End", "Infill_Track", "Bar_None")
 
@@ -41,7 +42,8 @@ def run_prompt(args) -> int:
     tok = _load(args.tokenizer)
     piece = tok.prepare(args.midi)
     start, end = parse_bars(args.bars)
-    seq = tok.bar_infill(piece, args.track, (start, end), context_bars=args.context, max_len=args.max_len)
+    seq = tok.bar_infill(piece, args.track, (start, end), context_bars=args.context, max_len=args.max_len,
+                         target_last=args.layout == "target-last")
     shown = seq.ids if args.with_target else seq.prompt
     print(format_tokens(tok.token_strings(shown)))
     a, b = seq.window
@@ -164,6 +166,9 @@ def register(sub) -> None:
     p.add_argument("--max-len", type=int, default=2048, help="maximum sequence length in tokens (default: 2048)")
     p.add_argument("--tokenizer", help="tokenizer JSON (default: the paper's base vocabulary, no BPE)")
     p.add_argument("--with-target", action="store_true", help="also print the original bars (the training target)")
+    p.add_argument("--layout", choices=LAYOUTS, default="target-last",
+                   help="where the infilled track goes: the layout of the model that reads it (default: target-last, "
+                   "the shipped model's; file-order for models trained before layouts)")
     p.set_defaults(run=run_prompt)
 
     p = sub.add_parser(

@@ -12,7 +12,8 @@ from midi_rwkv.inference.constraints import BarInfillConstraint, TokenTables
 from midi_rwkv.inference.generator import Generator, Generation
 from midi_rwkv.inference.ggml import ENGINES, choose_engine, ggml_backend
 from midi_rwkv.inference.sampler import SamplerConfig
-from midi_rwkv.model.checkpoint import check_vocab, open_model, open_tokenizer, resolve_model
+from midi_rwkv.inference.ggml.gguf import read_layout
+from midi_rwkv.model.checkpoint import check_vocab, model_layout, open_model, open_tokenizer, resolve_model
 from midi_rwkv.inference.requests import (
     BarFill,
     ControlRequest,
@@ -115,12 +116,14 @@ class Infiller:
     """MIDI in, candidates out.
 
     ``keep_register``: the model may write only pitches in the register the track plays around what it writes
-    (a new track: its instrument's range), see :func:`track_register`. The shipped model otherwise puts about
-    half of a melody infill's notes outside the melody's register.
+    (a new track: its instrument's range), see :func:`track_register`.
+    ``layout``: where bar-infill prompts put the infilled track (``tokenizer.sequences.LAYOUTS``): the one the model
+    was trained with, which :meth:`load` reads off the model.
     """
 
-    def __init__(self, generator: Generator, tokenizer: InfillTokenizer, keep_register: bool = False):
-        self.generator, self.tokenizer, self.keep_register = generator, tokenizer, keep_register
+    def __init__(self, generator: Generator, tokenizer: InfillTokenizer, keep_register: bool = False,
+                 layout: str = "file-order"):
+        self.generator, self.tokenizer, self.keep_register, self.layout = generator, tokenizer, keep_register, layout
         self.tables = TokenTables.build(tokenizer.codec)
 
     @classmethod
@@ -133,13 +136,15 @@ class Infiller:
         engine: str = "torch",
         threads: int = 1,
         keep_register: bool = False,
+        layout: str | None = None,
     ) -> Infiller:
         """A model, its tokenizer, and optionally a tuned state (``--state``) and a LoRA merged in (``--lora``).
 
         ``engine``: torch, ggml (f16 matrices), ggml-f32, or auto (ggml where it is installed and can run
         the model, else torch); see :mod:`midi_rwkv.inference.ggml`.
         ``threads``: llama.cpp's threads on the GGML engine. A ``.gguf`` model runs on the GGML engine.
-        ``keep_register``: see the class.
+        ``keep_register``: see the class. ``layout``: the model's own (its sidecar's) unless given (to measure
+        another, e.g. a file-order model's prompts written target-last).
         """
         from midi_rwkv.peft.adapters import StateAdapter, load_adapter, merge_lora
 
@@ -150,8 +155,9 @@ class Infiller:
             tokenizer = open_tokenizer(model_path, tokenizer_path)
             engine = "ggml" if engine == "auto" else engine
             backend = _gguf_backend(model_path, tokenizer, engine, threads, state, lora)
-            return cls(Generator(backend), tokenizer, keep_register)
+            return cls(Generator(backend), tokenizer, keep_register, layout or read_layout(model_path))
         model, tokenizer, _ = open_model(model_path, tokenizer_path)
+        layout = layout or model_layout(model_path)
         initial = None
         if state:
             adapter = load_adapter(state, model)  # checked against the base before anything changes it
@@ -162,8 +168,8 @@ class Infiller:
             merge_lora(lora, model)
         engine = choose_engine(engine, model.config.head_size)
         if engine == "torch":
-            return cls(Generator(model, initial_state=initial), tokenizer, keep_register)
-        return cls(Generator(ggml_backend(model, engine, threads, initial)), tokenizer, keep_register)
+            return cls(Generator(model, initial_state=initial), tokenizer, keep_register, layout)
+        return cls(Generator(ggml_backend(model, engine, threads, initial)), tokenizer, keep_register, layout)
 
     def infill(
         self,
@@ -202,7 +208,7 @@ class Infiller:
         if max_len is None and context_bars is not None:
             max_len = self.generator.config.ctx_len * 4
         seq = tok.bar_infill(enc, track, bars, controls=requested, context_bars=context_bars, max_len=max_len,
-                             with_target=False, free=free)
+                             with_target=False, free=free, target_last=self.layout == "target-last")
         section = [(s.header, s.controls) for s in seq.section]
         register = track_register(piece, track, bars) if self.keep_register else None
         constraints = [BarInfillConstraint(self.tables, section, register=register) for _ in range(n)]

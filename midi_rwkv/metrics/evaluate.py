@@ -176,10 +176,12 @@ class Evaluation:
             if not todo:
                 continue
             if not system.is_reference:
-                key = (system.model, system.tokenizer, system.state, system.lora, system.engine, system.register)
+                key = (system.model, system.tokenizer, system.state, system.lora, system.engine, system.register,
+                       system.layout)
                 if key not in infillers:
                     infillers[key] = Infiller.load(system.model, system.tokenizer, system.state, system.lora,
-                                                   system.engine, keep_register=system.register == "keep")
+                                                   system.engine, keep_register=system.register == "keep",
+                                                   layout=system.layout)
                 infiller = infillers[key]
             for prompt in tqdm(todo, desc=f"generating {system.name}", unit="prompt", disable=not self.progress):
                 piece = self.piece(prompt)

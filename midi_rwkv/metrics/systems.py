@@ -20,6 +20,7 @@ from midi_rwkv.errors import MidiRwkvError
 from midi_rwkv.inference.ggml import ENGINES
 from midi_rwkv.inference.sampler import SamplerConfig
 from midi_rwkv.tokenizer import Piece
+from midi_rwkv.tokenizer.sequences import LAYOUTS
 
 REFERENCES = ("original", "copy")  # bar infill
 TRACK_REFERENCES = ("original", "other-track")  # whole-track infill
@@ -39,6 +40,7 @@ class System:
     n: int = 1  # candidates drawn per prompt; the best one by `rank` is kept (best of n)
     rank: str = "likelihood"  # likelihood (the model's mean log-prob per token) | controls (control error)
     register: str = "free"  # keep: only pitches in the register the track plays around the span | free
+    layout: str | None = None  # the sequence layout of the prompts; None: the model's own (tokenizer.sequences.LAYOUTS)
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
 
     @property
@@ -56,8 +58,8 @@ _SAMPLER_KEYS = typing.get_type_hints(SamplerConfig)  # temperature: float, top_
 def parse_system(text: str, default_model: str) -> System:
     """``NAME[:key=value,...]``.
 
-    Keys: model tokenizer state lora free engine context context_tokens n rank register temperature top_k top_p
-    epsilon repetition_penalty.
+    Keys: model tokenizer state lora free engine context context_tokens n rank register layout temperature top_k
+    top_p epsilon repetition_penalty.
     """
     name, _, rest = text.partition(":")
     if not name or not name.replace("-", "").replace("_", "").isalnum():
@@ -87,6 +89,10 @@ def parse_system(text: str, default_model: str) -> System:
             if value not in ("keep", "free"):
                 raise MidiRwkvError(f"system '{text}': register must be keep or free")
             options["register"] = value
+        elif key == "layout":
+            if value not in LAYOUTS:
+                raise MidiRwkvError(f"system '{text}': layout must be one of {', '.join(LAYOUTS)}")
+            options["layout"] = value
         elif key == "rank":
             if value not in ("likelihood", "controls"):
                 raise MidiRwkvError(f"system '{text}': rank must be likelihood or controls")

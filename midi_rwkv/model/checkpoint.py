@@ -1,7 +1,8 @@
 """Checkpoints: a plain RWKV-LM-compatible state dict (``.pth``) plus a JSON sidecar (``.json``).
 
-The sidecar holds the model config and the tokenizer vocabulary size. A ``.pth`` without a sidecar
-(e.g. from RWKV-LM or the original release) still loads: its config is read off the tensor shapes.
+The sidecar holds the model config, the tokenizer vocabulary size and the sequence layout the model was
+trained with. A ``.pth`` without a sidecar (e.g. from RWKV-LM or the original release) still loads: its config is
+read off the tensor shapes, its layout is the file's order.
 Loading always uses ``torch.load(..., weights_only=True)`` and strict keys.
 """
 
@@ -53,6 +54,16 @@ def save_checkpoint(
     atomic_write(path, lambda tmp: torch.save(state, tmp))
     atomic_write_json(sidecar_path(path), meta)
     return path
+
+
+def model_layout(path: str | Path) -> str:
+    """The sequence layout the model at ``path`` was trained with (``tokenizer.sequences.LAYOUTS``): its sidecar's
+    ``layout``; file-order without one (models from before layouts, the original release's)."""
+    sidecar = sidecar_path(path)
+    layout = json.loads(sidecar.read_text()).get("layout", "file-order") if sidecar.is_file() else "file-order"
+    if layout not in ("file-order", "target-last"):
+        raise CheckpointError(f"{sidecar}: unknown layout '{layout}' (a newer midi-rwkv's model?)")
+    return layout
 
 
 def infer_config(state: dict[str, torch.Tensor]) -> RWKVConfig:

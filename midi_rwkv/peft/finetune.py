@@ -14,7 +14,7 @@ from midi_rwkv.data.prefilter import check_piece, prefilter
 from midi_rwkv.errors import MidiRwkvError
 from midi_rwkv.io import atomic_write_json
 from midi_rwkv.model import load_checkpoint, save_checkpoint
-from midi_rwkv.model.checkpoint import default_tokenizer, open_model, resolve_model
+from midi_rwkv.model.checkpoint import default_tokenizer, model_layout, open_model, resolve_model
 from midi_rwkv.peft.adapters import LoRA, StateAdapter, merge_lora, save_adapter, trainable_parameters
 from midi_rwkv.peft.tune import evaluate, example_loader, tune
 from midi_rwkv.peft.tune_config import TuneConfig
@@ -26,7 +26,8 @@ def merge_lora_checkpoint(base: str | Path | None, adapter_path: str | Path, out
     base = resolve_model(base)
     model = load_checkpoint(base).float()
     merge_lora(adapter_path, model)
-    out = save_checkpoint(model, out, dtype=torch.bfloat16, extra={"merged_lora": str(adapter_path), "base": str(base)})
+    out = save_checkpoint(model, out, dtype=torch.bfloat16,
+                          extra={"merged_lora": str(adapter_path), "base": str(base), "layout": model_layout(base)})
     tokenizer = default_tokenizer(base)
     if tokenizer.is_file() and tokenizer.resolve() != default_tokenizer(out).resolve():
         shutil.copyfile(tokenizer, out.with_name("tokenizer.json"))
@@ -38,7 +39,8 @@ def run(config: TuneConfig, progress: bool = True) -> dict:
     torch.manual_seed(config.seed)
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
-    model, tokenizer, _ = open_model(config.model, config.tokenizer)
+    model, tokenizer, model_path = open_model(config.model, config.tokenizer)
+    layout = model_layout(model_path)
     corpus = open_corpus(config.data)
     if config.limit:
         corpus.ids = corpus.ids[: config.limit]
@@ -56,11 +58,11 @@ def run(config: TuneConfig, progress: bool = True) -> dict:
     lr = config.learning_rate
     train_ids, _, test = manifest.usable_splits()
     test_loader = example_loader(
-        corpus, test, tokenizer, config.ctx_len, config.batch_size, config.eval_batches, config.seed + 7
+        corpus, test, tokenizer, config.ctx_len, config.batch_size, config.eval_batches, config.seed + 7, layout
     )
     before = evaluate(model, None, test_loader)
     train_loader = example_loader(
-        corpus, train_ids, tokenizer, config.ctx_len, config.batch_size, config.steps, config.seed
+        corpus, train_ids, tokenizer, config.ctx_len, config.batch_size, config.steps, config.seed, layout
     )
     history = tune(model, adapter, train_loader, lr, lr / 10, progress)
     after = evaluate(model, adapter, test_loader)
@@ -85,7 +87,8 @@ def tune_style(config: TuneConfig, pieces: str | Path, output: str | Path, progr
 
     Only the initial state is trained, so the style file is small and costs nothing at generation time.
     """
-    model, tokenizer, _ = open_model(config.model, config.tokenizer)
+    model, tokenizer, model_path = open_model(config.model, config.tokenizer)
+    layout = model_layout(model_path)
     corpus = FolderCorpus(pieces)
     usable = []
     for i in range(len(corpus)):
@@ -98,10 +101,10 @@ def tune_style(config: TuneConfig, pieces: str | Path, output: str | Path, progr
         raise MidiRwkvError(f"no usable MIDI file in {pieces}")
     torch.manual_seed(config.seed)
     adapter = StateAdapter(model)
-    measure = example_loader(corpus, usable, tokenizer, config.ctx_len, config.batch_size, 4, config.seed + 1)
+    measure = example_loader(corpus, usable, tokenizer, config.ctx_len, config.batch_size, 4, config.seed + 1, layout)
     before = evaluate(model, None, measure)
     train_loader = example_loader(
-        corpus, usable, tokenizer, config.ctx_len, config.batch_size, config.steps, config.seed
+        corpus, usable, tokenizer, config.ctx_len, config.batch_size, config.steps, config.seed, layout
     )
     lr = config.learning_rate
     history = tune(model, adapter, train_loader, lr, lr / 10, progress)

@@ -24,10 +24,12 @@ def freeze(model: RWKV7) -> RWKV7:
 
 
 def example_loader(
-    corpus: Corpus, indices: list[int], tokenizer: InfillTokenizer, ctx_len: int, batch: int, steps: int, seed: int
+    corpus: Corpus, indices: list[int], tokenizer: InfillTokenizer, ctx_len: int, batch: int, steps: int, seed: int,
+    layout: str,
 ) -> DataLoader:
-    """Default-knob examples fitting ``ctx_len`` (inputs are ids[:-1]), in the main process."""
-    data = InfillDataset(corpus, indices, tokenizer, ExampleConfig(max_len=ctx_len + 1))
+    """Default-knob examples fitting ``ctx_len`` (inputs are ids[:-1]) in the base model's ``layout``, in the main
+    process."""
+    data = InfillDataset(corpus, indices, tokenizer, ExampleConfig(max_len=ctx_len + 1, layout=layout))
     return loader_of(data, ctx_len, batch, steps, seed=seed)
 
 

@@ -30,7 +30,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from midi_rwkv.errors import MidiRwkvError, SequenceTooLongError
-from midi_rwkv.tokenizer.sequences import EncodedPiece, InfillSequence, build_bar_infill, build_track_infill
+from midi_rwkv.tokenizer.sequences import (
+    LAYOUTS,
+    EncodedPiece,
+    InfillSequence,
+    build_bar_infill,
+    build_track_infill,
+)
 
 if TYPE_CHECKING:  # MidiTok and symusic only for MIDI sources (a compiled corpus trains without them)
     from symusic import Score
@@ -52,6 +58,7 @@ class ExampleConfig:
     velocity_offset: int = 0  # velocity shifts -v..v (the paper: 2; docs/original-release.md#velocity-jitter)
     attempts: int = 4  # tries before giving up on a piece
     free_ratio: float = 0.1  # bar-infill examples without bar controls (not in the paper: it makes --free work)
+    layout: str = "file-order"  # where bar infill writes the infilled track: sequences.LAYOUTS
 
     def __post_init__(self):
         if not 0.0 <= self.bar_infill_ratio <= 1.0:
@@ -64,6 +71,8 @@ class ExampleConfig:
             raise ValueError("track_ratio must satisfy 0 < low <= high <= 1")
         if self.max_len < 16:
             raise ValueError("max_len must be at least 16")
+        if self.layout not in LAYOUTS:
+            raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}")
 
 
 def program_range(program: int, pitch_range: tuple[int, int]) -> tuple[int, int]:
@@ -161,7 +170,7 @@ class ExampleDrawer:
             try:
                 return build_bar_infill(
                     enc, self.codec, piece.track_ids[track], (start, start + span), max_len=c.max_len, rng=rng,
-                    free=free,
+                    free=free, target_last=c.layout == "target-last",
                 )
             except SequenceTooLongError:
                 if span == 1:

@@ -2,7 +2,8 @@
 
 Bar infill (track ``t``, tokenizer bars ``[a, b)``), in model ids::
 
-    for each track (in the file's order; other tracks only if they have notes in the window):
+    for each track (in the file's order, or track t last in the target-last layout; other tracks only if they
+    have notes in the window):
         Track_Start Program_p  <bars of the window>  Track_End
             (track t: its bars a..b-1 replaced by one Infill_Bar per bar)
     FillBar_Start
@@ -45,6 +46,11 @@ if TYPE_CHECKING:  # the builders run on a compiled corpus too, where neither Mi
 
 
 _MAX_TRACK_CONTROLS = 10  # polyphony 2 + density 2 + durations 5 + repetition 1
+
+# Where bar infill writes the infilled track among the others; a model is trained with one and infills with it.
+# target-last puts its context right before the section, where a recurrent state remembers it best
+# (docs/original-release.md#track-order).
+LAYOUTS = ("file-order", "target-last")
 
 
 @dataclass
@@ -213,6 +219,7 @@ def build_bar_infill(
     with_target: bool = True,
     rng: random.Random | None = None,
     free: bool = False,
+    target_last: bool = False,
 ) -> InfillSequence:
     """A bar-infill sequence for the user's ``track`` and real bars ``[start, end)``.
 
@@ -223,6 +230,8 @@ def build_bar_infill(
         max_len: the whole sequence (prompt and target) fits in this many tokens.
         with_target: include the original bodies of the masked bars (training) or not (generation).
         rng: widen the context window towards random sides (training) instead of evenly.
+        target_last: write ``track`` after the other tracks, next to the section (the layout a model was trained
+            with: :data:`LAYOUTS`), instead of in the file's order.
     """
     piece = enc.piece
     t = piece.track_index(track)
@@ -250,7 +259,10 @@ def build_bar_infill(
     window = (piece.first_token_bar[real[0]], piece.first_token_bar[real[1]])
     vocab = codec.vocab
     ids: list[int] = []
-    for i in _context_tracks(enc, codec, window, keep=t):
+    tracks = _context_tracks(enc, codec, window, keep=t)
+    if target_last:
+        tracks = [i for i in tracks if i != t] + [t]
+    for i in tracks:
         _emit_track(enc, codec, i, window, ids, mask=span if i == t else None)
     ids.append(vocab["FillBar_Start"])
     prompt_len = len(ids) + len(section[0].header) + len(section[0].controls)

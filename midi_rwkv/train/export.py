@@ -39,4 +39,5 @@ def export(run: Path, step: int | None = None, output: Path | None = None) -> Pa
     model.load_state_dict(weights)
     output = output or run / f"model-step-{step}.pth"
     return export_model(model, output, lambda path: shutil.copyfile(tokenizer_file, path),
-                        output.with_name(f"{output.stem}.tokenizer.json"), step, config["data"])
+                        output.with_name(f"{output.stem}.tokenizer.json"), step, config["data"],
+                        config.get("layout", "file-order"))  # runs from before layouts trained in file order

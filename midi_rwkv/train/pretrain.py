@@ -119,13 +119,14 @@ def model_config(preset: str, ctx_len: int, vocab_size: int) -> RWKVConfig:
 
 
 def export_model(model: RWKV7, path: Path, save_tokenizer: Callable[[Path], object], tokenizer_path: Path, steps: int,
-                 specs: list[str]) -> Path:
-    """The bf16 ``.pth`` + sidecar a run ships, and the tokenizer beside it."""
+                 specs: list[str], layout: str) -> Path:
+    """The bf16 ``.pth`` + sidecar a run ships (with the sequence layout it was trained on), and the tokenizer
+    beside it."""
     model_path = save_checkpoint(
         model,
         path,
         dtype=torch.bfloat16,
-        extra={"steps": steps, "data": specs, "tokenizer_vocab_size": model.config.vocab_size},
+        extra={"steps": steps, "data": specs, "tokenizer_vocab_size": model.config.vocab_size, "layout": layout},
     )
     save_tokenizer(tokenizer_path)
     return model_path
@@ -157,7 +158,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True, stop
     if config.threads:
         torch.set_num_threads(config.threads)
 
-    examples = ExampleConfig(**({"max_len": config.ctx_len + 1} | config.examples))  # inputs are ids[:-1]
+    examples = ExampleConfig(**({"max_len": config.ctx_len + 1, "layout": config.layout} | config.examples))  # ids[:-1]
     compiled = [spec.startswith("compiled:") for spec in config.data]
     if any(compiled) and not all(compiled):
         raise MidiRwkvError("train on MIDI corpora or on one compiled corpus, not both")
@@ -219,6 +220,6 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True, stop
     if trainer.global_rank != 0 or trainer.global_step < config.steps:
         return out / "model.pth"  # export once, by one process, when the run is complete
     model_path = export_model(module.model, out / "model.pth", data.save_tokenizer, out / "tokenizer.json",
-                              trainer.global_step, config.data)
+                              trainer.global_step, config.data, config.layout)
     print(f"exported {model_path} ({model_path.stat().st_size / 2**20:.1f} MiB) and {out / 'tokenizer.json'}")
     return model_path

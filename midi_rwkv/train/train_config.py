@@ -7,6 +7,7 @@ from dataclasses import dataclass, fields
 from midi_rwkv.model import PRESETS
 from midi_rwkv.settings import require, setting
 from midi_rwkv.tokenizer.examples import ExampleConfig
+from midi_rwkv.tokenizer.sequences import LAYOUTS
 
 
 @dataclass
@@ -48,6 +49,9 @@ class TrainConfig:
                            "slower than one here (bench/train.py)")
     seed: int = setting(0, "random seed (data order, examples, initialisation, splits)")
     cache: str | None = setting(None, "folder for the prefilter cache (default: OUT/cache)")
+    layout: str = setting("target-last", "where a bar-infill example writes the infilled track: after the other "
+                          "tracks, next to the bars to fill (target-last), or in the file's order (file-order, the "
+                          "paper's); the model keeps it and infills with it", choices=LAYOUTS)
     examples: dict = setting(help="JSON object of example-builder overrides, e.g. '{\"bar_infill_ratio\": 1.0}'",
                              factory=dict)
 
@@ -64,3 +68,4 @@ class TrainConfig:
                 f"unknown strategy '{self.strategy}': use auto, ddp or deepspeed_stage_2")
         valid = {f.name for f in fields(ExampleConfig)}
         require(set(self.examples) <= valid, f"--examples: unknown keys {sorted(set(self.examples) - valid)}")
+        require("layout" not in self.examples, "give the layout with --layout, not in --examples")

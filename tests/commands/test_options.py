@@ -104,3 +104,5 @@ def test_settings_validate_in_python_too():
         TuneConfig(data="folder:x", out="o", method="full")
     with pytest.raises(ConfigError, match="--examples: unknown keys"):
         TrainConfig(data=["folder:x"], out="o", examples={"bogus": 1})
+    with pytest.raises(ConfigError, match="give the layout with --layout"):
+        TrainConfig(data=["folder:x"], out="o", examples={"layout": "file-order"})

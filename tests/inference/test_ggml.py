@@ -257,3 +257,21 @@ def test_whole_and_new_tracks_on_the_ggml_engine_match_pytorch(tmp_path, model, 
         assert [[note_tuples(t) for t in c.score.tracks] for c in got] == [
             [note_tuples(t) for t in c.score.tracks] for c in want]
         assert all(c.generation.stopped == "done" for c in got) or all(c.generation.stopped != "done" for c in want)
+
+
+def test_the_models_layout_reaches_its_gguf_and_its_prompts(tmp_path, model, tok, monkeypatch):
+    from midi_rwkv.inference.ggml.gguf import read_layout
+
+    path = save_checkpoint(model, tmp_path / "m.pth", extra={"layout": "target-last"})
+    tok.save(tmp_path / "m.tokenizer.json")
+    assert main(["export-gguf", "--model", str(path)]) == 0
+    assert read_layout(tmp_path / "m.f16.gguf") == "target-last"
+    assert read_layout(export_gguf(model, tmp_path / "plain.gguf")) == "file-order"
+    infiller = Infiller.load(path, engine="torch")
+    prompts = []
+    generate = infiller.generator.generate
+    monkeypatch.setattr(infiller.generator, "generate", lambda ids, *rest: prompts.append(ids) or generate(ids, *rest))
+    infiller.infill(tok.prepare(CHORALE), 1, (2, 4), n=1, max_tokens=50, seed=0)
+    names = [tok.codec.vocab.tokens[i] for i in tok.codec.decode(prompts[0])]
+    last_track = names[len(names) - names[::-1].index("Track_Start") - 1 : names.index("FillBar_Start")]
+    assert "Infill_Bar" in last_track  # the alto, written after the bass

@@ -130,6 +130,7 @@ def test_copy_reference_copies_the_previous_bars(tok):
         ("x:top_k=a", "needs a number"),
         ("x:top_p=2", "invalid sampler"),
         ("x:engine=onnx", "engine must be one of"),
+        ("x:layout=shuffled", "layout must be one of"),
     ],
 )
 def test_system_specs_are_checked(text, message):
@@ -137,6 +138,8 @@ def test_system_specs_are_checked(text, message):
         parse_system(text, "m.pth")
     assert parse_system("t08:temperature=0.8,free=1", "m.pth").sampler.temperature == 0.8
     assert parse_system("fast:engine=ggml", "m.pth").engine == "ggml" and parse_system("x", "m.pth").engine == "torch"
+    assert parse_system("x", "m.pth").layout is None  # the model's own
+    assert parse_system("x:layout=target-last", "m.pth").layout == "target-last"
 
 
 def test_track_mode_writes_whole_tracks_against_the_other_track_row(setup):

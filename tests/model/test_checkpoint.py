@@ -62,3 +62,15 @@ def test_default_model_lookup_order(tmp_path, monkeypatch):
         resolve_model()
     with pytest.raises(CheckpointError, match="no model at"):
         resolve_model(tmp_path / "missing.pth")
+
+
+def test_the_layout_a_model_was_trained_with_travels_in_its_sidecar(model, tmp_path):
+    from midi_rwkv.model.checkpoint import model_layout
+
+    assert model_layout(save_checkpoint(model, tmp_path / "a.pth", extra={"layout": "target-last"})) == "target-last"
+    assert model_layout(save_checkpoint(model, tmp_path / "b.pth")) == "file-order"  # models from before layouts
+    sidecar_path(tmp_path / "b.pth").unlink()
+    assert model_layout(tmp_path / "b.pth") == "file-order"  # an RWKV-LM state dict
+    save_checkpoint(model, tmp_path / "c.pth", extra={"layout": "sideways"})
+    with pytest.raises(CheckpointError, match="unknown layout 'sideways'"):
+        model_layout(tmp_path / "c.pth")

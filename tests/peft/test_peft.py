@@ -43,14 +43,14 @@ def test_state_tuning_lowers_held_out_loss_and_keeps_weights(tmp_path, tok):
     corpus = _style_folder(tmp_path)
     model = _model()
     before_weights = {k: v.clone() for k, v in model.state_dict().items()}
-    held_out = example_loader(corpus, [4, 5], tok, 256, 2, 2, seed=9)
+    held_out = example_loader(corpus, [4, 5], tok, 256, 2, 2, seed=9, layout="file-order")
     adapter = StateAdapter(model)
     with use_backend("cpu"):
         before = evaluate(model, None, held_out)
         tune(
             model,
             adapter,
-            example_loader(corpus, [0, 1, 2, 3], tok, 256, 2, 100, seed=0),
+            example_loader(corpus, [0, 1, 2, 3], tok, 256, 2, 100, seed=0, layout="file-order"),
             lr=5e-2,
             lr_final=5e-3,
             progress=False,
@@ -66,7 +66,8 @@ def test_lora_trains_merges_and_unmerges(tmp_path, tok):
     model = _model()
     original = {k: v.clone() for k, v in model.state_dict().items()}
     lora = LoRA(model, rank=4, alpha=4).attach()
-    tune(model, lora, example_loader(corpus, [0, 1], tok, 128, 2, 5, seed=0), lr=1e-2, lr_final=1e-3, progress=False)
+    loader = example_loader(corpus, [0, 1], tok, 128, 2, 5, seed=0, layout="file-order")
+    tune(model, lora, loader, lr=1e-2, lr_final=1e-3, progress=False)
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in original.items())  # training touches A and B only
     idx = torch.randint(0, 663, (1, 30))
     with torch.no_grad():

@@ -97,3 +97,20 @@ def test_empty_context_tracks_are_left_out(tok):
     piece = tok.prepare(make_score([(0, 4, 4)], [(0, False, melody), (33, False, late)]))
     seq = tok.bar_infill(piece, 0, (1, 2), context_bars=1)
     assert _names(tok, seq.ids).count("Track_Start") == 1
+
+
+def test_target_last_layout_writes_the_infilled_track_next_to_the_section(tok, band):
+    piece = tok.prepare(band)
+    plain = tok.bar_infill(piece, 0, (2, 4))
+    last = tok.bar_infill(piece, 0, (2, 4), target_last=True)
+    names = _names(tok, last.prompt)
+    tracks = [names[i + 1] for i, n in enumerate(names) if n == "Track_Start"]
+    assert tracks[-1] == "Program_0" and tracks[0] != "Program_0"  # the piano (track 0) moved after the drums
+    # the track just before FillBar_Start is the one with the Infill_Bar placeholders
+    before_section = names[: names.index("FillBar_Start")]
+    assert "Infill_Bar" in before_section[len(before_section) - before_section[::-1].index("Track_Start") - 1 :]
+    # the same tokens and the same section: only the order of the context tracks differs
+    assert sorted(last.ids) == sorted(plain.ids) and last.target == plain.target
+    assert last.prompt_len == plain.prompt_len and last.window == plain.window
+    generated = plain.target
+    assert tok.merge(piece, last, generated)[0].tracks[0].notes == tok.merge(piece, plain, generated)[0].tracks[0].notes

@@ -1,4 +1,5 @@
 import csv
+import json
 import math
 from collections import Counter
 
@@ -116,6 +117,7 @@ def test_resume_reproduces_the_uninterrupted_run(tmp_path, monkeypatch):
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
     for name in ("config.json", "manifest.json", "loss.png", "tokenizer.json", "model.json"):
         assert (tmp_path / "whole" / name).is_file(), name
+    assert json.loads((tmp_path / "whole" / "model.json").read_text())["layout"] == "target-last"  # the default
     with pytest.raises(Exception, match="already holds a run"):
         train(_run_config(tmp_path / "whole"), progress=False)
     # any checkpoint of the run exports from the command line, with the run's tokenizer beside it
@@ -125,3 +127,4 @@ def test_resume_reproduces_the_uninterrupted_run(tmp_path, monkeypatch):
     exported = tmp_path / "parts" / "model-step-4.pth"
     assert exported.is_file() and (tmp_path / "parts" / "model-step-4.tokenizer.json").is_file()
     assert load_checkpoint(exported).config.vocab_size == load_checkpoint(parts).config.vocab_size
+    assert json.loads(exported.with_suffix(".json").read_text())["layout"] == "target-last"  # the run's

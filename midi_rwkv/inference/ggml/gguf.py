@@ -24,6 +24,7 @@ from midi_rwkv.model import RWKV7, RWKVConfig
 
 ARCH = "rwkv7"
 CONFIG_KEY = "midi_rwkv.config"  # our RWKVConfig as JSON, so a GGUF file is self-describing
+LAYOUT_KEY = "midi_rwkv.layout"  # the sequence layout the model was trained with (tokenizer.sequences.LAYOUTS)
 DTYPES = ("f32", "f16")
 _LERPS = ("x_r", "x_w", "x_k", "x_v", "x_a", "x_g")  # the order of llama.cpp's fused lerp
 _LORAS = ("w1", "w2", "a1", "a2", "v1", "v2", "g1", "g2")  # stored [in, out]; ggml wants them transposed
@@ -69,8 +70,9 @@ def _keeps_f32(name: str, array: np.ndarray) -> bool:
     return array.ndim <= 1 or "norm" in name or any(s in name for s in ("time_mix_w1", "time_mix_w2", "lerp"))
 
 
-def export_gguf(model: RWKV7, path: str | Path, dtype: str = "f16") -> Path:
-    """Write ``model`` as a GGUF file (atomically). ``dtype``: f32, or f16 for the matrices."""
+def export_gguf(model: RWKV7, path: str | Path, dtype: str = "f16", layout: str = "file-order") -> Path:
+    """Write ``model`` as a GGUF file (atomically). ``dtype``: f32, or f16 for the matrices; ``layout``: the
+    sequence layout it was trained with."""
     if dtype not in DTYPES:
         raise MidiRwkvError(f"GGUF dtype must be one of {', '.join(DTYPES)}, not {dtype!r}")
     import gguf  # a requirement; imported here because it adds 0.2 s to every command's start
@@ -97,6 +99,7 @@ def export_gguf(model: RWKV7, path: str | Path, dtype: str = "f16") -> Path:
         w.add_tokenizer_model("no_vocab")
         w.add_vocab_size(c.vocab_size)
         w.add_string(CONFIG_KEY, json.dumps(c.to_dict()))
+        w.add_string(LAYOUT_KEY, layout)
         for name, array in tensors.items():
             half = dtype == "f16" and not _keeps_f32(name, array)
             w.add_tensor(name, array.astype(np.float16 if half else np.float32))
@@ -122,3 +125,11 @@ def read_config(path: str | Path) -> tuple[RWKVConfig, str]:
     file_type = reader.get_field("general.file_type")
     dtype = "f16" if file_type is not None and file_type.contents() == gguf.LlamaFileType.MOSTLY_F16 else "f32"
     return RWKVConfig.from_dict(json.loads(field.contents())), dtype
+
+
+def read_layout(path: str | Path) -> str:
+    """The sequence layout stored in a GGUF file; file-order in files from before layouts."""
+    import gguf
+
+    field = gguf.GGUFReader(str(path)).get_field(LAYOUT_KEY)
+    return field.contents() if field is not None else "file-order"
