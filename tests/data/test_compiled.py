@@ -71,11 +71,12 @@ def chorale_source() -> Path:
     return ROOT / "tests" / "fixtures" / "bach_bwv66.6.mid"
 
 
-def test_examples_from_the_compiled_corpus_are_token_for_token_the_midi_builder_s(compiled, bpe):
+@pytest.mark.parametrize("layout", ["file-order", "target-last"])
+def test_examples_from_the_compiled_corpus_are_token_for_token_the_midi_builder_s(compiled, bpe, layout):
     folder, out = compiled
     corpus, midi = CompiledCorpus(out), FolderCorpus(folder)
     assert len(corpus) == len(midi) == 5
-    config = ExampleConfig(max_len=512)
+    config = ExampleConfig(max_len=512, layout=layout)
     reference, fast = ExampleBuilder(bpe, config), CompiledExamples(corpus, config)
     kinds, shifted = set(), 0
     for index in range(len(corpus)):
