@@ -15,6 +15,12 @@ def test_prompt_prints_the_infill_prompt(capsys):
     out = capsys.readouterr().out
     assert out.count("Track_Start") == 4 and "FillBar_Start" in out and "Infill_Bar Infill_Bar" in out
     assert "bars 3-4 of 9" in out
+    # the shipped model's layout unless --layout names one: the alto before or after the bass
+    for layout in ("file-order", "target-last"):
+        assert main(["prompt", CHORALE, "--track", "1", "--bars", "3:4", "--layout", layout]) == 0
+        out = capsys.readouterr().out
+        last_track = out[out.rindex("Track_Start") : out.index("FillBar_Start")]
+        assert ("Infill_Bar" in last_track) == (layout == "target-last") and f"layout {layout}" in out
 
 
 @pytest.mark.parametrize(

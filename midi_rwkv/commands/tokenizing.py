@@ -14,10 +14,12 @@ from midi_rwkv.commands.options import parse_bars
 from midi_rwkv.data.corpora import midi_files
 from midi_rwkv.data.vocabulary import train_from_corpora
 from midi_rwkv.errors import MidiRwkvError
+from midi_rwkv.model.checkpoint import CheckpointError, model_layout, resolve_model
 from midi_rwkv.tokenizer.examples import ExampleBuilder, ExampleConfig
 from midi_rwkv.tokenizer.infill_tokenizer import InfillTokenizer
 from midi_rwkv.tokenizer.score import load_score
 from midi_rwkv.tokenizer.sequences import LAYOUTS
+from midi_rwkv.train.train_config import TrainConfig
 
 _LINE_BREAKS = ("Track_Start", "FillBar_Start", "FillBar_End", "Infill_Track", "Bar_None")
 
@@ -38,12 +40,21 @@ def format_tokens(tokens: list[str]) -> str:
     return "\n".join(lines)
 
 
+def _default_layout() -> str:
+    """The shipped model's layout; without one, the layout new models train in."""
+    try:
+        return model_layout(resolve_model())
+    except CheckpointError:
+        return TrainConfig.layout
+
+
 def run_prompt(args) -> int:
     tok = _load(args.tokenizer)
     piece = tok.prepare(args.midi)
     start, end = parse_bars(args.bars)
+    layout = args.layout or _default_layout()
     seq = tok.bar_infill(piece, args.track, (start, end), context_bars=args.context, max_len=args.max_len,
-                         target_last=args.layout == "target-last")
+                         target_last=layout == "target-last")
     shown = seq.ids if args.with_target else seq.prompt
     print(format_tokens(tok.token_strings(shown)))
     a, b = seq.window
@@ -51,7 +62,7 @@ def run_prompt(args) -> int:
         f"\n# {piece.name}: track {args.track}, bars {start + 1}-{end} of {piece.num_bars} "
         f"({seq.token_bars[1] - seq.token_bars[0]} tokenizer bars), context bars "
         f"{piece.first_token_bar.index(a) + 1}-{piece.first_token_bar.index(b)}; prompt {seq.prompt_len} tokens, "
-        f"target {len(seq.target)} tokens, vocabulary {tok.vocab_size}"
+        f"target {len(seq.target)} tokens, vocabulary {tok.vocab_size}, layout {layout}"
         + (f"; dropped notes: {piece.dropped_notes}" if piece.dropped_notes else "")
     )
     return 0
@@ -166,9 +177,9 @@ def register(sub) -> None:
     p.add_argument("--max-len", type=int, default=2048, help="maximum sequence length in tokens (default: 2048)")
     p.add_argument("--tokenizer", help="tokenizer JSON (default: the paper's base vocabulary, no BPE)")
     p.add_argument("--with-target", action="store_true", help="also print the original bars (the training target)")
-    p.add_argument("--layout", choices=LAYOUTS, default="target-last",
-                   help="where the infilled track goes: the layout of the model that reads it (default: target-last, "
-                   "the shipped model's; file-order for models trained before layouts)")
+    p.add_argument("--layout", choices=LAYOUTS,
+                   help="where the infilled track goes, as the model that reads it was trained (default: the "
+                   "shipped model's layout)")
     p.set_defaults(run=run_prompt)
 
     p = sub.add_parser(
