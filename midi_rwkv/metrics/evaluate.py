@@ -44,7 +44,9 @@ def _track(text: str) -> int | str:
 class EvalConfig:
     out: str = setting(help="report folder: generations, results.csv, summary.md, plots (re-running resumes)")
     system: list[str] = setting(help="a system to evaluate, repeatable; keys: model tokenizer state lora free engine "
-                                "(torch, ggml, ggml-f32) temperature top_k top_p epsilon repetition_penalty",
+                                "(torch, ggml, ggml-f32) context context_tokens n rank (likelihood, controls) register "
+                                "(keep, free) layout (file-order, target-last; default: the model's) temperature "
+                                "top_k top_p epsilon repetition_penalty",
                                 factory=lambda: ["model", "free:free=1"], metavar="NAME[:key=value,...]")
     model: str | None = setting(None, "the systems' model unless they name one (default: the shipped midi_rwkv.pth)")
     data: str = setting("pop909:../shared/data/pop909", "corpus to draw prompts from")
