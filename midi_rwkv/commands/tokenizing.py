@@ -54,7 +54,7 @@ def run_prompt(args) -> int:
     start, end = parse_bars(args.bars)
     layout = args.layout or _default_layout()
     seq = tok.bar_infill(piece, args.track, (start, end), context_bars=args.context, max_len=args.max_len,
-                         target_last=layout == "target-last")
+                         layout=layout)
     shown = seq.ids if args.with_target else seq.prompt
     print(format_tokens(tok.token_strings(shown)))
     a, b = seq.window

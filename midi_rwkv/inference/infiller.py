@@ -208,7 +208,7 @@ class Infiller:
         if max_len is None and context_bars is not None:
             max_len = self.generator.config.ctx_len * 4
         seq = tok.bar_infill(enc, track, bars, controls=requested, context_bars=context_bars, max_len=max_len,
-                             with_target=False, free=free, target_last=self.layout == "target-last")
+                             with_target=False, free=free, layout=self.layout)
         section = [(s.header, s.controls) for s in seq.section]
         register = track_register(piece, track, bars) if self.keep_register else None
         constraints = [BarInfillConstraint(self.tables, section, register=register) for _ in range(n)]

@@ -170,7 +170,7 @@ class ExampleDrawer:
             try:
                 return build_bar_infill(
                     enc, self.codec, piece.track_ids[track], (start, start + span), max_len=c.max_len, rng=rng,
-                    free=free, target_last=c.layout == "target-last",
+                    free=free, layout=c.layout,
                 )
             except SequenceTooLongError:
                 if span == 1:

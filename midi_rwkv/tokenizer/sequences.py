@@ -219,7 +219,7 @@ def build_bar_infill(
     with_target: bool = True,
     rng: random.Random | None = None,
     free: bool = False,
-    target_last: bool = False,
+    layout: str = "file-order",
 ) -> InfillSequence:
     """A bar-infill sequence for the user's ``track`` and real bars ``[start, end)``.
 
@@ -230,9 +230,11 @@ def build_bar_infill(
         max_len: the whole sequence (prompt and target) fits in this many tokens.
         with_target: include the original bodies of the masked bars (training) or not (generation).
         rng: widen the context window towards random sides (training) instead of evenly.
-        target_last: write ``track`` after the other tracks, next to the section (the layout a model was trained
-            with: :data:`LAYOUTS`), instead of in the file's order.
+        layout: the one the reading model was trained with (:data:`LAYOUTS`): target-last writes ``track`` after
+            the other tracks, next to the section; file-order keeps the file's order.
     """
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, not {layout!r}")
     piece = enc.piece
     t = piece.track_index(track)
     span = piece.token_span(*bars)
@@ -260,7 +262,7 @@ def build_bar_infill(
     vocab = codec.vocab
     ids: list[int] = []
     tracks = _context_tracks(enc, codec, window, keep=t)
-    if target_last:
+    if layout == "target-last":
         tracks = [i for i in tracks if i != t] + [t]
     for i in tracks:
         _emit_track(enc, codec, i, window, ids, mask=span if i == t else None)

@@ -102,7 +102,7 @@ def test_empty_context_tracks_are_left_out(tok):
 def test_target_last_layout_writes_the_infilled_track_next_to_the_section(tok, band):
     piece = tok.prepare(band)
     plain = tok.bar_infill(piece, 0, (2, 4))
-    last = tok.bar_infill(piece, 0, (2, 4), target_last=True)
+    last = tok.bar_infill(piece, 0, (2, 4), layout="target-last")
     names = _names(tok, last.prompt)
     tracks = [names[i + 1] for i, n in enumerate(names) if n == "Track_Start"]
     assert tracks[-1] == "Program_0" and tracks[0] != "Program_0"  # the piano (track 0) moved after the drums
