@@ -3,11 +3,13 @@
 The model decides where a bar ends: when it samples any token that starts a bar (``Bar_None``),
 that token is replaced by the next bar's real header (its time signature comes from the piece,
 never from the model) followed by the bar's controls. Once the requested number of bars is done,
-the next bar token becomes ``FillBar_End``. Tokens that cannot occur inside a bar body (special
-tokens, controls, programs, stray time signatures, ``FillBar_End`` itself, and pieces that decode to
-nothing) are banned. The same rule writes a whole track, ending with ``Track_End``. This fixes the
-original's sampler, which never counts bars and always bans ``FillBar_End``
-(docs/original-release.md#infill-constraints).
+the next bar token becomes ``FillBar_End``. A bar may hold at most ``max_notes`` notes: once it is
+full, the next token must start a bar (a small model can fall into a loop that writes hundreds of
+notes at one position; a track's own density control bounds its bars this way too). Tokens that
+cannot occur inside a bar body (special tokens, controls, programs, stray time signatures,
+``FillBar_End`` itself, and pieces that decode to nothing) are banned. The same rule writes a whole
+track, ending with ``Track_End``. This fixes the original's sampler, which never counts bars and
+always bans ``FillBar_End`` (docs/original-release.md#infill-constraints).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ class TokenTables:
     pitch_low: Tensor | None = None  # [V] lowest pitched (non-drum) note the token writes; 128 when none
     pitch_high: Tensor | None = None  # [V] highest; -1 when none
     drum_pitch: Tensor | None = None  # [V] bool: the token writes a drum hit (PitchDrum_*)
+    notes: Tensor | None = None  # [V] int: how many notes the token writes (its Pitch_* and PitchDrum_* ids)
 
     def outside(self, low: int, high: int) -> Tensor:
         """[V] bool: tokens a pitched part in register [low, high] must not write: a pitch outside it, or a drum
@@ -46,11 +49,12 @@ class TokenTables:
         vocab = codec.vocab
         names = vocab.tokens
         forbidden = {vocab[t] for t in _BODY_FORBIDDEN} | set(vocab.control_ids)
-        starts, banned, lows, highs, drums = [], [], [], [], []
+        starts, banned, lows, highs, drums, notes = [], [], [], [], [], []
         pitch = {i: int(t.split("_")[1]) for t, i in vocab.ids.items() if t.startswith("Pitch_")}
         drum = {i for t, i in vocab.ids.items() if t.startswith("PitchDrum_")}
         for piece in codec.pieces:
             played = [pitch[i] for i in piece if i in pitch]
+            notes.append(len(played) + sum(i in drum for i in piece))
             lows.append(min(played, default=128))
             highs.append(max(played, default=-1))
             drums.append(any(i in drum for i in piece))
@@ -63,7 +67,7 @@ class TokenTables:
             )
             banned.append(bad and not (piece and piece[0] == vocab.bar))
         return cls(torch.tensor(starts), torch.tensor(banned), vocab["FillBar_End"], vocab["Track_End"],
-                   torch.tensor(lows), torch.tensor(highs), torch.tensor(drums))
+                   torch.tensor(lows), torch.tensor(highs), torch.tensor(drums), torch.tensor(notes))
 
 
 class BarInfillConstraint(Constraint):
@@ -71,6 +75,7 @@ class BarInfillConstraint(Constraint):
 
     ``end`` closes the section: ``FillBar_End`` for bar infill (the default), ``Track_End`` when a whole
     track is written (track infill: its bars carry no controls, the track's controls are in the prompt).
+    ``max_notes``: notes one bar may hold (None: any number); a full bar can only be followed by a bar start.
     """
 
     def __init__(
@@ -79,6 +84,7 @@ class BarInfillConstraint(Constraint):
         bars: list[tuple[tuple[int, ...], tuple[int, ...]]],
         end: int | None = None,
         register: tuple[int, int] | None = None,
+        max_notes: int | None = None,
     ):
         self.tables = tables
         self.bars = bars  # (header ids, control ids) of each masked bar
@@ -87,14 +93,23 @@ class BarInfillConstraint(Constraint):
         self.done = False
         # ``register``: only pitches in [low, high] may be written (the track's register, see Infiller)
         self._banned = tables.banned if register is None else tables.banned | tables.outside(*register)
+        self.max_notes = max_notes
+        self.notes = 0  # written in the current bar
 
     def banned(self) -> Tensor:
-        return self._banned
+        if self.max_notes is None:
+            return self._banned
+        room = self.max_notes - self.notes
+        if room <= 0:
+            return self._banned | ~self.tables.starts_bar
+        return self._banned | (self.tables.notes > room)
 
     def after_sample(self, token: int) -> list[int]:
         if not self.tables.starts_bar[token]:
+            self.notes += int(self.tables.notes[token])
             return [token]
         self.current += 1
+        self.notes = 0
         if self.current < len(self.bars):
             header, controls = self.bars[self.current]
             return [*header, *controls]

@@ -24,7 +24,7 @@ from midi_rwkv.inference.requests import (
     apply_track_request,
 )
 from midi_rwkv.tokenizer import InfillTokenizer, Piece
-from midi_rwkv.tokenizer.controls import control_error, typical_track_controls
+from midi_rwkv.tokenizer.controls import DENSITY_MAX, TrackControls, control_error, typical_track_controls
 from midi_rwkv.tokenizer.merge import MergeReport
 from midi_rwkv.tokenizer.sequences import resolve_bar_controls
 
@@ -79,6 +79,18 @@ def _gguf_backend(path: Path, tokenizer: InfillTokenizer, engine: str, threads: 
 
 RANKINGS = ("controls", "likelihood")
 REGISTER_MARGIN = 2  # semitones past the track's own range that a kept register still allows
+# A generated bar holds at most this many times the notes of the piece's densest bar (and at least MIN_BAR_LIMIT):
+# a guard against the loops in which a small model writes hundreds of notes at one position.
+BAR_LIMIT_FACTOR = 2
+MIN_BAR_LIMIT = 32
+
+
+def bar_note_limit(piece: Piece, controls: TrackControls | None = None) -> int:
+    """Notes one generated bar may hold: a whole track's own density control (its busiest bar) where it
+    names a number, else the runaway guard (:data:`BAR_LIMIT_FACTOR` x the piece's densest bar)."""
+    if controls is not None and controls.density[1] < DENSITY_MAX:
+        return controls.density[1]
+    return max(MIN_BAR_LIMIT, BAR_LIMIT_FACTOR * piece.densest_bar())
 
 
 def track_register(piece: Piece, track: int, span: tuple[int, int] | None = None) -> tuple[int, int] | None:
@@ -211,7 +223,8 @@ class Infiller:
                              with_target=False, free=free, layout=self.layout)
         section = [(s.header, s.controls) for s in seq.section]
         register = track_register(piece, track, bars) if self.keep_register else None
-        constraints = [BarInfillConstraint(self.tables, section, register=register) for _ in range(n)]
+        limit = bar_note_limit(piece)
+        constraints = [BarInfillConstraint(self.tables, section, register=register, max_notes=limit) for _ in range(n)]
         generations = self.generator.generate(seq.ids, constraints, sampler, max_tokens or 2000, seed)
         fill = BarFill(track, tuple(bars), request, free)
         candidates = []
@@ -258,8 +271,9 @@ class Infiller:
         register = None
         if self.keep_register and program >= 0:  # not drums
             register = track_register(piece, fill.track) if template is None else program_register(program)
-        constraints = [BarInfillConstraint(self.tables, section, end=self.tables.track_end, register=register)
-                       for _ in range(n)]
+        limit = bar_note_limit(piece, controls)
+        constraints = [BarInfillConstraint(self.tables, section, end=self.tables.track_end, register=register,
+                                           max_notes=limit) for _ in range(n)]
         generations = self.generator.generate(seq.ids, constraints, sampler, budget, seed)
         candidates = []
         for g in generations:

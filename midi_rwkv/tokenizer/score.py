@@ -16,6 +16,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from miditok import MMM
 from symusic import Score, TimeSignature
 
@@ -82,6 +83,17 @@ class Piece:
                 f"which has {self.num_bars} bars"
             )
         return self.first_token_bar[start], self.first_token_bar[end]
+
+    def densest_bar(self) -> int:
+        """The most notes that start in one tokenizer bar of one track (in the tokenizer's view)."""
+        starts = np.array([bar.start for bar in self.token_bars])
+        most = 0
+        for track in self.score.tracks:
+            onsets = track.notes.numpy()["time"]
+            if len(onsets):
+                bars = np.maximum(np.searchsorted(starts, onsets, side="right") - 1, 0)
+                most = max(most, int(np.bincount(bars).max()))
+        return most
 
 
 def _in_range(track, low: int, high: int) -> bool:

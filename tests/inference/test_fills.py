@@ -75,6 +75,34 @@ def test_whole_track_controls_can_be_asked_for_and_drums_refuse_pitch_ones(tok, 
         forced(model, tok).regenerate_track(piece, 3, ControlRequest(polyphony=(1, 2)), n=1)
 
 
+class NotesForever(BarsAtOnce):
+    """BarsAtOnce's trick with a note token made certain instead: left alone, the model never ends a bar."""
+
+
+def test_a_whole_track_s_bars_hold_no_more_notes_than_its_density_control_allows(tok, model, quartet):
+    tables = TokenTables.build(tok.codec)
+    pitch = tok.codec.vocab["Pitch_67"]
+    piece = tok.prepare(quartet)
+    infiller = Infiller(Generator(NotesForever(model, pitch)), tok)
+    (c,) = infiller.regenerate_track(piece, 1, ControlRequest(density=[2, 5]), n=1, seed=0)  # chords: 3 per bar
+    ids = c.generation.ids
+    assert c.generation.stopped == "done" and ids[-1] == tables.track_end
+    bars, count = [], 0
+    for t in ids:
+        if tables.starts_bar[t] or t == tables.track_end:
+            bars.append(count)
+            count = 0
+        count += int(tables.notes[t])
+    assert bars == [5] * 8  # every bar filled to the limit, then closed
+    (free,) = infiller.regenerate_track(piece, 1, ControlRequest(density=[2, 18]), n=1, seed=0)  # "18+": the guard
+    guard = max(32, 2 * piece.densest_bar())
+    assert free.generation.stopped == "done" and free.generation.ids.count(pitch) == 8 * guard
+
+
+def test_the_densest_bar_counts_onsets_per_track_and_bar(tok, quartet):
+    assert tok.prepare(quartet).densest_bar() == 8  # the drums' eighth notes
+
+
 @pytest.mark.parametrize(
     "new",
     [NewTrack(program=33), NewTrack(is_drum=True, controls=ControlRequest(density=[8, 12]))],

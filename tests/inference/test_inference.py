@@ -74,6 +74,28 @@ def test_bar_constraint_injects_headers_and_controls_and_stops(tok):
     assert c.after_sample(vocab.bar) == [vocab["FillBar_End"]] and c.done  # three bars written
 
 
+def test_a_full_bar_can_only_be_followed_by_a_bar_start(tok):
+    vocab = tok.codec.vocab
+    real = TokenTables.build(tok.codec)
+    assert real.notes[vocab["Pitch_60"]] == 1 and real.notes[vocab.bar] == 0 and real.notes[vocab["Position_0"]] == 0
+    # tokens: a bar start, a position, a one-note token, a three-note (BPE) token, a special token
+    tables = TokenTables(starts_bar=torch.tensor([True, False, False, False, False]),
+                         banned=torch.tensor([False, False, False, False, True]), fill_end=4, track_end=4,
+                         notes=torch.tensor([0, 0, 1, 3, 0]))
+    allowed = lambda c: (~c.banned()).nonzero()[:, 0].tolist()  # noqa: E731
+    c = BarInfillConstraint(tables, [((0,), ())] * 2, max_notes=4)
+    assert allowed(c) == [0, 1, 2, 3]
+    c.after_sample(2)
+    assert allowed(c) == [0, 1, 2, 3]  # three notes of room
+    c.after_sample(2)
+    assert allowed(c) == [0, 1, 2]  # two: the three-note token would overfill the bar
+    c.after_sample(2), c.after_sample(2)
+    assert allowed(c) == [0]  # full: only a bar start may come
+    c.after_sample(0)
+    assert allowed(c) == [0, 1, 2, 3] and c.notes == 0  # the next bar starts empty
+    assert allowed(BarInfillConstraint(tables, [((0,), ())])) == [0, 1, 2, 3]  # no limit by default
+
+
 def test_infill_changes_only_the_span_and_reports_controls(tok, model):
     infiller = Infiller(Generator(model), tok)
     piece = tok.prepare(CHORALE)
