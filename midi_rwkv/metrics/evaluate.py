@@ -65,7 +65,8 @@ class EvalConfig:
     faithful: bool = setting(False, "the original release's metric definitions (silence scores 0, ...)")
     mode: str = setting("bars", "what each prompt asks for: N bars of a track (infill), or a whole track written "
                         "again after the others (track infill)", choices=("bars", "track"))
-    no_references: bool = setting(False, "leave out the reference rows ('original', and 'copy' or 'other-track')")
+    no_references: bool = setting(False, "leave out the reference rows ('original', 'silence', and 'copy' or "
+                                  "'other-track')")
     systems: list[System] = field(init=False, repr=False, metadata={"help": "parsed from system", "cli": False})
 
     def __post_init__(self):
@@ -267,7 +268,7 @@ class Evaluation:
                 if "skipped" in record:  # e.g. no bars next to the span to copy
                     self.skips[f"{system.name}/{prompt.id}"] = record["skipped"]
                     continue
-                generated = Score(str(midi))
+                generated = _stored_generation(midi, piece.original, prompt.track)
                 values = music_metrics(generated, piece.original, region, self.config.faithful)
                 requested, realised = _controls_from_json(record["requested"]), _controls_from_json(record["realised"])
                 if self.config.mode == "track":  # one set of track controls: their total error
@@ -288,6 +289,21 @@ class Evaluation:
         rows = self.measure(prompts)
         atomic_write(self.out / "results.csv", lambda tmp: _write_csv(tmp, rows))
         return rows
+
+
+def _stored_generation(midi: Path, original: Score, track: int) -> Score:
+    """A stored generation, with the written track back at its index when it came out empty.
+
+    A MIDI file keeps no track without notes, so an empty whole track used to shift every later track down
+    one, and the metrics measured the next track instead. Every other track is the original's (which has
+    no empty track either), so a file one track short is missing exactly the written one.
+    """
+    generated = Score(str(midi))
+    if len(generated.tracks) == len(original.tracks) - 1:
+        empty = original.tracks[track].copy()
+        empty.notes.clear()
+        generated.tracks.insert(track, empty)
+    return generated
 
 
 def _write_csv(path: str, rows: list[dict]) -> None:

@@ -33,7 +33,7 @@ TRACK_CONTROLS = {"control_error": ("track control error", False)}  # whole-trac
 TESTED = ["content_preservation", "groove_similarity", "pche_difference", "onset_f1",
           "density_error", "polyphony_error", "duration_accuracy"]
 TRACK_TESTED = ["content_preservation", "groove_similarity", "pche_difference", "onset_f1", "control_error"]
-BASELINES = ("copy", "other-track")  # the heuristic reference row every model is tested against
+BASELINES = ("copy", "other-track", "silence")  # the reference rows every model is tested against
 
 
 def table(rows: list[dict]) -> dict[str, dict[str, dict[str, float]]]:
@@ -69,7 +69,8 @@ def _metric_table(data, systems: list[str], metrics: dict) -> list[str]:
 
 
 def comparisons(systems: list[str], models: list[str]) -> list[tuple[str, str]]:
-    """(a, b) pairs to test: every model against the copy heuristic, and the first model against the others."""
+    """(a, b) pairs to test: every model against the copy heuristic and silence, and the first model against the
+    others."""
     pairs = [(base, m) for base in BASELINES if base in systems for m in models]
     pairs += [(models[0], m) for m in models[1:]]
     return pairs
@@ -100,7 +101,8 @@ def summary(rows: list[dict], models: list[str], references: list[str], settings
         f"Metric definitions: {definitions}.",
         "Cells: mean ± std [95% bootstrap CI of the mean]; ↑ higher is better, ↓ lower is better. "
         "`original` is the ceiling; `copy` copies the neighbouring bars; `other-track` copies the best-matching other "
-        "track, moved by octaves into the track's register.",
+        "track, moved by octaves into the track's register; `silence` writes nothing (where it scores well, a metric "
+        "rewards empty bars).",
         "",
         "## Musical similarity to the original bars",
         "",

@@ -1,11 +1,14 @@
-"""What produces an infill in an evaluation: a model setting, or one of two non-model references.
+"""What produces an infill in an evaluation: a model setting, or one of the non-model references.
 
 A model system is a checkpoint (optionally with a tuned state or a LoRA), sampling settings, and
 whether the bars get their controls (those of the original bars, as in the paper) or none (free).
-Every report also has two references on the same prompts:
+Every report also has references on the same prompts:
   * ``original``: the original bars themselves, the ceiling of every similarity metric;
   * ``copy``: the N bars just before the span copied into it (the N after it when the piece
-    starts too early), a heuristic that any useful model should beat.
+    starts too early), a heuristic that any useful model should beat (whole tracks: ``other-track``);
+  * ``silence``: nothing at all in the span (or the whole track), the floor. A metric on which silence
+    scores well rewards empty bars: groove similarity counts the onsets that a generation and the
+    original do not share, so the fewer notes the better wherever the onsets are hard to guess.
 """
 
 from __future__ import annotations
@@ -22,8 +25,8 @@ from midi_rwkv.inference.sampler import SamplerConfig
 from midi_rwkv.tokenizer import Piece
 from midi_rwkv.tokenizer.sequences import LAYOUTS
 
-REFERENCES = ("original", "copy")  # bar infill
-TRACK_REFERENCES = ("original", "other-track")  # whole-track infill
+REFERENCES = ("original", "copy", "silence")  # bar infill
+TRACK_REFERENCES = ("original", "other-track", "silence")  # whole-track infill
 
 
 @dataclass(frozen=True)
@@ -64,7 +67,7 @@ def parse_system(text: str, default_model: str) -> System:
     name, _, rest = text.partition(":")
     if not name or not name.replace("-", "").replace("_", "").isalnum():
         raise MidiRwkvError(f"system '{text}': the name must be letters, digits, - or _")
-    if name in REFERENCES:
+    if name in REFERENCES or name in TRACK_REFERENCES:
         raise MidiRwkvError(f"system name '{name}' is reserved for a reference row")
     options: dict = {"model": default_model}
     sampler: dict = {}
@@ -115,7 +118,8 @@ def parse_system(text: str, default_model: str) -> System:
 
 
 def reference_score(name: str, piece: Piece, track: int, bars: tuple[int, int]) -> Score:
-    """The ``original``, ``copy`` or ``other-track`` infill of real bars [start, end) of ``track`` (original ticks)."""
+    """The ``original``, ``copy``, ``silence`` or ``other-track`` infill of real bars [start, end) of ``track``
+    (original ticks)."""
     score = piece.original.copy()
     if name == "original":
         return score
@@ -126,6 +130,10 @@ def reference_score(name: str, piece: Piece, track: int, bars: tuple[int, int]) 
     notes = score.tracks[track].notes
     span_start, span_end = piece.bars[start].start, piece.bars[end - 1].end
     kept = [note.copy() for note in notes if not span_start <= note.time < span_end]
+    if name == "silence":
+        notes.clear()
+        notes.extend(kept)
+        return score
     source = start - n if start - n >= 0 else end
     if source + n > piece.num_bars:
         raise MidiRwkvError(f"{piece.name}: no {n} bars next to bars {start + 1}-{end} to copy")

@@ -13,7 +13,7 @@ from symusic import Score
 
 from midi_rwkv.errors import MidiRwkvError
 from midi_rwkv.cli import main
-from midi_rwkv.metrics.music import content_preservation
+from midi_rwkv.metrics.music import content_preservation, groove_similarity
 from midi_rwkv.metrics.region import Region
 from midi_rwkv.metrics.systems import parse_system, reference_score
 from midi_rwkv.model import RWKV7, init_weights, save_checkpoint, tiny_config
@@ -71,7 +71,7 @@ def test_evaluation_writes_results_summary_and_plots_and_resumes(setup, capsys):
     assert _run(root, data, path, out) == 0
     rows = list(csv.DictReader(open(out / "results.csv")))
     systems = {r["system"] for r in rows}
-    assert systems == {"model", "free", "original", "copy"}
+    assert systems == {"model", "free", "original", "copy", "silence"}
     assert len({r["prompt"] for r in rows}) == 2
     cp = {(r["system"], r["prompt"]): float(r["value"]) for r in rows if r["metric"] == "content_preservation"}
     assert all(v == pytest.approx(1.0) for (s, _), v in cp.items() if s == "original")  # the ceiling
@@ -79,7 +79,8 @@ def test_evaluation_writes_results_summary_and_plots_and_resumes(setup, capsys):
     assert errors == [0.0, 0.0]  # the original bars follow their own controls exactly
     _check_rows_measure_the_stored_generation_against_the_original(out, rows)
     summary = (out / "summary.md").read_text()
-    for text in ("## Musical similarity", "## Control adherence", "## Paired tests", "| copy | model | CP |"):
+    for text in ("## Musical similarity", "## Control adherence", "## Paired tests", "| copy | model | CP |",
+                 "| silence | model | GS |"):
         assert text in summary
     assert (out / "metrics.png").stat().st_size > 0 and (out / "controls.png").stat().st_size > 0
     generated = sorted((out / "generations" / "model").glob("*.mid"))
@@ -96,7 +97,7 @@ def _check_rows_measure_the_stored_generation_against_the_original(out, rows):
     value = {(r["system"], r["prompt"], r["metric"]): float(r["value"]) for r in rows}
     prompts = json.loads((out / "prompts.json").read_text())["prompts"]
     assert not all(value["copy", p["id"], "content_preservation"] == pytest.approx(1.0) for p in prompts)
-    for system in ("model", "free", "copy"):
+    for system in ("model", "free", "copy", "silence"):
         for p in prompts:
             stored = json.loads((out / "generations" / system / f"{p['id']}.json").read_text())
             generated = Score(str(out / "generations" / system / f"{p['id']}.mid"))
@@ -108,6 +109,35 @@ def _check_rows_measure_the_stored_generation_against_the_original(out, rows):
             )
             by_hand = [abs(a["density"] - b["density"]) for a, b in zip(stored["requested"], stored["realised"])]
             assert value[system, p["id"], "density_error"] == pytest.approx(sum(by_hand) / len(by_hand))
+
+
+def test_silence_reference_empties_the_span_and_nothing_else(tok):
+    piece = tok.prepare(CHORALE)
+    score = reference_score("silence", piece, 1, (4, 6))
+    start, end = piece.bars[4].start, piece.bars[6].start
+    assert note_tuples(score.tracks[1], start, end) == [] and note_tuples(piece.original.tracks[1], start, end)
+    assert note_tuples(score.tracks[1], None, start) == note_tuples(piece.original.tracks[1], None, start)
+    assert note_tuples(score.tracks[1], end) == note_tuples(piece.original.tracks[1], end)
+    assert [note_tuples(t) for i, t in enumerate(score.tracks) if i != 1] == [
+        note_tuples(t) for i, t in enumerate(piece.original.tracks) if i != 1
+    ]
+    whole = reference_score("silence", piece, 1, (0, piece.num_bars))
+    assert not whole.tracks[1].notes and len(whole.tracks) == len(piece.original.tracks)
+
+
+def test_a_stored_generation_whose_track_came_out_empty_keeps_its_track_numbers(tmp_path):
+    from midi_rwkv.metrics.evaluate import _stored_generation
+
+    original = Score(str(CHORALE))
+    emptied = original.copy()
+    emptied.tracks[1].notes.clear()
+    emptied.dump_midi(str(tmp_path / "g.mid"))
+    assert len(Score(str(tmp_path / "g.mid")).tracks) == 3  # MIDI keeps no empty track: Tenor moved to 1
+    stored = _stored_generation(tmp_path / "g.mid", original, 1)
+    assert [t.name for t in stored.tracks] == [t.name for t in original.tracks] and not stored.tracks[1].notes
+    assert note_tuples(stored.tracks[2]) == note_tuples(original.tracks[2])
+    original.dump_midi(str(tmp_path / "o.mid"))
+    assert len(_stored_generation(tmp_path / "o.mid", original, 1).tracks) == 4  # nothing to restore
 
 
 def test_copy_reference_copies_the_previous_bars(tok):
@@ -149,7 +179,7 @@ def test_track_mode_writes_whole_tracks_against_the_other_track_row(setup):
             "--split", "all", "--prompts", "2", "--track", "random", "--mode", "track", "--system", "model"]
     assert main(argv) == 0
     rows = list(csv.DictReader(open(out / "results.csv")))
-    assert {r["system"] for r in rows} == {"model", "original", "other-track"}
+    assert {r["system"] for r in rows} == {"model", "original", "other-track", "silence"}
     value = {(r["system"], r["prompt"], r["metric"]): float(r["value"]) for r in rows}
     prompts = json.loads((out / "prompts.json").read_text())["prompts"]
     piece = InfillTokenizer().prepare(Score(str(CHORALE)))
@@ -157,6 +187,10 @@ def test_track_mode_writes_whole_tracks_against_the_other_track_row(setup):
         assert (p["start"], p["end"]) == (0, piece.num_bars)
         assert value["original", p["id"], "control_error"] == 0 and value["original", p["id"], "out_of_register"] == 0
         assert value["other-track", p["id"], "content_preservation"] < 1
+        region = Region(p["track"], tuple(piece.bars), piece.original.ticks_per_quarter)  # silence: measured on its
+        silent = reference_score("silence", piece, p["track"], (0, piece.num_bars))  # own empty track, not the next
+        assert value["silence", p["id"], "groove_similarity"] == pytest.approx(
+            groove_similarity(silent, piece.original, region))
         stored = json.loads((out / "generations" / "model" / f"{p['id']}.json").read_text())
         assert "repetition" in stored["requested"][0] and stored["stopped"] in ("done", "max_tokens")
     summary = (out / "summary.md").read_text()
@@ -184,7 +218,7 @@ def test_best_of_n_and_a_reference_that_cannot_be_made_does_not_stop_the_evaluat
             "--system", "one", "--system", "best3:n=3,rank=likelihood"]
     assert main(argv) == 0
     rows = list(csv.DictReader(open(out / "results.csv")))
-    assert {r["system"] for r in rows} == {"one", "best3", "original"}
+    assert {r["system"] for r in rows} == {"one", "best3", "original", "silence"}
     summary = (out / "summary.md").read_text()
     assert "## Skipped" in summary and "copy/" in summary and "no 5 bars next to bars" in summary
     for p in json.loads((out / "prompts.json").read_text())["prompts"]:
