@@ -78,6 +78,8 @@ def run_infill(args) -> int:
         seconds = sum(s.generation.seconds for s in steps)
         print(f"{path}: {notes} notes, {sampled} tokens sampled in {seconds:.2f} s, control error {c.control_error:g}, "
               f"mean log-prob {c.mean_logprob:.2f}")
+        if note := empty_track_note(c.score):
+            print(f"  {note}")
         for s in steps:
             g = s.generation
             if len(steps) > 1:
@@ -87,6 +89,17 @@ def run_infill(args) -> int:
             print(f"  requested {_describe(s.requested)}")
             print(f"  realised  {_describe(s.realised)}")
     return 0
+
+
+def empty_track_note(score) -> str | None:
+    """A warning when a written track came out empty: a MIDI file keeps no track without notes, so in the file the
+    tracks after it move up one (and a later --track T names another track)."""
+    empty = [i for i, track in enumerate(score.tracks) if not track.notes]
+    if not empty:
+        return None
+    which = f"track {empty[0]}" if len(empty) == 1 else "tracks " + ", ".join(str(i) for i in empty)
+    return (f"({which} came out empty: MIDI files keep no empty track, so in this file the tracks after it "
+            "move up)")
 
 
 def register(sub) -> None:

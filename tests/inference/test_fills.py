@@ -99,6 +99,15 @@ def test_a_whole_track_s_bars_hold_no_more_notes_than_its_density_control_allows
     assert free.generation.stopped == "done" and free.generation.ids.count(pitch) == 8 * guard
 
 
+def test_a_whole_track_that_comes_out_empty_is_pointed_out(tok, model, quartet):
+    from midi_rwkv.commands.infilling import empty_track_note
+
+    (c,) = forced(model, tok).regenerate_track(tok.prepare(quartet), 2, n=1, seed=0)  # bars end at once: no notes
+    assert not c.score.tracks[2].notes
+    assert empty_track_note(c.score).startswith("(track 2 came out empty")
+    assert empty_track_note(quartet) is None
+
+
 def test_the_densest_bar_counts_onsets_per_track_and_bar(tok, quartet):
     assert tok.prepare(quartet).densest_bar() == 8  # the drums' eighth notes
 
