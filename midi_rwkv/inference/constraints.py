@@ -4,8 +4,9 @@ The model decides where a bar ends: when it samples any token that starts a bar 
 that token is replaced by the next bar's real header (its time signature comes from the piece,
 never from the model) followed by the bar's controls. Once the requested number of bars is done,
 the next bar token becomes ``FillBar_End``. A bar may hold at most ``max_notes`` notes: once it is
-full, the next token must start a bar (a small model can fall into a loop that writes hundreds of
-notes at one position; a track's own density control bounds its bars this way too). Tokens that
+full, its last note may be finished (velocity, duration) and then a bar must start (a small model
+can fall into a loop that writes hundreds of notes at one position; a track's own density control
+bounds its bars this way too). Tokens that
 cannot occur inside a bar body (special tokens, controls, programs, stray time signatures,
 ``FillBar_End`` itself, and pieces that decode to nothing) are banned. The same rule writes a whole
 track, ending with ``Track_End``. This fixes the original's sampler, which never counts bars and
@@ -38,6 +39,9 @@ class TokenTables:
     pitch_high: Tensor | None = None  # [V] highest; -1 when none
     drum_pitch: Tensor | None = None  # [V] bool: the token writes a drum hit (PitchDrum_*)
     notes: Tensor | None = None  # [V] int: how many notes the token writes (its Pitch_* and PitchDrum_* ids)
+    note_tail: Tensor | None = None  # [V] bool: the token only finishes a note (Velocity_* and Duration_* ids)
+    leaves_open: Tensor | None = None  # [V] bool: its last note has no duration yet (the next tokens finish it)
+    closes: Tensor | None = None  # [V] bool: it holds a duration, which finishes the note before it
 
     def outside(self, low: int, high: int) -> Tensor:
         """[V] bool: tokens a pitched part in register [low, high] must not write: a pitch outside it, or a drum
@@ -49,12 +53,17 @@ class TokenTables:
         vocab = codec.vocab
         names = vocab.tokens
         forbidden = {vocab[t] for t in _BODY_FORBIDDEN} | set(vocab.control_ids)
-        starts, banned, lows, highs, drums, notes = [], [], [], [], [], []
+        starts, banned, lows, highs, drums, notes, tails, open_, closes = [], [], [], [], [], [], [], [], []
         pitch = {i: int(t.split("_")[1]) for t, i in vocab.ids.items() if t.startswith("Pitch_")}
         drum = {i for t, i in vocab.ids.items() if t.startswith("PitchDrum_")}
         for piece in codec.pieces:
             played = [pitch[i] for i in piece if i in pitch]
             notes.append(len(played) + sum(i in drum for i in piece))
+            tails.append(bool(piece) and all(names[i].startswith(("Velocity_", "Duration_")) for i in piece))
+            kinds = [names[i].split("_")[0] for i in piece]
+            last_pitch = max((k for k, kind in enumerate(kinds) if kind in ("Pitch", "PitchDrum")), default=-1)
+            open_.append(last_pitch >= 0 and "Duration" not in kinds[last_pitch:])
+            closes.append("Duration" in kinds)
             lows.append(min(played, default=128))
             highs.append(max(played, default=-1))
             drums.append(any(i in drum for i in piece))
@@ -67,7 +76,8 @@ class TokenTables:
             )
             banned.append(bad and not (piece and piece[0] == vocab.bar))
         return cls(torch.tensor(starts), torch.tensor(banned), vocab["FillBar_End"], vocab["Track_End"],
-                   torch.tensor(lows), torch.tensor(highs), torch.tensor(drums), torch.tensor(notes))
+                   torch.tensor(lows), torch.tensor(highs), torch.tensor(drums), torch.tensor(notes),
+                   torch.tensor(tails), torch.tensor(open_), torch.tensor(closes))
 
 
 class BarInfillConstraint(Constraint):
@@ -75,7 +85,8 @@ class BarInfillConstraint(Constraint):
 
     ``end`` closes the section: ``FillBar_End`` for bar infill (the default), ``Track_End`` when a whole
     track is written (track infill: its bars carry no controls, the track's controls are in the prompt).
-    ``max_notes``: notes one bar may hold (None: any number); a full bar can only be followed by a bar start.
+    ``max_notes``: notes one bar may hold (None: any number); a full bar can only finish its last note (a note is
+    counted at its pitch, before its velocity and duration) and then start a bar.
     """
 
     def __init__(
@@ -95,21 +106,26 @@ class BarInfillConstraint(Constraint):
         self._banned = tables.banned if register is None else tables.banned | tables.outside(*register)
         self.max_notes = max_notes
         self.notes = 0  # written in the current bar
+        self.open = False  # the last note written still lacks its duration
 
     def banned(self) -> Tensor:
         if self.max_notes is None:
             return self._banned
         room = self.max_notes - self.notes
-        if room <= 0:
-            return self._banned | ~self.tables.starts_bar
+        if room <= 0:  # full: finish the last note, if it is still open, then start a bar
+            allowed = (self.tables.starts_bar | self.tables.note_tail) if self.open else self.tables.starts_bar
+            return self._banned | ~allowed
         return self._banned | (self.tables.notes > room)
 
     def after_sample(self, token: int) -> list[int]:
         if not self.tables.starts_bar[token]:
-            self.notes += int(self.tables.notes[token])
+            if self.max_notes is not None:
+                self.notes += int(self.tables.notes[token])
+                self.open = bool(self.tables.leaves_open[token]) if self.tables.notes[token] else (
+                    self.open and not bool(self.tables.closes[token]))
             return [token]
         self.current += 1
-        self.notes = 0
+        self.notes, self.open = 0, False
         if self.current < len(self.bars):
             header, controls = self.bars[self.current]
             return [*header, *controls]

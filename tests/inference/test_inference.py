@@ -78,22 +78,28 @@ def test_a_full_bar_can_only_be_followed_by_a_bar_start(tok):
     vocab = tok.codec.vocab
     real = TokenTables.build(tok.codec)
     assert real.notes[vocab["Pitch_60"]] == 1 and real.notes[vocab.bar] == 0 and real.notes[vocab["Position_0"]] == 0
-    # tokens: a bar start, a position, a one-note token, a three-note (BPE) token, a special token
-    tables = TokenTables(starts_bar=torch.tensor([True, False, False, False, False]),
-                         banned=torch.tensor([False, False, False, False, True]), fill_end=4, track_end=4,
-                         notes=torch.tensor([0, 0, 1, 3, 0]))
+    # tokens: a bar start, a position, a pitch (its note still open), a three-note (BPE) token ending in a duration,
+    # a special token, and a velocity-and-duration token that finishes a note
+    t, f = True, False
+    tables = TokenTables(starts_bar=torch.tensor([t, f, f, f, f, f]), banned=torch.tensor([f, f, f, f, t, f]),
+                         fill_end=4, track_end=4, notes=torch.tensor([0, 0, 1, 3, 0, 0]),
+                         note_tail=torch.tensor([f, f, f, f, f, t]), leaves_open=torch.tensor([f, f, t, f, f, f]),
+                         closes=torch.tensor([f, f, f, t, f, t]))
     allowed = lambda c: (~c.banned()).nonzero()[:, 0].tolist()  # noqa: E731
     c = BarInfillConstraint(tables, [((0,), ())] * 2, max_notes=4)
-    assert allowed(c) == [0, 1, 2, 3]
-    c.after_sample(2)
-    assert allowed(c) == [0, 1, 2, 3]  # three notes of room
-    c.after_sample(2)
-    assert allowed(c) == [0, 1, 2]  # two: the three-note token would overfill the bar
-    c.after_sample(2), c.after_sample(2)
-    assert allowed(c) == [0]  # full: only a bar start may come
+    assert allowed(c) == [0, 1, 2, 3, 5]
+    c.after_sample(2), c.after_sample(5), c.after_sample(2)
+    assert allowed(c) == [0, 1, 2, 5]  # two notes of room: the three-note token would overfill the bar
+    c.after_sample(5), c.after_sample(2), c.after_sample(5), c.after_sample(2)
+    assert allowed(c) == [0, 5]  # full, its last note open: it may be finished, then a bar must start
+    c.after_sample(5)
+    assert allowed(c) == [0]
     c.after_sample(0)
-    assert allowed(c) == [0, 1, 2, 3] and c.notes == 0  # the next bar starts empty
-    assert allowed(BarInfillConstraint(tables, [((0,), ())])) == [0, 1, 2, 3]  # no limit by default
+    assert allowed(c) == [0, 1, 2, 3, 5] and c.notes == 0  # the next bar starts empty
+    assert allowed(BarInfillConstraint(tables, [((0,), ())])) == [0, 1, 2, 3, 5]  # no limit by default
+    real = TokenTables.build(tok.codec)
+    assert real.leaves_open[vocab["Pitch_60"]] and real.closes[vocab["Duration_0.4.12"]]
+    assert real.note_tail[vocab["Velocity_15"]] and not real.note_tail[vocab["Pitch_60"]]
 
 
 def test_infill_changes_only_the_span_and_reports_controls(tok, model):
