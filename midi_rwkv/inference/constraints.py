@@ -6,11 +6,11 @@ never from the model) followed by the bar's controls. Once the requested number 
 the next bar token becomes ``FillBar_End``. A bar may hold at most ``max_notes`` notes: once it is
 full, its last note may be finished (velocity, duration) and then a bar must start (a small model
 can fall into a loop that writes hundreds of notes at one position; a track's own density control
-bounds its bars this way too). Tokens that
-cannot occur inside a bar body (special tokens, controls, programs, stray time signatures,
-``FillBar_End`` itself, and pieces that decode to nothing) are banned. The same rule writes a whole
-track, ending with ``Track_End``. This fixes the original's sampler, which never counts bars and
-always bans ``FillBar_End`` (docs/original-release.md#infill-constraints).
+bounds its bars this way too). Tokens that cannot occur inside a bar body (special tokens, controls,
+programs, stray time signatures, ``FillBar_End`` itself, and pieces that decode to nothing) are
+banned. The same rule writes a whole track, ending with ``Track_End``. This fixes the original's
+sampler, which never counts bars and always bans ``FillBar_End``
+(docs/original-release.md#infill-constraints).
 """
 
 from __future__ import annotations
@@ -59,8 +59,8 @@ class TokenTables:
         for piece in codec.pieces:
             played = [pitch[i] for i in piece if i in pitch]
             notes.append(len(played) + sum(i in drum for i in piece))
-            tails.append(bool(piece) and all(names[i].startswith(("Velocity_", "Duration_")) for i in piece))
             kinds = [names[i].split("_")[0] for i in piece]
+            tails.append(bool(kinds) and all(kind in ("Velocity", "Duration") for kind in kinds))
             last_pitch = max((k for k, kind in enumerate(kinds) if kind in ("Pitch", "PitchDrum")), default=-1)
             open_.append(last_pitch >= 0 and "Duration" not in kinds[last_pitch:])
             closes.append("Duration" in kinds)
@@ -120,9 +120,12 @@ class BarInfillConstraint(Constraint):
     def after_sample(self, token: int) -> list[int]:
         if not self.tables.starts_bar[token]:
             if self.max_notes is not None:
-                self.notes += int(self.tables.notes[token])
-                self.open = bool(self.tables.leaves_open[token]) if self.tables.notes[token] else (
-                    self.open and not bool(self.tables.closes[token]))
+                written = int(self.tables.notes[token])
+                self.notes += written
+                if written:
+                    self.open = bool(self.tables.leaves_open[token])
+                elif self.tables.closes[token]:
+                    self.open = False
             return [token]
         self.current += 1
         self.notes, self.open = 0, False

@@ -21,7 +21,7 @@ from midi_rwkv.errors import MidiRwkvError
 from midi_rwkv.io import atomic_write, atomic_write_json
 from midi_rwkv.model.config import RWKVConfig
 from midi_rwkv.model.rwkv7 import RWKV7
-from midi_rwkv.tokenizer.sequences import LAYOUTS
+from midi_rwkv.tokenizer.sequences import stored_layout
 
 if TYPE_CHECKING:  # MidiTok only to open a model for inference: training from a compiled corpus runs without it
     from midi_rwkv.tokenizer import InfillTokenizer
@@ -62,9 +62,7 @@ def model_layout(path: str | Path) -> str:
     ``layout``; file-order without one (models from before layouts, the original release's)."""
     sidecar = sidecar_path(path)
     layout = json.loads(sidecar.read_text()).get("layout", "file-order") if sidecar.is_file() else "file-order"
-    if layout not in LAYOUTS:
-        raise CheckpointError(f"{sidecar}: unknown layout '{layout}' (a newer midi-rwkv's model?)")
-    return layout
+    return stored_layout(layout, sidecar, CheckpointError)
 
 
 def infer_config(state: dict[str, torch.Tensor]) -> RWKVConfig:

@@ -53,6 +53,13 @@ _MAX_TRACK_CONTROLS = 10  # polyphony 2 + density 2 + durations 5 + repetition 1
 LAYOUTS = ("file-order", "target-last")
 
 
+def stored_layout(layout: str, source: object, error: type[Exception]) -> str:
+    """A layout read from a model's file (``source``): one of :data:`LAYOUTS`, else ``error``."""
+    if layout not in LAYOUTS:
+        raise error(f"{source}: unknown layout '{layout}' (a newer midi-rwkv's model?)")
+    return layout
+
+
 @dataclass
 class SectionBar:
     """One masked bar in model ids; ``body`` is empty when built for generation."""

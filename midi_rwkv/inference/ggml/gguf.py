@@ -21,7 +21,7 @@ import torch
 from midi_rwkv.errors import MidiRwkvError
 from midi_rwkv.io import atomic_write
 from midi_rwkv.model import RWKV7, RWKVConfig
-from midi_rwkv.tokenizer.sequences import LAYOUTS
+from midi_rwkv.tokenizer.sequences import stored_layout
 
 ARCH = "rwkv7"
 CONFIG_KEY = "midi_rwkv.config"  # our RWKVConfig as JSON, so a GGUF file is self-describing
@@ -133,7 +133,4 @@ def read_layout(path: str | Path) -> str:
     import gguf
 
     field = gguf.GGUFReader(str(path)).get_field(LAYOUT_KEY)
-    layout = field.contents() if field is not None else "file-order"
-    if layout not in LAYOUTS:
-        raise MidiRwkvError(f"{path}: unknown layout '{layout}' (a newer midi-rwkv's model?)")
-    return layout
+    return stored_layout(field.contents() if field is not None else "file-order", path, MidiRwkvError)
