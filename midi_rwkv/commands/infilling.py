@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import torch
@@ -53,7 +54,8 @@ def run_infill(args) -> int:
     if args.threads is not None and args.threads < 1:
         raise MidiRwkvError("--threads must be 1 or more")
     infiller = Infiller.load(args.model, args.tokenizer, args.state, args.lora, engine=args.engine,
-                             threads=args.threads or 1, keep_register=args.register == "keep")
+                             threads=args.threads or 1, keep_register=args.register == "keep",
+                             strict_density=args.strict_density)
     if args.threads or not isinstance(infiller.generator.backend, TorchBackend):
         torch.set_num_threads(args.threads or 1)  # the sampler's (and the PyTorch engine's) threads
     print(f"engine: {infiller.generator.backend.name}")
@@ -164,6 +166,10 @@ def register(sub) -> None:
                    "(2 semitones of slack; a new track: its instrument's range). With the shipped model on POP909 "
                    "melodies it cuts notes out of register from 51%% to 12%% but does not raise content preservation "
                    "(0.242 -> 0.209, n.s.) (default: free)")
+    p.add_argument("--strict-density", action=argparse.BooleanOptionalAction, default=True,
+                   help="each new bar holds at most the notes its density control asks for; the model may still write "
+                   "fewer (default: on; on POP909 melodies it cuts the density error from 0.82 to 0.28 notes per bar "
+                   "and raises GS by 0.01). --no-strict-density lets the model overshoot the control")
     p.add_argument("--roll", action="store_true", help="also draw the original and every candidate as piano rolls "
                    "(a PNG beside the files; what the model wrote is outlined)")
     p.add_argument(

@@ -15,6 +15,7 @@ sampler, which never counts bars and always bans ``FillBar_End``
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -85,8 +86,8 @@ class BarInfillConstraint(Constraint):
 
     ``end`` closes the section: ``FillBar_End`` for bar infill (the default), ``Track_End`` when a whole
     track is written (track infill: its bars carry no controls, the track's controls are in the prompt).
-    ``max_notes``: notes one bar may hold (None: any number); a full bar can only finish its last note (a note is
-    counted at its pitch, before its velocity and duration) and then start a bar.
+    ``max_notes``: notes a bar may hold, one number for every bar or one per bar (None: any number); a full bar can
+    only finish its last note (a note is counted at its pitch, before its velocity and duration) and then start a bar.
     """
 
     def __init__(
@@ -95,7 +96,7 @@ class BarInfillConstraint(Constraint):
         bars: list[tuple[tuple[int, ...], tuple[int, ...]]],
         end: int | None = None,
         register: tuple[int, int] | None = None,
-        max_notes: int | None = None,
+        max_notes: int | Sequence[int | None] | None = None,
     ):
         self.tables = tables
         self.bars = bars  # (header ids, control ids) of each masked bar
@@ -104,9 +105,19 @@ class BarInfillConstraint(Constraint):
         self.done = False
         # ``register``: only pitches in [low, high] may be written (the track's register, see Infiller)
         self._banned = tables.banned if register is None else tables.banned | tables.outside(*register)
-        self.max_notes = max_notes
+        if isinstance(max_notes, Sequence):
+            if len(max_notes) != len(bars):
+                raise ValueError(f"{len(max_notes)} note limits for {len(bars)} bars")
+            self.limits = list(max_notes)
+        else:
+            self.limits = [max_notes] * len(bars)
         self.notes = 0  # written in the current bar
         self.open = False  # the last note written still lacks its duration
+
+    @property
+    def max_notes(self) -> int | None:
+        """Notes the bar being written may hold."""
+        return self.limits[self.current] if self.current < len(self.limits) else None
 
     def banned(self) -> Tensor:
         if self.max_notes is None:

@@ -43,10 +43,10 @@ def _track(text: str) -> int | str:
 @dataclass
 class EvalConfig:
     out: str = setting(help="report folder: generations, results.csv, summary.md, plots (re-running resumes)")
-    system: list[str] = setting(help="a system to evaluate, repeatable; keys: model tokenizer state lora free engine "
-                                "(torch, ggml, ggml-f32) context context_tokens n rank (likelihood, controls) register "
-                                "(keep, free) layout (file-order, target-last; default: the model's) temperature "
-                                "top_k top_p epsilon repetition_penalty",
+    system: list[str] = setting(help="a system to evaluate, repeatable; keys: model tokenizer state lora free "
+                                "strict_density engine (torch, ggml, ggml-f32) context context_tokens n rank "
+                                "(likelihood, controls) register (keep, free) layout (file-order, target-last; "
+                                "default: the model's) temperature top_k top_p epsilon repetition_penalty",
                                 factory=lambda: ["model", "free:free=1"], metavar="NAME[:key=value,...]")
     model: str | None = setting(None, "the systems' model unless they name one (default: the shipped midi_rwkv.pth)")
     data: str = setting("pop909:../shared/data/pop909", "corpus to draw prompts from")
@@ -180,11 +180,11 @@ class Evaluation:
                 continue
             if not system.is_reference:
                 key = (system.model, system.tokenizer, system.state, system.lora, system.engine, system.register,
-                       system.layout)
+                       system.layout, system.strict_density)
                 if key not in infillers:
                     infillers[key] = Infiller.load(system.model, system.tokenizer, system.state, system.lora,
                                                    system.engine, keep_register=system.register == "keep",
-                                                   layout=system.layout)
+                                                   layout=system.layout, strict_density=system.strict_density)
                 infiller = infillers[key]
             for prompt in tqdm(todo, desc=f"generating {system.name}", unit="prompt", disable=not self.progress):
                 piece = self.piece(prompt)

@@ -43,6 +43,7 @@ class System:
     n: int = 1  # candidates drawn per prompt; the best one by `rank` is kept (best of n)
     rank: str = "likelihood"  # likelihood (the model's mean log-prob per token) | controls (control error)
     register: str = "free"  # keep: only pitches in the register the track plays around the span | free
+    strict_density: bool = True  # each bar holds at most the notes its density control asks for (0: it may overshoot)
     layout: str | None = None  # the sequence layout of the prompts; None: the model's own (tokenizer.sequences.LAYOUTS)
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
 
@@ -61,8 +62,8 @@ _SAMPLER_KEYS = typing.get_type_hints(SamplerConfig)  # temperature: float, top_
 def parse_system(text: str, default_model: str) -> System:
     """``NAME[:key=value,...]``.
 
-    Keys: model tokenizer state lora free engine context context_tokens n rank register layout temperature top_k
-    top_p epsilon repetition_penalty.
+    Keys: model tokenizer state lora free strict_density engine context context_tokens n rank register layout
+    temperature top_k top_p epsilon repetition_penalty.
     """
     name, _, rest = text.partition(":")
     if not name or not name.replace("-", "").replace("_", "").isalnum():
@@ -80,8 +81,8 @@ def parse_system(text: str, default_model: str) -> System:
                 sampler[key] = _SAMPLER_KEYS[key](value)
             except ValueError:
                 raise MidiRwkvError(f"system '{text}': {key} needs a number, got '{value}'") from None
-        elif key == "free":
-            options["free"] = value.lower() in ("1", "true", "yes")
+        elif key in ("free", "strict_density"):
+            options[key] = value.lower() in ("1", "true", "yes")
         elif key in ("model", "tokenizer", "state", "lora"):
             options[key] = value
         elif key == "n":

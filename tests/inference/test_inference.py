@@ -97,6 +97,13 @@ def test_a_full_bar_can_only_be_followed_by_a_bar_start(tok):
     c.after_sample(0)
     assert allowed(c) == [0, 1, 2, 3, 5] and c.notes == 0  # the next bar starts empty
     assert allowed(BarInfillConstraint(tables, [((0,), ())])) == [0, 1, 2, 3, 5]  # no limit by default
+    per_bar = BarInfillConstraint(tables, [((0,), ())] * 2, max_notes=[1, None])  # one limit per bar
+    per_bar.after_sample(2), per_bar.after_sample(5)
+    assert allowed(per_bar) == [0]
+    per_bar.after_sample(0)
+    assert allowed(per_bar) == [0, 1, 2, 3, 5]  # the second bar has none
+    with pytest.raises(ValueError, match="3 note limits for 2 bars"):
+        BarInfillConstraint(tables, [((0,), ())] * 2, max_notes=[1, 2, 3])
     real = TokenTables.build(tok.codec)
     assert real.leaves_open[vocab["Pitch_60"]] and real.closes[vocab["Duration_0.4.12"]]
     assert real.note_tail[vocab["Velocity_15"]] and not real.note_tail[vocab["Pitch_60"]]
@@ -340,10 +347,27 @@ def test_infill_keeps_the_register_the_track_plays_around_the_span(tok, model):
     piece = tok.prepare(CHORALE)
     low, high = track_register(piece, 1, (3, 5))  # the alto outside bars 4-5, widened by 2
     start, end = piece.bars[3].start, piece.bars[4].end
-    kept = Infiller(Generator(model), tok, keep_register=True)
-    free = Infiller(Generator(model), tok)
+    kept = Infiller(Generator(model), tok, keep_register=True, strict_density=False)  # notes enough to test
+    free = Infiller(Generator(model), tok, strict_density=False)
     written = {name: [n.pitch for c in infiller.infill(piece, 1, (3, 5), n=4, max_tokens=300, seed=1)
                       for n in c.score.tracks[1].notes if start <= n.time < end]
                for name, infiller in (("kept", kept), ("free", free))}
     assert written["kept"] and all(low <= p <= high for p in written["kept"])
     assert any(not low <= p <= high for p in written["free"])  # the random model strays without it
+
+
+def test_strict_density_holds_each_bar_to_its_density_control(tok, model):
+    from midi_rwkv.inference.infiller import density_limits
+
+    assert density_limits([BarControls(3), BarControls(0), BarControls(18)], guard=40) == [3, 0, 40]  # 18 is "18+"
+    piece = tok.prepare(CHORALE)
+    strict = Infiller(Generator(model), tok)  # the default
+    free = Infiller(Generator(model), tok, strict_density=False)
+    request = ControlRequest(density=[2, 0])
+    got = {name: [c.realised for c in infiller.infill(piece, 1, (3, 5), request, n=4, max_tokens=300, seed=2)]
+           for name, infiller in (("strict", strict), ("free", free))}
+    assert all(r[0].density <= 2 and r[1].density == 0 for r in got["strict"])
+    assert any(r[0].density > 2 or r[1].density > 0 for r in got["free"])  # the random model overshoots without it
+    asked = [BarControls(2), BarControls(0)]
+    assert strict.note_limits(piece, asked, free=False) == [2, 0]
+    assert strict.note_limits(piece, asked, free=True) == free.note_limits(piece, asked, free=False)  # no controls

@@ -170,6 +170,7 @@ def test_system_specs_are_checked(text, message):
     assert parse_system("fast:engine=ggml", "m.pth").engine == "ggml" and parse_system("x", "m.pth").engine == "torch"
     assert parse_system("x", "m.pth").layout is None  # the model's own
     assert parse_system("x:layout=target-last", "m.pth").layout == "target-last"
+    assert parse_system("x", "m.pth").strict_density and not parse_system("x:strict_density=0", "m.pth").strict_density
 
 
 def test_track_mode_writes_whole_tracks_against_the_other_track_row(setup):
