@@ -94,14 +94,15 @@ def run_infill(args) -> int:
 
 
 def empty_track_note(score) -> str | None:
-    """A warning when a written track came out empty: a MIDI file keeps no track without notes, so in the file the
-    tracks after it move up one (and a later --track T names another track)."""
+    """A warning when a written track came out empty. The file keeps the empty track (name, program), but symusic,
+    which reads MIDI here, drops tracks without notes: read back, the tracks after it move up one (a later
+    --track T on that file names another track)."""
     empty = [i for i, track in enumerate(score.tracks) if not track.notes]
     if not empty:
         return None
     which = f"track {empty[0]}" if len(empty) == 1 else "tracks " + ", ".join(str(i) for i in empty)
-    return (f"({which} came out empty: MIDI files keep no empty track, so in this file the tracks after it "
-            "move up)")
+    return (f"({which} came out empty: the file keeps it, but read back by midi-rwkv (symusic drops tracks "
+            "without notes) the tracks after it move up one)")
 
 
 def register(sub) -> None:

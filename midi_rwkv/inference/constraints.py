@@ -5,10 +5,11 @@ that token is replaced by the next bar's real header (its time signature comes f
 never from the model) followed by the bar's controls. Once the requested number of bars is done,
 the next bar token becomes ``FillBar_End``. A bar may hold at most ``max_notes`` notes: once it is
 full, its last note may be finished (velocity, duration) and then a bar must start (a small model
-can fall into a loop that writes hundreds of notes at one position; a track's own density control
-bounds its bars this way too). Tokens that cannot occur inside a bar body (special tokens, controls,
-programs, stray time signatures, ``FillBar_End`` itself, and pieces that decode to nothing) are
-banned. The same rule writes a whole track, ending with ``Track_End``. This fixes the original's
+can fall into a loop that writes hundreds of notes at one position). The limit can differ per bar:
+a whole track's bars are bounded by its own density control, and with strict density (on by
+default) each infilled bar by its own. Tokens that cannot occur inside a bar body (special tokens,
+controls, programs, stray time signatures, ``FillBar_End`` itself, and pieces that decode to
+nothing) are banned. The same rule writes a whole track, ending with ``Track_End``. This fixes the original's
 sampler, which never counts bars and always bans ``FillBar_End``
 (docs/original-release.md#infill-constraints).
 """

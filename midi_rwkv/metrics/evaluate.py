@@ -294,9 +294,10 @@ class Evaluation:
 def _stored_generation(midi: Path, original: Score, track: int) -> Score:
     """A stored generation, with the written track back at its index when it came out empty.
 
-    A MIDI file keeps no track without notes, so an empty whole track used to shift every later track down
-    one, and the metrics measured the next track instead. Every other track is the original's (which has
-    no empty track either), so a file one track short is missing exactly the written one.
+    The file keeps an empty track, but symusic drops tracks without notes when it reads one, so an empty whole
+    track used to shift every later track down one, and the metrics measured the next track instead. Every
+    other track is the original's (read the same way, so never empty), so a file one track short is missing
+    exactly the written one.
     """
     generated = Score(str(midi))
     if len(generated.tracks) == len(original.tracks) - 1:

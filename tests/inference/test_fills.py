@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from symusic import Score
 
 from midi_rwkv.cli import main
 from midi_rwkv.inference.constraints import TokenTables
@@ -99,12 +100,14 @@ def test_a_whole_track_s_bars_hold_no_more_notes_than_its_density_control_allows
     assert free.generation.stopped == "done" and free.generation.ids.count(pitch) == 8 * guard
 
 
-def test_a_whole_track_that_comes_out_empty_is_pointed_out(tok, model, quartet):
+def test_a_whole_track_that_comes_out_empty_is_pointed_out(tok, model, quartet, tmp_path):
     from midi_rwkv.commands.infilling import empty_track_note
 
     (c,) = forced(model, tok).regenerate_track(tok.prepare(quartet), 2, n=1, seed=0)  # bars end at once: no notes
     assert not c.score.tracks[2].notes
     assert empty_track_note(c.score).startswith("(track 2 came out empty")
+    c.score.dump_midi(str(tmp_path / "c.mid"))  # the file keeps the empty track; symusic drops it when reading
+    assert (tmp_path / "c.mid").read_bytes().count(b"MTrk") == 4 and len(Score(str(tmp_path / "c.mid")).tracks) == 3
     assert empty_track_note(quartet) is None
 
 

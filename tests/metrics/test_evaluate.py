@@ -132,7 +132,7 @@ def test_a_stored_generation_whose_track_came_out_empty_keeps_its_track_numbers(
     emptied = original.copy()
     emptied.tracks[1].notes.clear()
     emptied.dump_midi(str(tmp_path / "g.mid"))
-    assert len(Score(str(tmp_path / "g.mid")).tracks) == 3  # MIDI keeps no empty track: Tenor moved to 1
+    assert len(Score(str(tmp_path / "g.mid")).tracks) == 3  # symusic reads no empty track: Tenor moved to 1
     stored = _stored_generation(tmp_path / "g.mid", original, 1)
     assert [t.name for t in stored.tracks] == [t.name for t in original.tracks] and not stored.tracks[1].notes
     assert note_tuples(stored.tracks[2]) == note_tuples(original.tracks[2])
