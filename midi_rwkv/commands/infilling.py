@@ -162,11 +162,11 @@ def register(sub) -> None:
                    help="order the candidates (files numbered best first): 'controls' (the default when --rank is "
                    "given alone) by how well they follow the controls, 'likelihood' by the model's own mean "
                    "log-probability per token, computed while sampling")
-    p.add_argument("--register", choices=("free", "keep"), default="free",
-                   help="keep: the model may write only pitches in the register the track plays around what it writes "
-                   "(2 semitones of slack; a new track: its instrument's range). With the shipped model on POP909 "
-                   "melodies it cuts notes out of register from 51%% to 12%% but does not raise content preservation "
-                   "(0.242 -> 0.209, n.s.) (default: free)")
+    p.add_argument("--register", choices=("keep", "free"), default="keep",
+                   help="keep (default): the model may write only pitches in the register the track plays around "
+                   "what it writes, 1 semitone of slack (a new track: its instrument's range); on music21's polyphonic "
+                   "works it cuts notes out of register from 13%% to 2%% (the music itself: 3%%) and changes neither "
+                   "CP nor GS. free: any pitch")
     p.add_argument("--strict-density", action=argparse.BooleanOptionalAction, default=True,
                    help="each new bar holds at most the notes its density control asks for; the model may still write "
                    "fewer (default: on; on POP909 melodies it cuts the density error from 0.82 to 0.28 notes per bar "

@@ -78,7 +78,7 @@ def _gguf_backend(path: Path, tokenizer: InfillTokenizer, engine: str, threads: 
 
 
 RANKINGS = ("controls", "likelihood")
-REGISTER_MARGIN = 2  # semitones past the track's own range that a kept register still allows
+REGISTER_MARGIN = 1  # semitones past the track's own range that a kept register still allows
 # A generated bar holds at most this many times the notes of the piece's densest bar (and at least MIN_BAR_LIMIT):
 # a guard against the loops in which a small model writes hundreds of notes at one position.
 BAR_LIMIT_FACTOR = 2
@@ -133,7 +133,9 @@ class Infiller:
     """MIDI in, candidates out.
 
     ``keep_register``: the model may write only pitches in the register the track plays around what it writes
-    (a new track: its instrument's range), see :func:`track_register`.
+    (a new track: its instrument's range), see :func:`track_register`. On by default: on music21's polyphonic
+    works it cut the notes out of a voice's register from 13 % to 2 % (the music itself: 3 %), and neither CP
+    nor GS changed there or on POP909.
     ``layout``: where bar-infill prompts put the infilled track (``tokenizer.sequences.LAYOUTS``): the one the model
     was trained with, which :meth:`load` reads off the model.
     ``strict_density``: a bar with a density control holds at most the notes it asks for (the model still chooses
@@ -142,7 +144,7 @@ class Infiller:
     controls, so it is never limited this way.
     """
 
-    def __init__(self, generator: Generator, tokenizer: InfillTokenizer, keep_register: bool = False,
+    def __init__(self, generator: Generator, tokenizer: InfillTokenizer, keep_register: bool = True,
                  layout: str = "file-order", strict_density: bool = True):
         self.generator, self.tokenizer, self.keep_register, self.layout = generator, tokenizer, keep_register, layout
         self.strict_density = strict_density
@@ -157,7 +159,7 @@ class Infiller:
         lora: str | Path | None = None,
         engine: str = "torch",
         threads: int = 1,
-        keep_register: bool = False,
+        keep_register: bool = True,
         layout: str | None = None,
         strict_density: bool = True,
     ) -> Infiller:

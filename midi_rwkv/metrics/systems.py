@@ -42,7 +42,7 @@ class System:
     context_tokens: int | None = None  # at most this many prompt tokens (with context=all: a context-length sweep)
     n: int = 1  # candidates drawn per prompt; the best one by `rank` is kept (best of n)
     rank: str = "likelihood"  # likelihood (the model's mean log-prob per token) | controls (control error)
-    register: str = "free"  # keep: only pitches in the register the track plays around the span | free
+    register: str = "keep"  # keep: only pitches in the register the track plays around the span | free
     strict_density: bool = True  # each bar holds at most the notes its density control asks for (0: it may overshoot)
     layout: str | None = None  # the sequence layout of the prompts; None: the model's own (tokenizer.sequences.LAYOUTS)
     sampler: SamplerConfig = field(default_factory=SamplerConfig)

@@ -345,10 +345,12 @@ def test_infill_keeps_the_register_the_track_plays_around_the_span(tok, model):
     from midi_rwkv.inference.infiller import track_register
 
     piece = tok.prepare(CHORALE)
-    low, high = track_register(piece, 1, (3, 5))  # the alto outside bars 4-5, widened by 2
+    low, high = track_register(piece, 1, (3, 5))  # the alto outside bars 4-5, widened by 1
+    alto = [n.pitch for n in piece.original.tracks[1].notes if not piece.bars[3].start <= n.time < piece.bars[4].end]
+    assert (low, high) == (min(alto) - 1, max(alto) + 1)
     start, end = piece.bars[3].start, piece.bars[4].end
-    kept = Infiller(Generator(model), tok, keep_register=True, strict_density=False)  # notes enough to test
-    free = Infiller(Generator(model), tok, strict_density=False)
+    kept = Infiller(Generator(model), tok, strict_density=False)  # the default register; notes enough to test
+    free = Infiller(Generator(model), tok, keep_register=False, strict_density=False)
     written = {name: [n.pitch for c in infiller.infill(piece, 1, (3, 5), n=4, max_tokens=300, seed=1)
                       for n in c.score.tracks[1].notes if start <= n.time < end]
                for name, infiller in (("kept", kept), ("free", free))}
@@ -361,8 +363,8 @@ def test_strict_density_holds_each_bar_to_its_density_control(tok, model):
 
     assert density_limits([BarControls(3), BarControls(0), BarControls(18)], guard=40) == [3, 0, 40]  # 18 is "18+"
     piece = tok.prepare(CHORALE)
-    strict = Infiller(Generator(model), tok)  # the default
-    free = Infiller(Generator(model), tok, strict_density=False)
+    strict = Infiller(Generator(model), tok, keep_register=False)  # strict density is the default
+    free = Infiller(Generator(model), tok, keep_register=False, strict_density=False)
     request = ControlRequest(density=[2, 0])
     got = {name: [c.realised for c in infiller.infill(piece, 1, (3, 5), request, n=4, max_tokens=300, seed=2)]
            for name, infiller in (("strict", strict), ("free", free))}
