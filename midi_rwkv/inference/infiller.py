@@ -195,7 +195,7 @@ class Infiller:
         if engine == "torch":
             generator = Generator(model, initial_state=initial)
         else:
-            generator = Generator(ggml_backend(model, engine, threads, initial))
+            generator = Generator(ggml_backend(model, engine, threads, initial, layout))
         return cls(generator, tokenizer, keep_register, layout, strict_density)
 
     def infill(

@@ -275,3 +275,15 @@ def test_the_models_layout_reaches_its_gguf_and_its_prompts(tmp_path, model, tok
     names = [tok.codec.vocab.tokens[i] for i in tok.codec.decode(prompts[0])]
     last_track = names[len(names) - names[::-1].index("Track_Start") - 1 : names.index("FillBar_Start")]
     assert "Infill_Bar" in last_track  # the alto, written after the bass
+
+
+@needs_llama
+def test_the_gguf_cache_records_the_models_layout(tmp_path, model, tok, monkeypatch):
+    from midi_rwkv.inference.ggml.gguf import read_layout
+
+    monkeypatch.setattr(ggml, "gguf_cache", lambda: tmp_path / "cache")
+    path = save_checkpoint(model, tmp_path / "m.pth", extra={"layout": "target-last"})
+    tok.save(tmp_path / "m.tokenizer.json")
+    Infiller.load(path, engine="ggml-f32")
+    (cached,) = (tmp_path / "cache").glob("*.gguf")
+    assert cached.name.endswith(".target-last.f32.gguf") and read_layout(cached) == "target-last"

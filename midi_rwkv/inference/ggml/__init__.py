@@ -42,15 +42,17 @@ def gguf_cache() -> Path:
     return cache_dir() / "gguf"
 
 
-def ggml_backend(model: RWKV7, engine: str = "ggml", threads: int = 1, initial_state: RWKVState | None = None):
-    """A GGML backend for ``model``, exporting it to the GGUF cache the first time."""
+def ggml_backend(model: RWKV7, engine: str = "ggml", threads: int = 1, initial_state: RWKVState | None = None,
+                 layout: str = "file-order"):
+    """A GGML backend for ``model``, exporting it to the GGUF cache the first time; ``layout``: the sequence layout
+    the model was trained with, which the file records (cached files are keyed by it too)."""
     from midi_rwkv.inference.ggml.backend import GGMLBackend, require_llama
     from midi_rwkv.inference.ggml.gguf import export_gguf
 
     require_llama()  # before exporting anything
     dtype = "f32" if engine == "ggml-f32" else "f16"
     # keyed by the exact float32 weights: a merged LoRA changes the key, however small it is
-    path = gguf_cache() / f"{weights_sha256(model)[:20]}.{dtype}.gguf"
+    path = gguf_cache() / f"{weights_sha256(model)[:20]}.{layout}.{dtype}.gguf"
     if not path.is_file():
-        export_gguf(model, path, dtype)
+        export_gguf(model, path, dtype, layout)
     return GGMLBackend(path, threads=threads, initial_state=initial_state)
