@@ -1,9 +1,12 @@
 """Sampling from logits: temperature, repetition penalty, epsilon cutoff, top-k, top-p (in that order).
 
-Defaults are the paper's evaluation settings (docs/original-release.md#sampling). Unlike the original, the repetition
-penalty has the usual (Hugging Face) meaning: a seen token's positive logit is divided by the
-penalty and a negative one multiplied, so both become less likely (the original divides
-negative logits, making seen tokens *more* likely, docs/original-release.md#repetition-penalty).
+The paper evaluates with temperature 1.0 and a repetition penalty of 1.2 (docs/original-release.md#sampling); our
+defaults, temperature 0.8 and no penalty, were chosen by measurement (README, "Sampling"): the penalty counts
+every token of the prompt as seen, so it pushes the model away from the pitches and rhythms the song already
+uses, and the shipped model gained CP 0.230 -> 0.315 and GS 0.798 -> 0.819 without it (POP909, 288 prompts).
+Unlike the original, the repetition penalty has the usual (Hugging Face) meaning: a seen token's positive
+logit is divided by the penalty and a negative one multiplied, so both become less likely (the original
+divides negative logits, making seen tokens *more* likely, docs/original-release.md#repetition-penalty).
 """
 
 from __future__ import annotations
@@ -18,11 +21,12 @@ from midi_rwkv.settings import require, setting
 
 @dataclass
 class SamplerConfig:
-    temperature: float = setting(1.0, "sampling temperature, 0 = greedy")
+    temperature: float = setting(0.8, "sampling temperature, 0 = greedy (the paper: 1.0)")
     top_k: int = setting(20, "keep the k most likely tokens, 0 = off")
     top_p: float = setting(0.95, "nucleus sampling threshold, 1 = off")
     epsilon: float = setting(9e-4, "drop tokens below this probability, 0 = off")
-    repetition_penalty: float = setting(1.2, "penalty on tokens already seen, 1 = off")
+    repetition_penalty: float = setting(1.0, "penalty on tokens already seen (the prompt's too), 1 = off "
+                                        "(the paper: 1.2)")
 
     def __post_init__(self):
         require(self.temperature >= 0 and self.top_k >= 0 and 0 < self.top_p <= 1 and self.epsilon >= 0

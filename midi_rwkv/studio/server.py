@@ -160,7 +160,7 @@ def _target(data: dict, song: Song) -> tuple[str, int, tuple[int, int], int, boo
 def parse_generate(data: dict, song: Song, styles: dict[str, Path]) -> Request:
     """A Generate request from the page, checked against the song and the studio's limits."""
     mode, track, (start, end), program, drums = _target(data, song)
-    temperature = data.get("temperature", 1.0)
+    temperature = data.get("temperature", SamplerConfig().temperature)
     if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not 0 <= temperature <= 2:
         raise StudioError("'temperature' must be from 0 to 2")
     controls = ControlRequest()

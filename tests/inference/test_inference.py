@@ -13,6 +13,7 @@ from midi_rwkv.tokenizer import BarControls
 from tests.conftest import FIXTURES, note_tuples
 
 CHORALE = FIXTURES / "bach_bwv66.6.mid"
+VARIED = SamplerConfig(temperature=1.0, repetition_penalty=1.2)  # the paper's: the random model strays more with it
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +24,7 @@ def model(tiny_model):
 def test_repetition_penalty_lowers_seen_tokens_of_either_sign():
     logits = torch.tensor([[2.0, -2.0, 0.5]])
     seen = torch.tensor([[True, True, False]])
-    out = filter_logits(logits, SamplerConfig(top_k=0, top_p=1, epsilon=0, repetition_penalty=2.0), seen)
+    out = filter_logits(logits, SamplerConfig(1, top_k=0, top_p=1, epsilon=0, repetition_penalty=2.0), seen)
     assert out.tolist() == [[1.0, -4.0, 0.5]]  # the original would have raised -2 to -1
 
 
@@ -351,7 +352,7 @@ def test_infill_keeps_the_register_the_track_plays_around_the_span(tok, model):
     start, end = piece.bars[3].start, piece.bars[4].end
     kept = Infiller(Generator(model), tok, strict_density=False)  # the default register; notes enough to test
     free = Infiller(Generator(model), tok, keep_register=False, strict_density=False)
-    written = {name: [n.pitch for c in infiller.infill(piece, 1, (3, 5), n=4, max_tokens=300, seed=1)
+    written = {name: [n.pitch for c in infiller.infill(piece, 1, (3, 5), n=4, sampler=VARIED, max_tokens=300, seed=1)
                       for n in c.score.tracks[1].notes if start <= n.time < end]
                for name, infiller in (("kept", kept), ("free", free))}
     assert written["kept"] and all(low <= p <= high for p in written["kept"])
@@ -366,7 +367,7 @@ def test_strict_density_holds_each_bar_to_its_density_control(tok, model):
     strict = Infiller(Generator(model), tok, keep_register=False)  # strict density is the default
     free = Infiller(Generator(model), tok, keep_register=False, strict_density=False)
     request = ControlRequest(density=[2, 0])
-    got = {name: [c.realised for c in infiller.infill(piece, 1, (3, 5), request, n=4, max_tokens=300, seed=2)]
+    got = {name: [c.realised for c in infiller.infill(piece, 1, (3, 5), request, 4, VARIED, max_tokens=300, seed=2)]
            for name, infiller in (("strict", strict), ("free", free))}
     assert all(r[0].density <= 2 and r[1].density == 0 for r in got["strict"])
     assert any(r[0].density > 2 or r[1].density > 0 for r in got["free"])  # the random model overshoots without it
