@@ -50,7 +50,9 @@ def _piano_roll(piece, fills, paths, results, path: Path) -> Path:
 def run_infill(args) -> int:
     fills = fills_from_args(args)
     context = _context(args.context)
-    sampler = settings_from_args(SamplerConfig, args)
+    # no sampling option: each fill takes its kind's default (whole and new tracks: the paper's, TRACK_SAMPLER)
+    given = any(getattr(args, f) is not None for f in SamplerConfig.__dataclass_fields__)
+    sampler = settings_from_args(SamplerConfig, args) if given else None
     if args.threads is not None and args.threads < 1:
         raise MidiRwkvError("--threads must be 1 or more")
     infiller = Infiller.load(args.model, args.tokenizer, args.state, args.lora, engine=args.engine,

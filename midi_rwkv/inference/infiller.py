@@ -11,7 +11,7 @@ from midi_rwkv.errors import ControlError, MidiRwkvError
 from midi_rwkv.inference.constraints import BarInfillConstraint, TokenTables
 from midi_rwkv.inference.generator import Generator, Generation
 from midi_rwkv.inference.ggml import ENGINES, choose_engine, ggml_backend
-from midi_rwkv.inference.sampler import SamplerConfig
+from midi_rwkv.inference.sampler import TRACK_SAMPLER, SamplerConfig
 from midi_rwkv.inference.ggml.gguf import read_layout
 from midi_rwkv.model.checkpoint import check_vocab, model_layout, open_model, open_tokenizer, resolve_model
 from midi_rwkv.inference.requests import (
@@ -259,7 +259,8 @@ class Infiller:
                          sampler: SamplerConfig | None = None, max_tokens: int | None = None,
                          seed: int | None = None) -> list[Candidate]:
         """K candidates in which ``track`` is written again from start to end, after every other track, with
-        its own track controls unless ``request`` changes them; its program, name and channel are kept."""
+        its own track controls unless ``request`` changes them; its program, name and channel are kept.
+        ``sampler``: default :data:`~midi_rwkv.inference.sampler.TRACK_SAMPLER` (so for :meth:`add_track`)."""
         t = piece.track_index(track)
         original = piece.original.tracks[track]
         base = self.tokenizer.track_controls_of(piece, piece.name, track)
@@ -295,7 +296,7 @@ class Infiller:
         limit = bar_note_limit(piece, controls)
         constraints = [BarInfillConstraint(self.tables, section, end=self.tables.track_end, register=register,
                                            max_notes=limit) for _ in range(n)]
-        generations = self.generator.generate(seq.ids, constraints, sampler, budget, seed)
+        generations = self.generator.generate(seq.ids, constraints, sampler or TRACK_SAMPLER, budget, seed)
         candidates = []
         for g in generations:
             score, report = tok.merge(piece, seq, g.ids, new_track=template)

@@ -14,7 +14,7 @@ Every report also has references on the same prompts:
 from __future__ import annotations
 
 import typing
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 
 import numpy as np
 from symusic import Score
@@ -45,7 +45,7 @@ class System:
     register: str = "keep"  # keep: only pitches in the register the track plays around the span | free
     strict_density: bool = True  # each bar holds at most the notes its density control asks for (0: it may overshoot)
     layout: str | None = None  # the sequence layout of the prompts; None: the model's own (tokenizer.sequences.LAYOUTS)
-    sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    sampler: SamplerConfig | None = None  # None: each fill kind's default (inference.sampler.TRACK_SAMPLER for tracks)
 
     @property
     def is_reference(self) -> bool:
@@ -53,7 +53,7 @@ class System:
 
     def to_dict(self) -> dict:
         out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "sampler"}
-        return out | {"sampler": vars(self.sampler)}
+        return out | {"sampler": vars(self.sampler) if self.sampler else None}
 
 
 _SAMPLER_KEYS = typing.get_type_hints(SamplerConfig)  # temperature: float, top_k: int, ...
@@ -113,7 +113,7 @@ def parse_system(text: str, default_model: str) -> System:
         else:
             raise MidiRwkvError(f"system '{text}': unknown key '{key}'")
     try:
-        return System(name, sampler=SamplerConfig(**sampler), **options)
+        return System(name, sampler=SamplerConfig(**sampler) if sampler else None, **options)
     except (ValueError, MidiRwkvError) as exc:
         raise MidiRwkvError(f"system '{text}': {exc}") from None
 

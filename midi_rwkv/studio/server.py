@@ -11,7 +11,7 @@ import json
 import secrets
 from urllib.parse import unquote
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -23,7 +23,7 @@ from starlette.staticfiles import StaticFiles
 from midi_rwkv.errors import MidiRwkvError
 from midi_rwkv.inference.infiller import Infiller
 from midi_rwkv.inference.requests import ControlRequest
-from midi_rwkv.inference.sampler import SamplerConfig
+from midi_rwkv.inference.sampler import TRACK_SAMPLER, SamplerConfig
 from midi_rwkv.studio.jobs import Jobs, Request, random_seed
 from midi_rwkv.studio.session import Song, StudioError
 from midi_rwkv.tokenizer.controls import DENSITY_MAX, DURATIONS, POLYPHONY_MAX, POLYPHONY_MIN
@@ -160,7 +160,8 @@ def _target(data: dict, song: Song) -> tuple[str, int, tuple[int, int], int, boo
 def parse_generate(data: dict, song: Song, styles: dict[str, Path]) -> Request:
     """A Generate request from the page, checked against the song and the studio's limits."""
     mode, track, (start, end), program, drums = _target(data, song)
-    temperature = data.get("temperature", SamplerConfig().temperature)
+    base = SamplerConfig() if mode == "bars" else TRACK_SAMPLER  # whole and new tracks keep the repetition penalty
+    temperature = data.get("temperature", base.temperature)
     if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not 0 <= temperature <= 2:
         raise StudioError("'temperature' must be from 0 to 2")
     controls = ControlRequest()
@@ -193,7 +194,7 @@ def parse_generate(data: dict, song: Song, styles: dict[str, Path]) -> Request:
         raise StudioError("free generation takes no controls, and is for bars of a track")
     if drums and (controls.polyphony or controls.durations):
         raise StudioError("a drum track takes note density only (no polyphony or durations)")
-    return Request(track, (start, end), _int(data, "n", 1, MAX_CANDIDATES, 4), SamplerConfig(temperature=temperature),
+    return Request(track, (start, end), _int(data, "n", 1, MAX_CANDIDATES, 4), replace(base, temperature=temperature),
                    controls, free, style, seed, mode, program, drums)
 
 

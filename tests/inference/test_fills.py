@@ -243,3 +243,22 @@ def test_roll_draws_the_original_and_every_candidate(tmp_path, model, tok, quart
     png = out / "q_track0_bars2-3.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
     assert len(list(out.glob("*.mid"))) == 2
+
+
+def test_whole_and_new_tracks_sample_with_the_papers_settings_unless_told(tok, model, quartet, monkeypatch):
+    from midi_rwkv.inference.sampler import TRACK_SAMPLER, SamplerConfig
+
+    infiller = forced(model, tok)
+    used = []
+    generate = infiller.generator.generate
+    monkeypatch.setattr(infiller.generator, "generate",
+                        lambda ids, constraints, sampler, *rest: used.append(sampler) or generate(ids, constraints,
+                                                                                                  sampler, *rest))
+    piece = tok.prepare(quartet)
+    infiller.regenerate_track(piece, 1, n=1, seed=0)
+    infiller.add_track(piece, NewTrack(program=33), n=1, seed=0)
+    infiller.infill(piece, 1, (2, 4), n=1, seed=0)
+    mine = SamplerConfig(temperature=0.5)
+    infiller.regenerate_track(piece, 1, n=1, sampler=mine, seed=0)
+    assert used == [TRACK_SAMPLER, TRACK_SAMPLER, None, mine]  # None: the generator's SamplerConfig()
+    assert (TRACK_SAMPLER.temperature, TRACK_SAMPLER.repetition_penalty) == (1.0, 1.2)

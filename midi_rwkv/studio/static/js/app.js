@@ -346,8 +346,18 @@ function newTrackName() {
   return el.newDrums.checked ? "Drum kit" : GM_PROGRAMS[newProgram()];
 }
 
+// The engine's default temperature per mode (inference/sampler.py): bars 0.8; whole and new tracks keep the
+// paper's 1.0, since at 0.8 most whole tracks came out empty. A temperature the user chose is kept.
+function defaultTemperature(mode) {
+  return isWhole(mode) ? 1.0 : 0.8;
+}
+
 function setMode(mode) {
   if (!MODE_TEXT[mode]) return;
+  if (Number(el.temperature.value) === defaultTemperature(state.mode)) {
+    el.temperature.value = String(defaultTemperature(mode));
+    el.temperatureValue.textContent = Number(el.temperature.value).toFixed(2);
+  }
   state.mode = mode;
   for (const radio of el.modes) radio.checked = radio.value === mode;
   renderMode();
