@@ -3,6 +3,7 @@ report progress, and cancel between candidates."""
 
 from __future__ import annotations
 
+import copy
 import random
 import threading
 import time
@@ -34,6 +35,7 @@ class Request:
     mode: str = "bars"  # bars | track (the whole track again) | new (a new track)
     program: int = 0  # the new track's General MIDI program
     drums: bool = False  # the new track is drums
+    keep_register: bool = True  # only pitches in the register the part plays (Infiller's keep_register)
 
 
 @dataclass
@@ -98,6 +100,9 @@ class Jobs:
 
 
 def _candidate(infiller: Infiller, piece, r: Request, seed: int):
+    if infiller.keep_register != r.keep_register:  # the same model and engine, another register setting
+        infiller = copy.copy(infiller)
+        infiller.keep_register = r.keep_register
     if r.mode == "track":
         return infiller.regenerate_track(piece, r.track, r.controls, 1, r.sampler, seed=seed)[0]
     if r.mode == "new":

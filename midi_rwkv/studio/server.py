@@ -190,12 +190,15 @@ def parse_generate(data: dict, song: Song, styles: dict[str, Path]) -> Request:
     seed = data.get("seed")
     seed = random_seed() if seed is None else _int(data, "seed", 0, 2**31 - 1)
     free = data.get("free", False) is True
+    register = data.get("register", "keep")
+    if register not in ("keep", "free"):
+        raise StudioError("'register' must be keep or free")
     if free and (controls != ControlRequest() or mode != "bars"):
         raise StudioError("free generation takes no controls, and is for bars of a track")
     if drums and (controls.polyphony or controls.durations):
         raise StudioError("a drum track takes note density only (no polyphony or durations)")
     return Request(track, (start, end), _int(data, "n", 1, MAX_CANDIDATES, 4), replace(base, temperature=temperature),
-                   controls, free, style, seed, mode, program, drums)
+                   controls, free, style, seed, mode, program, drums, register == "keep")
 
 
 def build_app(studio: Studio) -> Starlette:

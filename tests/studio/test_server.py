@@ -128,8 +128,9 @@ def test_uploads_are_capped_and_bad_files_get_one_readable_line(client, studio):
         ({"track": 1, "bars": [2, 4], "polyphony": [3, 1]}, "'polyphony'"),
         ({"track": 1, "bars": [2, 4], "style": "../../etc/passwd"}, "no style preset"),
         ({"track": 1, "bars": [2, 4], "free": True, "density": [4]}, "free generation takes no controls"),
+        ({"track": 1, "bars": [2, 4], "register": "loose"}, "'register' must be keep or free"),
     ],
-    ids=["track", "bars", "n", "temperature", "density", "polyphony", "style-path", "free"],
+    ids=["track", "bars", "n", "temperature", "density", "polyphony", "style-path", "free", "register"],
 )
 def test_generate_requests_are_bounded(client, studio, body, message):
     song = open_song(client, studio).json()["id"]
@@ -229,3 +230,19 @@ def test_whole_and_new_track_requests_are_checked(client, studio):
                           ({"mode": "track", "track": 0, "free": True}, "free generation")]:
         answer = client.post(f"/api/songs/{song}/generate", json=body, headers=auth(studio))
         assert answer.status_code == 400 and message in answer.json()["error"], (body, answer.json())
+
+
+def test_a_request_can_free_the_register_without_touching_the_loaded_model(tok, tiny_model, monkeypatch):
+    from midi_rwkv.inference.generator import Generator
+    from midi_rwkv.inference.infiller import Infiller
+    from midi_rwkv.inference.requests import ControlRequest
+    from midi_rwkv.inference.sampler import SamplerConfig
+    from midi_rwkv.studio.jobs import Request, _candidate
+
+    infiller = Infiller(Generator(tiny_model), tok)  # keeps the register, as the studio loads it
+    used = []
+    monkeypatch.setattr(Infiller, "infill", lambda self, *args, **kwargs: used.append(self.keep_register) or ["c"])
+    free = Request(1, (3, 5), 1, SamplerConfig(), ControlRequest(), False, None, 1, keep_register=False)
+    assert _candidate(infiller, None, free, 1) == "c"
+    _candidate(infiller, None, Request(1, (3, 5), 1, SamplerConfig(), ControlRequest(), False, None, 1), 1)
+    assert used == [False, True] and infiller.keep_register  # the shared infiller is unchanged

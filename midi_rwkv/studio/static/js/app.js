@@ -41,6 +41,7 @@ const el = {
   controls: $("#controls"),
   controlsNote: $("#controls-note"),
   free: $("#free"),
+  keepRegister: $("#keep-register"),
   temperature: $("#temperature"),
   temperatureValue: $("#temperature-value"),
   k: $("#k"),
@@ -560,6 +561,7 @@ function readRequest() {
   Object.assign(request, {
     n: intField(el.k, "Candidates", 1, 8) ?? 4,
     temperature: Number(el.temperature.value),
+    register: el.keepRegister.checked ? "keep" : "free",
     density: null,
     polyphony: null,
     durations: null,
