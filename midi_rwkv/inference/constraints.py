@@ -89,6 +89,8 @@ class BarInfillConstraint(Constraint):
     track is written (track infill: its bars carry no controls, the track's controls are in the prompt).
     ``max_notes``: notes a bar may hold, one number for every bar or one per bar (None: any number); a full bar can
     only finish its last note (a note is counted at its pitch, before its velocity and duration) and then start a bar.
+    ``max_rest``: the most consecutive bars without a note (None: any number); after that many, a bar cannot end
+    before it has a note (a small model can fall into writing nothing but bar lines for a whole track).
     """
 
     def __init__(
@@ -98,6 +100,7 @@ class BarInfillConstraint(Constraint):
         end: int | None = None,
         register: tuple[int, int] | None = None,
         max_notes: int | Sequence[int | None] | None = None,
+        max_rest: int | None = None,
     ):
         self.tables = tables
         self.bars = bars  # (header ids, control ids) of each masked bar
@@ -114,13 +117,23 @@ class BarInfillConstraint(Constraint):
             self.limits = [max_notes] * len(bars)
         self.notes = 0  # written in the current bar
         self.open = False  # the last note written still lacks its duration
+        self.max_rest = max_rest
+        self.rest = 0  # bars without a note just before the current one
 
     @property
     def max_notes(self) -> int | None:
         """Notes the bar being written may hold."""
         return self.limits[self.current] if self.current < len(self.limits) else None
 
+    @property
+    def _resting(self) -> bool:
+        """The current bar has no finished note yet (none, or one still without its duration)."""
+        return self.notes == 0 or (self.notes == 1 and self.open)
+
     def banned(self) -> Tensor:
+        resting_too_long = self.max_rest is not None and self.rest >= self.max_rest and self._resting
+        if resting_too_long and self.max_notes != 0:  # this bar must get a whole note before it may end
+            return self._banned | self.tables.starts_bar
         if self.max_notes is None:
             return self._banned
         room = self.max_notes - self.notes
@@ -131,7 +144,7 @@ class BarInfillConstraint(Constraint):
 
     def after_sample(self, token: int) -> list[int]:
         if not self.tables.starts_bar[token]:
-            if self.max_notes is not None:
+            if self.tables.notes is not None:  # notes are counted for the note limit and the rest limit
                 written = int(self.tables.notes[token])
                 self.notes += written
                 if written:
@@ -140,6 +153,7 @@ class BarInfillConstraint(Constraint):
                     self.open = False
             return [token]
         self.current += 1
+        self.rest = self.rest + 1 if self._resting else 0
         self.notes, self.open = 0, False
         if self.current < len(self.bars):
             header, controls = self.bars[self.current]

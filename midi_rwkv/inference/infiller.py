@@ -294,8 +294,10 @@ class Infiller:
         if self.keep_register and program >= 0:  # not drums
             register = track_register(piece, fill.track) if template is None else program_register(program)
         limit = bar_note_limit(piece, controls)
+        # rest no longer than the track did (a new track: than the most resting other track)
+        rest = piece.longest_rest(None if template is not None else piece.track_index(fill.track))
         constraints = [BarInfillConstraint(self.tables, section, end=self.tables.track_end, register=register,
-                                           max_notes=limit) for _ in range(n)]
+                                           max_notes=limit, max_rest=rest) for _ in range(n)]
         generations = self.generator.generate(seq.ids, constraints, sampler or TRACK_SAMPLER, budget, seed)
         candidates = []
         for g in generations:

@@ -84,16 +84,28 @@ class Piece:
             )
         return self.first_token_bar[start], self.first_token_bar[end]
 
+    def _notes_per_bar(self, track) -> np.ndarray:
+        """Notes of a tokenizer-view track that start in each tokenizer bar."""
+        starts = np.array([bar.start for bar in self.token_bars])
+        onsets = track.notes.numpy()["time"]
+        bars = np.maximum(np.searchsorted(starts, onsets, side="right") - 1, 0)
+        return np.bincount(bars, minlength=len(starts))
+
     def densest_bar(self) -> int:
         """The most notes that start in one tokenizer bar of one track (in the tokenizer's view)."""
-        starts = np.array([bar.start for bar in self.token_bars])
-        most = 0
-        for track in self.score.tracks:
-            onsets = track.notes.numpy()["time"]
-            if len(onsets):
-                bars = np.maximum(np.searchsorted(starts, onsets, side="right") - 1, 0)
-                most = max(most, int(np.bincount(bars).max()))
-        return most
+        return max((int(self._notes_per_bar(t).max()) for t in self.score.tracks if t.notes), default=0)
+
+    def longest_rest(self, track: int | None = None) -> int:
+        """The most consecutive tokenizer bars in which tokenizer-view ``track`` starts no note (None: the
+        longest of any track's)."""
+        tracks = self.score.tracks if track is None else [self.score.tracks[track]]
+        longest = 0
+        for t in tracks:
+            run = 0
+            for count in self._notes_per_bar(t):
+                run = run + 1 if count == 0 else 0
+                longest = max(longest, run)
+        return longest
 
 
 def _in_range(track, low: int, high: int) -> bool:

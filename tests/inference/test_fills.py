@@ -5,7 +5,7 @@ import torch
 from symusic import Score
 
 from midi_rwkv.cli import main
-from midi_rwkv.inference.constraints import TokenTables
+from midi_rwkv.inference.constraints import BarInfillConstraint, TokenTables
 from midi_rwkv.inference.generator import Generator, TorchBackend
 from midi_rwkv.inference.infiller import Infiller
 from midi_rwkv.inference.requests import BarFill, ControlRequest, NewTrack, TrackFill
@@ -103,7 +103,9 @@ def test_a_whole_track_s_bars_hold_no_more_notes_than_its_density_control_allows
 def test_a_whole_track_that_comes_out_empty_is_pointed_out(tok, model, quartet, tmp_path):
     from midi_rwkv.commands.infilling import empty_track_note
 
-    (c,) = forced(model, tok).regenerate_track(tok.prepare(quartet), 2, n=1, seed=0)  # bars end at once: no notes
+    piece = tok.prepare(quartet)
+    piece.longest_rest = lambda track=None: 8  # no rest limit: this model ends every bar at once, so no notes
+    (c,) = forced(model, tok).regenerate_track(piece, 2, n=1, seed=0)
     assert not c.score.tracks[2].notes
     assert empty_track_note(c.score).startswith("(track 2 came out empty")
     c.score.dump_midi(str(tmp_path / "c.mid"))  # the file keeps the empty track; symusic drops it when reading
@@ -262,3 +264,22 @@ def test_whole_and_new_tracks_sample_with_the_papers_settings_unless_told(tok, m
     infiller.regenerate_track(piece, 1, n=1, sampler=mine, seed=0)
     assert used == [TRACK_SAMPLER, TRACK_SAMPLER, None, mine]  # None: the generator's SamplerConfig()
     assert (TRACK_SAMPLER.temperature, TRACK_SAMPLER.repetition_penalty) == (1.0, 1.2)
+
+
+def test_a_whole_track_rests_no_longer_than_the_track_did(tok, model, quartet, monkeypatch):
+    import midi_rwkv.inference.infiller as infiller_module
+
+    piece = tok.prepare(quartet)
+    assert piece.longest_rest(2) == 0
+    kept = [n.copy() for n in quartet.tracks[2].notes if n.time >= 5 * BAR]
+    quartet.tracks[2].notes.clear()
+    quartet.tracks[2].notes.extend(kept)  # the bass rests for its first 5 bars
+    resting = tok.prepare(quartet)
+    assert resting.longest_rest(2) == 5 and resting.longest_rest() == 5 and resting.longest_rest(0) == 0
+    made = []
+    monkeypatch.setattr(infiller_module, "BarInfillConstraint",
+                        lambda *args, **kwargs: made.append(kwargs["max_rest"]) or BarInfillConstraint(*args, **kwargs))
+    infiller = forced(model, tok)
+    infiller.regenerate_track(resting, 2, n=1, seed=0)
+    infiller.add_track(piece, NewTrack(program=33), n=1, seed=0)
+    assert made == [5, 0]  # its own longest rest; a new track: the longest of any track's

@@ -103,6 +103,16 @@ def test_a_full_bar_can_only_be_followed_by_a_bar_start(tok):
     assert allowed(per_bar) == [0]
     per_bar.after_sample(0)
     assert allowed(per_bar) == [0, 1, 2, 3, 5]  # the second bar has none
+    rests = BarInfillConstraint(tables, [((0,), ())] * 3, max_rest=1)  # at most one bar without a note
+    assert allowed(rests) == [0, 1, 2, 3, 5]
+    rests.after_sample(0)  # bar 1 rested
+    assert allowed(rests) == [1, 2, 3, 5]  # bar 2 cannot end before it has a note
+    rests.after_sample(2)
+    assert allowed(rests) == [1, 2, 3, 5]  # nor on a note still without its duration
+    rests.after_sample(5)
+    assert allowed(rests) == [0, 1, 2, 3, 5]
+    rests.after_sample(0)
+    assert rests.rest == 0
     with pytest.raises(ValueError, match="3 note limits for 2 bars"):
         BarInfillConstraint(tables, [((0,), ())] * 2, max_notes=[1, 2, 3])
     real = TokenTables.build(tok.codec)
