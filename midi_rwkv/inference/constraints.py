@@ -131,9 +131,13 @@ class BarInfillConstraint(Constraint):
         return self.notes == 0 or (self.notes == 1 and self.open)
 
     def banned(self) -> Tensor:
-        resting_too_long = self.max_rest is not None and self.rest >= self.max_rest and self._resting
-        if resting_too_long and self.max_notes != 0:  # this bar must get a whole note before it may end
-            return self._banned | self.tables.starts_bar
+        banned = self._within_limit()
+        if self.max_rest is not None and self.rest >= self.max_rest and self._resting and self.max_notes != 0:
+            banned = banned | self.tables.starts_bar  # rested long enough: a whole note before the bar may end
+        return banned
+
+    def _within_limit(self) -> Tensor:
+        """The banned tokens, with those that would overfill the bar (``max_notes``)."""
         if self.max_notes is None:
             return self._banned
         room = self.max_notes - self.notes
