@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from midi_rwkv.commands.fills import FILL_HELP, fills_from_args, fills_label
-from midi_rwkv.commands.options import add_settings, settings_from_args
+from midi_rwkv.commands.options import add_settings, given_settings, settings_from_args
 from midi_rwkv.errors import MidiRwkvError
 from midi_rwkv.inference.generator import TorchBackend
 from midi_rwkv.inference.ggml import ENGINES
@@ -51,8 +51,7 @@ def run_infill(args) -> int:
     fills = fills_from_args(args)
     context = _context(args.context)
     # no sampling option: each fill takes its kind's default (whole and new tracks: the paper's, TRACK_SAMPLER)
-    given = any(getattr(args, f) is not None for f in SamplerConfig.__dataclass_fields__)
-    sampler = settings_from_args(SamplerConfig, args) if given else None
+    sampler = settings_from_args(SamplerConfig, args) if given_settings(SamplerConfig, args) else None
     if args.threads is not None and args.threads < 1:
         raise MidiRwkvError("--threads must be 1 or more")
     infiller = Infiller.load(args.model, args.tokenizer, args.state, args.lora, engine=args.engine,

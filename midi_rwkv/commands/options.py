@@ -59,10 +59,15 @@ def add_settings(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, ..
         parser.add_argument(*flags, **kwargs)
 
 
+def given_settings(cls: type, args: argparse.Namespace) -> dict[str, Any]:
+    """The fields of the settings dataclass ``cls`` that the command line set (options left out are not here)."""
+    values = {f.name: getattr(args, f.name, None) for f in fields(cls)}
+    return {k: v for k, v in values.items() if v is not None and v is not False}
+
+
 def settings_from_args(cls: type, args: argparse.Namespace, **overrides: Any) -> Any:
     """The settings dataclass from parsed options: options left out keep the dataclass's defaults."""
-    given = {f.name: getattr(args, f.name, None) for f in fields(cls)}
-    return cls(**({k: v for k, v in given.items() if v is not None and v is not False} | overrides))
+    return cls(**(given_settings(cls, args) | overrides))
 
 
 def parse_bars(text: str) -> tuple[int, int]:
