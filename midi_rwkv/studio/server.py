@@ -157,10 +157,15 @@ def _target(data: dict, song: Song) -> tuple[str, int, tuple[int, int], int, boo
     return mode, track, (start, end), original.program, original.is_drum
 
 
+def sampler_for(mode: str) -> SamplerConfig:
+    """The engine's sampling for a mode: whole and new tracks keep the paper's (see inference/sampler.py)."""
+    return SamplerConfig() if mode == "bars" else TRACK_SAMPLER
+
+
 def parse_generate(data: dict, song: Song, styles: dict[str, Path]) -> Request:
     """A Generate request from the page, checked against the song and the studio's limits."""
     mode, track, (start, end), program, drums = _target(data, song)
-    base = SamplerConfig() if mode == "bars" else TRACK_SAMPLER  # whole and new tracks keep the repetition penalty
+    base = sampler_for(mode)
     temperature = data.get("temperature", base.temperature)
     if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not 0 <= temperature <= 2:
         raise StudioError("'temperature' must be from 0 to 2")
@@ -222,6 +227,9 @@ def build_app(studio: Studio) -> Starlette:
     async def styles(request):
         return _ok({"styles": sorted(studio.styles)})
 
+    async def defaults(request):  # the page starts its controls here, so the engine's defaults live in one place
+        return _ok({"temperature": {mode: sampler_for(mode).temperature for mode in MODES}})
+
     async def generate(request):
         song = studio.song(request.path_params["song"])
         data = await _json(request)
@@ -267,6 +275,7 @@ def build_app(studio: Studio) -> Starlette:
         Route("/", index),
         Route("/api/songs", open_song, methods=["POST"]),
         Route("/api/styles", styles),
+        Route("/api/defaults", defaults),
         Route("/api/songs/{song}", get_song),
         Route("/api/songs/{song}/generate", generate, methods=["POST"]),
         Route("/api/songs/{song}/accept", _change("accept"), methods=["POST"]),

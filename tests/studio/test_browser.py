@@ -171,6 +171,8 @@ def test_a_corrupt_file_gets_a_message_in_the_page(server, browser, tmp_path):
 def test_a_new_bass_part_and_a_whole_track_again(server, browser):
     from selenium.webdriver.common.by import By
 
+    from midi_rwkv.inference.sampler import TRACK_SAMPLER, SamplerConfig
+
     base, studio, _ = server
     song = studio.add_song(CHORALE.read_bytes(), CHORALE.name)  # a song of its own: version 1 whatever ran before
     browser.get(f"{base}/?token={studio.token}&song={song.id}")
@@ -180,9 +182,16 @@ def test_a_new_bass_part_and_a_whole_track_again(server, browser):
     def same(notes):
         return sorted((round(s, 4), round(d, 4), p, v) for s, d, p, v in notes)
 
+    # the temperature starts at each mode's engine default, as the server reports it
+    def temperature():
+        return float(browser.find_element(By.ID, "temperature").get_attribute("value"))
+
+    assert temperature() == SamplerConfig().temperature
+
     # a new track: an electric bass (finger), program 33, under the four voices
     browser.find_element(By.CSS_SELECTOR, "#mode input[value=new]").click()
     assert browser.execute_script("return window.studio.mode") == "new"
+    assert temperature() == TRACK_SAMPLER.temperature
     assert not browser.find_element(By.ID, "bar-start").is_displayed()
     assert browser.find_element(By.ID, "new-program").get_attribute("value") == "33"  # the default
     set_value(browser, "new-program", 33)

@@ -89,6 +89,15 @@ def test_every_api_call_needs_the_token(client, studio):
     assert client.get("/api/styles", headers=auth(studio)).json() == {"styles": []}
 
 
+def test_the_page_reads_the_engine_s_default_temperatures_from_the_server(client, studio):
+    from midi_rwkv.inference.sampler import TRACK_SAMPLER, SamplerConfig
+
+    assert client.get("/api/defaults").status_code == 401
+    answer = client.get("/api/defaults", headers=auth(studio)).json()
+    bars, whole = SamplerConfig().temperature, TRACK_SAMPLER.temperature
+    assert answer == {"temperature": {"bars": bars, "track": whole, "new": whole}}
+
+
 @pytest.mark.parametrize(
     "headers", [{"Host": "evil.example:8700"}, {"Host": "127.0.0.1:9999"}], ids=["rebinding", "other-port"]
 )

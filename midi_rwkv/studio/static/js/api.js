@@ -71,6 +71,7 @@ export const api = {
   upload: (bytes, name) =>
     call("POST", "/api/songs", { body: bytes, headers: { "Content-Type": "audio/midi", "X-Song-Name": headerSafe(name) } }),
   styles: () => call("GET", "/api/styles"),
+  defaults: () => call("GET", "/api/defaults"),
   generate: (id, request) => call("POST", `/api/songs/${enc(id)}/generate`, { json: request }),
   job: (job) => call("GET", `/api/jobs/${enc(job)}`),
   cancel: (job) => call("POST", `/api/jobs/${enc(job)}/cancel`),

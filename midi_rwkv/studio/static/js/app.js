@@ -79,6 +79,7 @@ const state = {
   lastRequest: null,
   playing: null, // "original" | candidate id
   busy: 0,
+  temperatures: null, // the engine's default per mode, from the server
 };
 
 const player = new Player();
@@ -347,10 +348,20 @@ function newTrackName() {
   return el.newDrums.checked ? "Drum kit" : GM_PROGRAMS[newProgram()];
 }
 
-// The engine's default temperature per mode (inference/sampler.py): bars 0.8; whole and new tracks keep the
-// paper's 1.0, since at 0.8 most whole tracks came out empty. A temperature the user chose is kept.
+// The engine's default temperature per mode, as the server reports it (GET /api/defaults): bars and whole tracks
+// differ (inference/sampler.py). Until it answers, the slider's own starting value. A temperature the user chose
+// is kept across modes.
 function defaultTemperature(mode) {
-  return isWhole(mode) ? 1.0 : 0.8;
+  return state.temperatures ? state.temperatures[mode] : Number(el.temperature.defaultValue);
+}
+
+function setDefaultTemperatures(temperatures) {
+  const untouched = Number(el.temperature.value) === defaultTemperature(state.mode);
+  state.temperatures = temperatures;
+  if (untouched) {
+    el.temperature.value = String(defaultTemperature(state.mode));
+    el.temperatureValue.textContent = Number(el.temperature.value).toFixed(2);
+  }
 }
 
 function setMode(mode) {
@@ -1290,6 +1301,7 @@ async function start() {
     return;
   }
   const songId = new URLSearchParams(location.search).get("song");
+  const defaults = guarded(async () => setDefaultTemperatures((await api.defaults()).temperature));
   const styles = guarded(async () => {
     const { styles: names } = await api.styles();
     for (const name of names) {
@@ -1306,7 +1318,7 @@ async function start() {
   } else {
     el.openPrompt.hidden = false;
   }
-  await styles;
+  await Promise.all([defaults, styles]);
   document.body.dataset.ready = "true";
 }
 
