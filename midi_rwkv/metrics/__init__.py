@@ -14,6 +14,7 @@ from midi_rwkv.metrics.music import (
     pitch_class_entropy_difference,
     pitch_range_difference,
     polyphony_difference,
+    repeated_onsets,
 )
 from midi_rwkv.metrics.region import Region
 from midi_rwkv.metrics.stats import bootstrap_ci, cohens_d, compare, holm, paired_test
@@ -37,4 +38,5 @@ __all__ = [
     "pitch_class_entropy_difference",
     "pitch_range_difference",
     "polyphony_difference",
+    "repeated_onsets",
 ]

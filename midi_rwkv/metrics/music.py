@@ -210,6 +210,19 @@ def out_of_register(generated: Score, original: Score, region: Region) -> float:
     return float(np.mean((pitches < reference.min()) | (pitches > reference.max())))
 
 
+def repeated_onsets(score: Score, region: Region) -> float:
+    """Share of the span's onsets that sound exactly the pitches of the onset before them.
+
+    For a melody: how often a note repeats the previous note's pitch. A descriptive number, read against the
+    original's row (a sampler can repeat more or less than the music does); NaN with fewer than 2 onsets.
+    """
+    notes = span_notes(score, region)
+    chords = [frozenset(notes.pitch[notes.time == t].tolist()) for t in np.unique(notes.time)]
+    if len(chords) < 2:
+        return float("nan")
+    return float(np.mean([a == b for a, b in zip(chords, chords[1:])]))
+
+
 def music_metrics(generated: Score, original: Score, region: Region, faithful: bool = False) -> dict[str, float]:
     """Every similarity metric of one generation, by name (the names used in reports)."""
     return {
@@ -222,4 +235,5 @@ def music_metrics(generated: Score, original: Score, region: Region, faithful: b
         "polyphony_difference": polyphony_difference(generated, original, region),
         "pitch_range_difference": pitch_range_difference(generated, original, region),
         "out_of_register": out_of_register(generated, original, region),
+        "repeated_onsets": repeated_onsets(generated, region),
     }

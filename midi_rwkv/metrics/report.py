@@ -22,6 +22,7 @@ MUSIC = {
     "polyphony_difference": ("polyphony diff", False),
     "pitch_range_difference": ("range diff", False),
     "out_of_register": ("out of register", False),
+    "repeated_onsets": ("repeated onsets", None),  # compare with the original row
 }
 CONTROLS = {
     "density_error": ("density error", False),

@@ -18,6 +18,7 @@ from midi_rwkv.metrics import (
     pitch_class_entropy_difference,
     pitch_range_difference,
     polyphony_difference,
+    repeated_onsets,
 )
 from midi_rwkv.tokenizer.metre import Bar
 from tests.conftest import TPQ, make_score
@@ -117,3 +118,12 @@ def test_density_polyphony_and_range_differences():
 def test_metrics_see_only_the_region():
     outside = score([(i * Q, Q, 60 + (i % 4)) for i in range(8)] + [(2 * BAR, Q, 30)])
     assert music_metrics(outside, QUARTERS, TWO_BARS)["density_difference"] == 0.0
+
+
+def test_repeated_onsets_counts_onsets_that_sound_the_pitches_before_them():
+    melody = score([(0, Q, 60), (Q, Q, 60), (2 * Q, Q, 62), (3 * Q, Q, 62), (4 * Q, Q, 62), (5 * Q, Q, 64)])
+    assert repeated_onsets(melody, TWO_BARS) == pytest.approx(3 / 5)
+    chords = score([(0, Q, 60), (0, Q, 64), (Q, Q, 60), (Q, Q, 64), (2 * Q, Q, 60), (2 * Q, Q, 67)])
+    assert repeated_onsets(chords, TWO_BARS) == pytest.approx(1 / 2)  # the same chord again, then another
+    assert repeated_onsets(QUARTERS, TWO_BARS) == 0.0
+    assert math.isnan(repeated_onsets(score([(0, Q, 60)]), TWO_BARS))
