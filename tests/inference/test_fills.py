@@ -31,8 +31,82 @@ def quartet():
     return make_score([(0, 4, 4)], [(0, False, melody), (0, False, chords), (33, False, bass), (0, True, drums)])
 
 
-def forced(model, tok):
-    """A generator whose bars end as soon as they start (a random model may write for hundreds of tokens)."""
+class OneNotePerBar:
+    """The tiny model as a backend whose every bar is one complete note, then a bar line: Position_0, a pitch
+    (``PitchDrum_36`` when the track written is the drums), ``Velocity_79``, ``Duration_1.0.4``, ``Bar_None``.
+
+    Why: whole and new tracks rest no longer than the track did (``BarInfillConstraint(max_rest=...)``), so a bar
+    that has no finished note yet may not end. With :class:`BarsAtOnce` (bar lines certain) the random model then
+    samples hundreds of tokens per track (592 for the quartet's melody), slow on a busy CPU; this writes a bar in
+    five, and the tests can check where the written notes land.
+
+    Each step's logits rank the tokens the note needs next (every other token is -inf: a sampled step where the
+    engine allows none of them raises); the engine's bans (the kept register, a full bar) pick the best allowed
+    one: the pitches are ranked by their distance from middle C, and a bar line comes last, so a bar that may take
+    no note ends at once. The rungs are spaced by a factor of 1.5, so a repetition penalty below that never
+    reorders them. The model still reads every token; its logits are not used.
+    """
+
+    name = "test: one note per bar"
+    CENTRE = 60  # the preferred pitch; the register bans pick the nearest allowed one
+
+    def __init__(self, model, vocab):
+        self.inner, self.config, self.vocab = TorchBackend(model), model.config, vocab
+        names = vocab.tokens
+        self.kind = {i: name.split("_")[0] for i, name in names.items()}
+        pitches = sorted((i for i, name in names.items() if name.startswith("Pitch_")),
+                         key=lambda i: (abs(int(names[i].split("_")[1]) - self.CENTRE), names[i]))
+        bar = [vocab.bar]
+        self.after = {  # the kind of the last token read -> the tokens wanted next, best first
+            "Position": pitches + bar,
+            "Pitch": [vocab["Velocity_79"]] + bar,
+            "Velocity": [vocab["Duration_1.0.4"]] + bar,
+            "Duration": bar,
+        }
+        self.drum_after = {**self.after, "Position": [vocab["PitchDrum_36"]] + bar, "PitchDrum": self.after["Pitch"]}
+        self.bar_opens = [vocab["Position_0"]] + bar  # after a bar header or its controls
+
+    def writes_drums(self, prompt: list[int]) -> bool:
+        """Is the track being written the drums: the program of the track with the masked bars (bar infill),
+        else of the last track (whole and new tracks go last)."""
+        masked = self.vocab["Infill_Bar"]
+        head = prompt[: prompt.index(masked)] if masked in prompt else prompt
+        programs = [self.vocab.tokens[i] for i in head if self.kind[i] == "Program"]
+        return programs[-1] == "Program_-1"
+
+    def logits(self, last: int, drums: bool):
+        wanted = (self.drum_after if drums else self.after).get(self.kind[last], self.bar_opens)
+        logits = torch.full((self.config.vocab_size,), float("-inf"))
+        logits[wanted] = torch.tensor([0.0] + [-100 * 1.5**rung for rung in range(1, len(wanted))])
+        return logits
+
+    def prefill(self, tokens, state):
+        inner, read = state if state is not None else (None, ())
+        _, inner = self.inner.prefill(tokens, inner)
+        read = (*read, *tokens)  # the whole prompt, also when the generator continues a cached prefix
+        return self.logits(read[-1], self.writes_drums(list(read))), (inner, read)
+
+    def fork(self, state, k):
+        inner, read = state
+        streams, logits, drums = self.inner.fork(inner, k), self.logits, self.writes_drums(list(read))
+        last = [read[-1]] * k
+
+        class Streams:
+            def step(self, tokens):
+                streams.step(tokens)
+                last[:] = [t if t is not None else was for t, was in zip(tokens, last)]
+                return torch.stack([logits(t, drums) for t in last])
+
+        return Streams()
+
+
+def one_note_per_bar(model, tok):
+    """An infiller whose every bar is one quarter note on the downbeat (see :class:`OneNotePerBar`)."""
+    return Infiller(Generator(OneNotePerBar(model, tok.codec.vocab)), tok)
+
+
+def bars_end_at_once(model, tok):
+    """An infiller whose bars end as soon as they start: empty, where the rest limit allows it (see BarsAtOnce)."""
     bar_id = int(TokenTables.build(tok.codec).starts_bar.nonzero()[0])
     return Infiller(Generator(BarsAtOnce(model, bar_id)), tok)
 
@@ -50,12 +124,14 @@ def unchanged_except(before, after, track: int, start: int = 0, end: int = 1 << 
 @pytest.mark.parametrize("track", [0, 2, 3], ids=["melody", "bass", "drums"])
 def test_a_whole_track_is_written_again_and_nothing_else_changes(tok, model, quartet, track):
     piece = tok.prepare(quartet)
-    (c,) = forced(model, tok).regenerate_track(piece, track, n=1, seed=0)
+    (c,) = one_note_per_bar(model, tok).regenerate_track(piece, track, n=1, seed=0)
     g = c.generation
     tables = TokenTables.build(tok.codec)
     assert g.stopped == "done" and g.ids[-1] == tables.track_end and c.report.bars_generated == 8
     assert len(c.score.tracks) == 4
     unchanged_except(quartet, c.score, track)
+    written = c.score.tracks[track].notes  # the backend's one quarter note at the start of every bar
+    assert [(n.time, n.duration) for n in written] == [(b * BAR, TPQ) for b in range(8)]
     kept = quartet.tracks[track]
     assert (c.score.tracks[track].program, c.score.tracks[track].is_drum) == (kept.program, kept.is_drum)
     assert c.requested == [tok.track_controls_of(quartet, "", track)]
@@ -70,10 +146,11 @@ def test_a_whole_track_from_a_sampling_model_keeps_every_note_inside_the_piece(t
 
 def test_whole_track_controls_can_be_asked_for_and_drums_refuse_pitch_ones(tok, model, quartet):
     piece = tok.prepare(quartet)
-    (c,) = forced(model, tok).regenerate_track(piece, 0, ControlRequest(density=[3, 6], polyphony=(1, 2)), n=1)
+    infiller = one_note_per_bar(model, tok)
+    (c,) = infiller.regenerate_track(piece, 0, ControlRequest(density=[3, 6], polyphony=(1, 2)), n=1)
     assert c.requested[0].density == (3, 6) and c.requested[0].polyphony == (1, 2)
     with pytest.raises(Exception, match="drum track"):
-        forced(model, tok).regenerate_track(piece, 3, ControlRequest(polyphony=(1, 2)), n=1)
+        infiller.regenerate_track(piece, 3, ControlRequest(polyphony=(1, 2)), n=1)
 
 
 class NotesForever(BarsAtOnce):
@@ -105,7 +182,7 @@ def test_a_whole_track_that_comes_out_empty_is_pointed_out(tok, model, quartet, 
 
     piece = tok.prepare(quartet)
     piece.longest_rest = lambda track=None: 8  # no rest limit: this model ends every bar at once, so no notes
-    (c,) = forced(model, tok).regenerate_track(piece, 2, n=1, seed=0)
+    (c,) = bars_end_at_once(model, tok).regenerate_track(piece, 2, n=1, seed=0)
     assert not c.score.tracks[2].notes
     assert empty_track_note(c.score).startswith("(track 2 came out empty")
     c.score.dump_midi(str(tmp_path / "c.mid"))  # the file keeps the empty track; symusic drops it when reading
@@ -124,12 +201,13 @@ def test_the_densest_bar_counts_onsets_per_track_and_bar(tok, quartet):
 )
 def test_a_new_track_goes_under_the_others(tok, model, quartet, new):
     piece = tok.prepare(quartet)
-    (c,) = forced(model, tok).add_track(piece, new, n=1, seed=0)
+    (c,) = one_note_per_bar(model, tok).add_track(piece, new, n=1, seed=0)
     assert len(c.score.tracks) == 5 and c.generation.stopped == "done" and c.report.bars_generated == 8
     for a, b in zip(quartet.tracks, c.score.tracks):
         assert note_tuples(a) == note_tuples(b) and (a.program, a.is_drum) == (b.program, b.is_drum)
     added = c.score.tracks[4]
     assert added.is_drum == new.is_drum and (new.is_drum or added.program == 33)
+    assert [(n.time, n.duration) for n in added.notes] == [(b * BAR, TPQ) for b in range(8)]  # one note per bar
     if new.is_drum:
         assert c.requested[0].density == (8, 12) and c.requested[0].polyphony is None
     else:  # the typical controls of the other pitched tracks
@@ -250,7 +328,7 @@ def test_roll_draws_the_original_and_every_candidate(tmp_path, model, tok, quart
 def test_whole_and_new_tracks_sample_with_the_papers_settings_unless_told(tok, model, quartet, monkeypatch):
     from midi_rwkv.inference.sampler import TRACK_SAMPLER, SamplerConfig
 
-    infiller = forced(model, tok)
+    infiller = one_note_per_bar(model, tok)
     used = []
     generate = infiller.generator.generate
     monkeypatch.setattr(infiller.generator, "generate",
@@ -279,7 +357,7 @@ def test_a_whole_track_rests_no_longer_than_the_track_did(tok, model, quartet, m
     made = []
     monkeypatch.setattr(infiller_module, "BarInfillConstraint",
                         lambda *args, **kwargs: made.append(kwargs["max_rest"]) or BarInfillConstraint(*args, **kwargs))
-    infiller = forced(model, tok)
+    infiller = one_note_per_bar(model, tok)
     infiller.regenerate_track(resting, 2, n=1, seed=0)
     infiller.add_track(piece, NewTrack(program=33), n=1, seed=0)
     assert made == [5, 0]  # its own longest rest; a new track: the longest of any track's
