@@ -43,7 +43,8 @@ class TokenTables:
     notes: Tensor | None = None  # [V] int: how many notes the token writes (its Pitch_* and PitchDrum_* ids)
     note_tail: Tensor | None = None  # [V] bool: the token only finishes a note (Velocity_* and Duration_* ids)
     leaves_open: Tensor | None = None  # [V] bool: its last note has no duration yet (the next tokens finish it)
-    closes: Tensor | None = None  # [V] bool: it holds a duration, which finishes the note before it
+    closes: Tensor | None = None  # [V] bool: a duration before any pitch, which finishes the note left open before it
+    finishes: Tensor | None = None  # [V] int: notes the token writes whole (a pitch, then its duration, inside it)
 
     def outside(self, low: int, high: int) -> Tensor:
         """[V] bool: tokens a pitched part in register [low, high] must not write: a pitch outside it, or a drum
@@ -55,7 +56,7 @@ class TokenTables:
         vocab = codec.vocab
         names = vocab.tokens
         forbidden = {vocab[t] for t in _BODY_FORBIDDEN} | set(vocab.control_ids)
-        starts, banned, lows, highs, drums, notes, tails, open_, closes = [], [], [], [], [], [], [], [], []
+        starts, banned, lows, highs, drums, notes, tails, open_, closes, finishes = ([] for _ in range(10))
         pitch = {i: int(t.split("_")[1]) for t, i in vocab.ids.items() if t.startswith("Pitch_")}
         drum = {i for t, i in vocab.ids.items() if t.startswith("PitchDrum_")}
         for piece in codec.pieces:
@@ -63,9 +64,11 @@ class TokenTables:
             notes.append(len(played) + sum(i in drum for i in piece))
             kinds = [names[i].split("_")[0] for i in piece]
             tails.append(bool(kinds) and all(kind in ("Velocity", "Duration") for kind in kinds))
-            last_pitch = max((k for k, kind in enumerate(kinds) if kind in ("Pitch", "PitchDrum")), default=-1)
-            open_.append(last_pitch >= 0 and "Duration" not in kinds[last_pitch:])
-            closes.append("Duration" in kinds)
+            pitches = [k for k, kind in enumerate(kinds) if kind in ("Pitch", "PitchDrum")]
+            open_.append(bool(pitches) and "Duration" not in kinds[pitches[-1]:])
+            closes.append("Duration" in kinds[: pitches[0] if pitches else len(kinds)])
+            ends = pitches[1:] + [len(kinds)]
+            finishes.append(sum("Duration" in kinds[k:end] for k, end in zip(pitches, ends)))
             lows.append(min(played, default=128))
             highs.append(max(played, default=-1))
             drums.append(any(i in drum for i in piece))
@@ -79,7 +82,7 @@ class TokenTables:
             banned.append(bad and not (piece and piece[0] == vocab.bar))
         return cls(torch.tensor(starts), torch.tensor(banned), vocab["FillBar_End"], vocab["Track_End"],
                    torch.tensor(lows), torch.tensor(highs), torch.tensor(drums), torch.tensor(notes),
-                   torch.tensor(tails), torch.tensor(open_), torch.tensor(closes))
+                   torch.tensor(tails), torch.tensor(open_), torch.tensor(closes), torch.tensor(finishes))
 
 
 class BarInfillConstraint(Constraint):
@@ -116,6 +119,7 @@ class BarInfillConstraint(Constraint):
         else:
             self.limits = [max_notes] * len(bars)
         self.notes = 0  # written in the current bar
+        self.finished = 0  # of those, notes with their duration
         self.open = False  # the last note written still lacks its duration
         self.max_rest = max_rest
         self.rest = 0  # bars without a note just before the current one
@@ -127,8 +131,8 @@ class BarInfillConstraint(Constraint):
 
     @property
     def _resting(self) -> bool:
-        """The current bar has no finished note yet (none, or one still without its duration)."""
-        return self.notes == 0 or (self.notes == 1 and self.open)
+        """The current bar has no finished note yet: pitches without their durations decode to nothing."""
+        return self.finished == 0
 
     def banned(self) -> Tensor:
         banned = self._within_limit()
@@ -151,6 +155,7 @@ class BarInfillConstraint(Constraint):
             if self.tables.notes is not None:  # notes are counted for the note limit and the rest limit
                 written = int(self.tables.notes[token])
                 self.notes += written
+                self.finished += int(self.open and self.tables.closes[token]) + int(self.tables.finishes[token])
                 if written:
                     self.open = bool(self.tables.leaves_open[token])
                 elif self.tables.closes[token]:
@@ -158,7 +163,7 @@ class BarInfillConstraint(Constraint):
             return [token]
         self.current += 1
         self.rest = self.rest + 1 if self._resting else 0
-        self.notes, self.open = 0, False
+        self.notes, self.finished, self.open = 0, 0, False
         if self.current < len(self.bars):
             header, controls = self.bars[self.current]
             return [*header, *controls]

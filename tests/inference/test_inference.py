@@ -85,7 +85,7 @@ def test_a_full_bar_can_only_be_followed_by_a_bar_start(tok):
     tables = TokenTables(starts_bar=torch.tensor([t, f, f, f, f, f]), banned=torch.tensor([f, f, f, f, t, f]),
                          fill_end=4, track_end=4, notes=torch.tensor([0, 0, 1, 3, 0, 0]),
                          note_tail=torch.tensor([f, f, f, f, f, t]), leaves_open=torch.tensor([f, f, t, f, f, f]),
-                         closes=torch.tensor([f, f, f, t, f, t]))
+                         closes=torch.tensor([f, f, f, f, f, t]), finishes=torch.tensor([0, 0, 0, 3, 0, 0]))
     allowed = lambda c: (~c.banned()).nonzero()[:, 0].tolist()  # noqa: E731
     c = BarInfillConstraint(tables, [((0,), ())] * 2, max_notes=4)
     assert allowed(c) == [0, 1, 2, 3, 5]
@@ -109,6 +109,8 @@ def test_a_full_bar_can_only_be_followed_by_a_bar_start(tok):
     assert allowed(rests) == [1, 2, 3, 5]  # bar 2 cannot end before it has a note
     rests.after_sample(2)
     assert allowed(rests) == [1, 2, 3, 5]  # nor on a note still without its duration
+    rests.after_sample(2)
+    assert allowed(rests) == [1, 2, 3, 5]  # nor on two pitches without one: they decode to nothing
     rests.after_sample(5)
     assert allowed(rests) == [0, 1, 2, 3, 5]
     rests.after_sample(0)
