@@ -70,8 +70,9 @@ def load_cpu_op():
         raise KernelBuildError("no C++ compiler found (install g++ to build the fast CPU kernel)")
     source = CSRC / "wkv7_cpu.cpp"
     flags = ["-O3", "-march=native", "-ffast-math", "-fno-finite-math-only"]
-    # one build per source, flags, CPU and Python environment (torch's headers live in the environment)
-    name = f"midi_rwkv_wkv7_cpu_{_key(source.read_text(), ' '.join(flags), _cpu_flags(), torch.__file__)}"
+    # one build per source (its text and its path: ninja's build file names the path, so two checkouts sharing one
+    # build would rebuild each other's), flags, CPU and Python environment (torch's headers live in the environment)
+    name = f"midi_rwkv_wkv7_cpu_{_key(str(source), source.read_text(), ' '.join(flags), _cpu_flags(), torch.__file__)}"
     _build(name, [source], extra_cflags=flags)
     return torch.ops.midi_rwkv_wkv7_cpu
 
@@ -91,6 +92,7 @@ def load_cuda_op(head_size: int):
         f"-D_N_={head_size}",
         "-D_CHUNK_LEN_=16",
     ]
-    name = f"midi_rwkv_wkv7_cuda_{head_size}_{_key(*(s.read_text() for s in sources), ' '.join(flags), torch.__file__)}"
+    texts = [part for s in sources for part in (str(s), s.read_text())]
+    name = f"midi_rwkv_wkv7_cuda_{head_size}_{_key(*texts, ' '.join(flags), torch.__file__)}"
     _build(name, sources, extra_cuda_cflags=flags)
     return torch.ops.midi_rwkv_wkv7_cuda
