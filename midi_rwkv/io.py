@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -12,6 +13,15 @@ from pathlib import Path
 def cache_dir() -> Path:
     """Where built kernels and exported models are kept: $MIDI_RWKV_CACHE, else ~/.cache/midi_rwkv."""
     return Path(os.environ.get("MIDI_RWKV_CACHE", Path.home() / ".cache" / "midi_rwkv"))
+
+
+def file_sha256(path: str | Path, block: int = 1 << 20) -> str:
+    """The hex sha256 of a file's bytes, read in blocks (a large file never sits in memory whole)."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        while chunk := f.read(block):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _umask() -> int:

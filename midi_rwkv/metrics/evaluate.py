@@ -7,7 +7,8 @@ Layout of the output folder:
   results.csv, summary.md, *.png     written by :mod:`midi_rwkv.metrics.report`
 
 Re-running with the same folder skips every generation already on disk (the JSON is written last,
-so a generation interrupted half-way is redone).
+so a generation interrupted half-way is redone). Each JSON records the system's identity (its settings, the
+sampling it got, the sha256 of its files); a system whose identity changed under the same name is refused.
 """
 
 from __future__ import annotations
@@ -175,7 +176,14 @@ class Evaluation:
         infillers: dict[tuple, Infiller] = {}
         position = {prompt.id: i for i, prompt in enumerate(prompts)}  # the sampling seed of each prompt
         for system in self.systems:
-            todo = [p for p in prompts if not self._paths(system, p)[1].is_file()]
+            identity = system.identity(self.config.mode)
+            todo = []
+            for prompt in prompts:
+                meta = self._paths(system, prompt)[1]
+                if meta.is_file():
+                    self._same_system(system.name, json.loads(meta.read_text()).get("system", {}), identity)
+                else:
+                    todo.append(prompt)
             if not todo:
                 continue
             if not system.is_reference:
@@ -194,7 +202,7 @@ class Evaluation:
                     try:
                         record = self._reference(system.name, piece, prompt, bars)
                     except MidiRwkvError as err:  # one piece never stops an evaluation: its reason is reported
-                        atomic_write_json(meta, {"prompt": prompt.to_dict(), "system": system.to_dict(),
+                        atomic_write_json(meta, {"prompt": prompt.to_dict(), "system": identity,
                                                  "skipped": str(err)})
                         continue
                     score = record.pop("score")
@@ -213,7 +221,22 @@ class Evaluation:
                         "notes_added": c.report.notes_added,
                     }
                 atomic_write(midi, score.dump_midi)
-                atomic_write_json(meta, {"prompt": prompt.to_dict(), "system": system.to_dict(), **record})
+                atomic_write_json(meta, {"prompt": prompt.to_dict(), "system": identity, **record})
+
+    def _same_system(self, name: str, stored: dict, current: dict) -> None:
+        """Refuse to reuse generations that another system made under this name (other settings, another model
+        file behind the same path). Keys an older record lacks, or its unresolved default sampler, are not compared."""
+        for key, then in stored.items():
+            if key not in current or (key == "sampler" and then is None):
+                continue
+            now = current[key]
+            if key == "sha256":
+                then, now = {k: v for k, v in then.items() if k in now}, {k: v for k, v in now.items() if k in then}
+            if then != now:
+                raise MidiRwkvError(
+                    f"{self.out}: system '{name}' was generated with {key} {then}, and is now {now}: give it "
+                    "another name, or another --out"
+                )
 
     def _model_candidate(self, infiller: Infiller, system: System, piece: Piece, prompt: Prompt, seed: int):
         """The system's candidate for the prompt: the best of its ``n`` by its ``rank``."""

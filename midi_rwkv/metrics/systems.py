@@ -21,7 +21,8 @@ from symusic import Score
 
 from midi_rwkv.errors import MidiRwkvError
 from midi_rwkv.inference.ggml import ENGINES
-from midi_rwkv.inference.sampler import SamplerConfig
+from midi_rwkv.inference.sampler import TRACK_SAMPLER, SamplerConfig
+from midi_rwkv.io import file_sha256
 from midi_rwkv.tokenizer import Piece
 from midi_rwkv.tokenizer.sequences import LAYOUTS
 
@@ -54,6 +55,16 @@ class System:
     def to_dict(self) -> dict:
         out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "sampler"}
         return out | {"sampler": vars(self.sampler) if self.sampler else None}
+
+    def identity(self, mode: str) -> dict:
+        """What decides this system's generations in an evaluation of ``mode`` (bars | track): its settings, the
+        sampling it gets (a default resolved), and the sha256 of each file it loads. Stored with every generation,
+        so that a re-run can tell generations made by something else under the same name."""
+        out = self.to_dict()
+        if not self.is_reference:
+            out["sampler"] = vars(self.sampler or (SamplerConfig() if mode == "bars" else TRACK_SAMPLER))
+        files = {key: getattr(self, key) for key in ("model", "tokenizer", "state", "lora")}
+        return out | {"sha256": {key: file_sha256(path)[:12] for key, path in files.items() if path}}
 
 
 _SAMPLER_KEYS = typing.get_type_hints(SamplerConfig)  # temperature: float, top_k: int, ...

@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 
 from midi_rwkv.errors import MidiRwkvError
-from midi_rwkv.io import atomic_write, atomic_write_json
+from midi_rwkv.io import atomic_write, atomic_write_json, file_sha256
 
 FORMAT = "midi-rwkv-parts/1"
 SUFFIX = ".parts.json"
@@ -25,14 +25,6 @@ _BLOCK = 1 << 20  # read in 1 MiB blocks: a part never sits in memory twice
 
 class PartsError(MidiRwkvError):
     """Parts are missing, damaged or do not match their manifest."""
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while block := f.read(_BLOCK):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def split_file(path: str | Path, out_dir: str | Path, part_mib: float = 16) -> Path:
@@ -58,7 +50,7 @@ def split_file(path: str | Path, out_dir: str | Path, part_mib: float = 16) -> P
             parts.append({"file": name, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()})
             if len(data) < part_bytes:
                 break
-    manifest = {"format": FORMAT, "name": path.name, "size": path.stat().st_size, "sha256": _sha256(path),
+    manifest = {"format": FORMAT, "name": path.name, "size": path.stat().st_size, "sha256": file_sha256(path),
                 "part_bytes": part_bytes, "parts": parts}
     return atomic_write_json(out_dir / f"{path.name}{SUFFIX}", manifest)
 
@@ -100,7 +92,7 @@ def join_parts(where: str | Path, out: str | Path) -> Path:
             raise PartsError(f"{part}: missing (the manifest names {len(parts)} parts)")
         if part.stat().st_size != entry["size"]:
             raise PartsError(f"{part}: {part.stat().st_size} bytes, the manifest says {entry['size']}")
-        if _sha256(part) != entry["sha256"]:
+        if file_sha256(part) != entry["sha256"]:
             raise PartsError(f"{part}: sha256 differs from the manifest (damaged in transfer?)")
 
     def write(tmp: str) -> None:
@@ -109,7 +101,7 @@ def join_parts(where: str | Path, out: str | Path) -> Path:
                 with part.open("rb") as src:
                     while block := src.read(_BLOCK):
                         f.write(block)
-        if _sha256(Path(tmp)) != manifest["sha256"]:
+        if file_sha256(Path(tmp)) != manifest["sha256"]:
             raise PartsError(f"{manifest_path}: the joined file's sha256 differs from the manifest's")
 
     return atomic_write(out, write)

@@ -92,6 +92,24 @@ def test_evaluation_writes_results_summary_and_plots_and_resumes(setup, capsys):
     assert "other prompt settings" in capsys.readouterr().err
 
 
+def test_a_system_that_changed_since_its_generations_is_refused(setup, tmp_path, capsys):
+    root, data, path = setup
+    out, model = tmp_path / "report", tmp_path / "m.pth"
+    shutil.copy(path, model)
+    shutil.copy(root / "tokenizer.json", tmp_path / "tokenizer.json")
+    spec = f"m:model={model},temperature=0.5"
+    assert _run(root, data, path, out, "--system", spec) == 0
+    stored = json.loads(next((out / "generations" / "m").glob("*.json")).read_text())["system"]
+    assert stored["sampler"]["temperature"] == 0.5 and len(stored["sha256"]["model"]) == 12
+    assert _run(root, data, path, out, "--system", spec) == 0  # the same system: its generations are reused
+    assert _run(root, data, path, out, "--system", spec.replace("0.5", "0.7")) == 2  # same name, other settings
+    assert "system 'm' was generated with sampler" in capsys.readouterr().err
+    torch.manual_seed(1)
+    save_checkpoint(init_weights(RWKV7(tiny_config(InfillTokenizer().vocab_size)), seed=1), model)
+    assert _run(root, data, path, out, "--system", spec) == 2  # another model behind the same path
+    assert "system 'm' was generated with sha256" in capsys.readouterr().err
+
+
 def _check_rows_measure_the_stored_generation_against_the_original(out, rows):
     """Every system's row is its own stored file scored against the original, not anything against itself."""
     value = {(r["system"], r["prompt"], r["metric"]): float(r["value"]) for r in rows}
