@@ -39,6 +39,12 @@ class SamplerConfig:
 TRACK_SAMPLER = SamplerConfig(temperature=1.0, repetition_penalty=1.2)
 
 
+def default_sampler(mode: str) -> SamplerConfig:
+    """The sampling a fill gets when none is given: ``bars`` the defaults; a whole or new track (``track``, ``new``)
+    :data:`TRACK_SAMPLER`."""
+    return SamplerConfig() if mode == "bars" else TRACK_SAMPLER
+
+
 def filter_logits(
     logits: Tensor, config: SamplerConfig, seen: Tensor | None = None, banned: Tensor | None = None
 ) -> Tensor:

@@ -21,7 +21,7 @@ from symusic import Score
 
 from midi_rwkv.errors import MidiRwkvError
 from midi_rwkv.inference.ggml import ENGINES
-from midi_rwkv.inference.sampler import TRACK_SAMPLER, SamplerConfig
+from midi_rwkv.inference.sampler import SamplerConfig, default_sampler
 from midi_rwkv.io import file_sha256
 from midi_rwkv.tokenizer import Piece
 from midi_rwkv.tokenizer.sequences import LAYOUTS
@@ -62,7 +62,7 @@ class System:
         so that a re-run can tell generations made by something else under the same name."""
         out = self.to_dict()
         if not self.is_reference:
-            out["sampler"] = vars(self.sampler or (SamplerConfig() if mode == "bars" else TRACK_SAMPLER))
+            out["sampler"] = vars(self.sampler or default_sampler(mode))
         files = {key: getattr(self, key) for key in ("model", "tokenizer", "state", "lora")}
         return out | {"sha256": {key: file_sha256(path)[:12] for key, path in files.items() if path}}
 

@@ -23,7 +23,7 @@ from starlette.staticfiles import StaticFiles
 from midi_rwkv.errors import MidiRwkvError
 from midi_rwkv.inference.infiller import Infiller
 from midi_rwkv.inference.requests import ControlRequest
-from midi_rwkv.inference.sampler import TRACK_SAMPLER, SamplerConfig
+from midi_rwkv.inference.sampler import default_sampler
 from midi_rwkv.studio.jobs import Jobs, Request, random_seed
 from midi_rwkv.studio.session import Song, StudioError
 from midi_rwkv.tokenizer.controls import DENSITY_MAX, DURATIONS, POLYPHONY_MAX, POLYPHONY_MIN
@@ -157,15 +157,10 @@ def _target(data: dict, song: Song) -> tuple[str, int, tuple[int, int], int, boo
     return mode, track, (start, end), original.program, original.is_drum
 
 
-def sampler_for(mode: str) -> SamplerConfig:
-    """The engine's sampling for a mode: whole and new tracks keep the paper's (see inference/sampler.py)."""
-    return SamplerConfig() if mode == "bars" else TRACK_SAMPLER
-
-
 def parse_generate(data: dict, song: Song, styles: dict[str, Path]) -> Request:
     """A Generate request from the page, checked against the song and the studio's limits."""
     mode, track, (start, end), program, drums = _target(data, song)
-    base = sampler_for(mode)
+    base = default_sampler(mode)
     temperature = data.get("temperature", base.temperature)
     if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not 0 <= temperature <= 2:
         raise StudioError("'temperature' must be from 0 to 2")
@@ -228,7 +223,7 @@ def build_app(studio: Studio) -> Starlette:
         return _ok({"styles": sorted(studio.styles)})
 
     async def defaults(request):  # the page starts its controls here, so the engine's defaults live in one place
-        return _ok({"temperature": {mode: sampler_for(mode).temperature for mode in MODES}})
+        return _ok({"temperature": {mode: default_sampler(mode).temperature for mode in MODES}})
 
     async def generate(request):
         song = studio.song(request.path_params["song"])
