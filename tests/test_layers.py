@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "midi_rwkv"
 LAYERS = {
     "errors": 0, "io": 0, "settings": 0,
     "tokenizer": 1,
-    "data": 2, "model": 2,
+    "data": 2, "model": 2, "structure": 2,
     "train": 3, "peft": 3,
     "inference": 4,
     "metrics": 5,

@@ -4,6 +4,17 @@ Each module registers its commands on the console script's subparsers; the order
 ``midi-rwkv --help``: what composers use first, then the research pipeline.
 """
 
-from midi_rwkv.commands import compiling, corpus, evaluating, infilling, parts, studio, tokenizing, training, tuning
+from midi_rwkv.commands import (
+    compiling,
+    corpus,
+    evaluating,
+    infilling,
+    parts,
+    structure,
+    studio,
+    tokenizing,
+    training,
+    tuning,
+)
 
-MODULES = (infilling, studio, tuning, training, evaluating, tokenizing, corpus, compiling, parts)
+MODULES = (infilling, studio, structure, tuning, training, evaluating, tokenizing, corpus, compiling, parts)

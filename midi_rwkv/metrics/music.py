@@ -16,32 +16,8 @@ from __future__ import annotations
 import numpy as np
 from symusic import Score
 
-from midi_rwkv.metrics.region import Notes, Region, span_notes, track_notes
-
-FRAMES_PER_BAR = 16
-SMOOTHING = 8  # frames in the moving average, [i - 4, i + 4)
-
-
-def _frames(region: Region, per_bar: int) -> list[tuple[float, float]]:
-    """Equal frames inside each bar (bars of different lengths keep 16 frames each)."""
-    out = []
-    for bar in region.bars:
-        edges = np.linspace(bar.start, bar.end, per_bar + 1)
-        out += list(zip(edges[:-1], edges[1:]))
-    return out
-
-
-def _chroma(notes: Notes, frames: list[tuple[float, float]]) -> np.ndarray:
-    chroma = np.zeros((len(frames), 12))
-    for i, (start, end) in enumerate(frames):
-        on = notes.sounding(start, end)
-        np.add.at(chroma[i], on.pitch % 12, 1)
-    return chroma / (np.linalg.norm(chroma, axis=1, keepdims=True) + 1e-8)
-
-
-def _smooth(chroma: np.ndarray, size: int = SMOOTHING) -> np.ndarray:
-    half = size // 2
-    return np.stack([chroma[max(0, i - half) : i + half].mean(axis=0) for i in range(len(chroma))])
+from midi_rwkv.metrics.region import Region, span_notes, track_notes
+from midi_rwkv.structure.features import FRAMES_PER_BAR, Notes, chroma, frames, grid_step, onset_grid, smooth
 
 
 def content_preservation(generated: Score, original: Score, region: Region, faithful: bool = False) -> float:
@@ -51,9 +27,9 @@ def content_preservation(generated: Score, original: Score, region: Region, fait
     notes included); smoothing averages frames [i-4, i+4). A frame where both are silent scores 1
     (0 when ``faithful``); silent in one only, 0.
     """
-    frames = _frames(region, FRAMES_PER_BAR)
-    gen = _smooth(_chroma(track_notes(generated, region.track), frames))
-    orig = _smooth(_chroma(track_notes(original, region.track), frames))
+    cells = frames(region.bars, FRAMES_PER_BAR)
+    gen = smooth(chroma(track_notes(generated, region.track), cells))
+    orig = smooth(chroma(track_notes(original, region.track), cells))
     norms = np.linalg.norm(gen, axis=1) * np.linalg.norm(orig, axis=1)
     cos = np.where(norms > 1e-6, (gen * orig).sum(axis=1) / np.maximum(norms, 1e-12), 0.0)
     if not faithful:
@@ -62,24 +38,17 @@ def content_preservation(generated: Score, original: Score, region: Region, fait
     return float(cos.mean())
 
 
-def _onset_grid(notes: Notes, start: int, end: int, step: int) -> np.ndarray:
-    grid = np.zeros(max(1, (end - start) // step), dtype=bool)
-    onsets = notes.onset_in(start, end).time
-    grid[np.minimum((onsets - start) // step, len(grid) - 1)] = True
-    return grid
-
-
 def groove_similarity(generated: Score, original: Score, region: Region) -> float:
     """Mean over bars of 1 - |g_gen XOR g_orig| / Q (Wu & Yang's grooving similarity, bar by bar).
 
     g is a bar's onset grid at 1/32-note resolution (Q cells): which cells have a note starting.
     Two empty bars are identical (1).
     """
-    step = max(1, region.tpq // 8)
+    step = grid_step(region.tpq)
     gen, orig = track_notes(generated, region.track), track_notes(original, region.track)
     scores = []
     for bar in region.bars:
-        a, b = _onset_grid(gen, bar.start, bar.end, step), _onset_grid(orig, bar.start, bar.end, step)
+        a, b = onset_grid(gen, bar.start, bar.end, step), onset_grid(orig, bar.start, bar.end, step)
         scores.append(1.0 - np.count_nonzero(a ^ b) / len(a))
     return float(np.mean(scores))
 
@@ -90,13 +59,13 @@ def groove_consistency(score: Score, region: Region, faithful: bool = False) -> 
     Undefined (NaN) for a single bar or an empty span. ``faithful``: the original's denominator
     Q N, with 1 for a single bar or an empty span.
     """
-    step = max(1, region.tpq // 8)
+    step = grid_step(region.tpq)
     notes = track_notes(score, region.track)
     width = max(bar.end - bar.start for bar in region.bars) // step
     grids = []
     for bar in region.bars:
         grid = np.zeros(width, dtype=bool)
-        part = _onset_grid(notes, bar.start, bar.end, step)
+        part = onset_grid(notes, bar.start, bar.end, step)
         grid[: len(part)] = part
         grids.append(grid)
     grids = np.stack(grids)

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 from symusic import Score
 
+from midi_rwkv.structure.features import Notes, track_notes  # re-exported: computed below the metrics
 from midi_rwkv.tokenizer.metre import Bar
+
+__all__ = ["Notes", "Region", "span_notes", "track_notes"]
 
 
 @dataclass(frozen=True)
@@ -29,36 +31,6 @@ class Region:
     @property
     def end(self) -> int:
         return self.bars[-1].end
-
-
-@dataclass(frozen=True)
-class Notes:
-    """Notes of one track as arrays (onset, duration, pitch), sorted by onset."""
-
-    time: np.ndarray
-    duration: np.ndarray
-    pitch: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.time)
-
-    def onset_in(self, start: int, end: int) -> "Notes":
-        mask = (self.time >= start) & (self.time < end)
-        return Notes(self.time[mask], self.duration[mask], self.pitch[mask])
-
-    def sounding(self, start: int, end: int) -> "Notes":
-        """Notes that overlap [start, end), including notes held from before ``start``."""
-        mask = (self.time < end) & (self.time + np.maximum(self.duration, 1) > start)
-        return Notes(self.time[mask], self.duration[mask], self.pitch[mask])
-
-
-def track_notes(score: Score, track: int) -> Notes:
-    if track >= len(score.tracks):
-        empty = np.zeros(0, dtype=np.int64)
-        return Notes(empty, empty, empty)
-    arrays = score.tracks[track].notes.numpy()
-    order = np.argsort(arrays["time"], kind="stable")
-    return Notes(*(arrays[key][order].astype(np.int64) for key in ("time", "duration", "pitch")))
 
 
 def span_notes(score: Score, region: Region) -> Notes:
