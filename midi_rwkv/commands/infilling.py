@@ -10,6 +10,7 @@ import torch
 from midi_rwkv.commands.fills import FILL_HELP, fills_from_args, fills_label
 from midi_rwkv.commands.options import add_settings, given_settings, settings_from_args
 from midi_rwkv.errors import MidiRwkvError
+from midi_rwkv.inference.form import DEFAULT_STRUCTURE, STRUCTURE_SETTINGS
 from midi_rwkv.inference.generator import TorchBackend
 from midi_rwkv.inference.ggml import ENGINES
 from midi_rwkv.inference.ggml.gguf import DTYPES
@@ -56,7 +57,7 @@ def run_infill(args) -> int:
         raise MidiRwkvError("--threads must be 1 or more")
     infiller = Infiller.load(args.model, args.tokenizer, args.state, args.lora, engine=args.engine,
                              threads=args.threads or 1, keep_register=args.register == "keep",
-                             strict_density=args.strict_density)
+                             strict_density=args.strict_density, structure="vary" if args.vary else args.structure)
     if args.threads or not isinstance(infiller.generator.backend, TorchBackend):
         torch.set_num_threads(args.threads or 1)  # the sampler's (and the PyTorch engine's) threads
     print(f"engine: {infiller.generator.backend.name}")
@@ -83,6 +84,8 @@ def run_infill(args) -> int:
               f"mean log-prob {c.mean_logprob:.2f}")
         if note := empty_track_note(c.score):
             print(f"  {note}")
+        if c.form:
+            print(f"  {c.form}")
         for s in steps:
             g = s.generation
             if len(steps) > 1:
@@ -172,6 +175,13 @@ def register(sub) -> None:
                    help="each new bar holds at most the notes its density control asks for; the model may still write "
                    "fewer (default: on; on POP909 melodies it cuts the density error from 0.82 to 0.28 notes per bar "
                    "and raises GS by 0.01). --no-strict-density lets the model overshoot the control")
+    p.add_argument("--structure", choices=STRUCTURE_SETTINGS, default=DEFAULT_STRUCTURE,
+                   help="follow the song's form in bar infills: 'follow' copies, with a weight per bar, from the "
+                   "window elsewhere in the song whose other tracks best match the span's (the first candidate "
+                   "fully, the others loosely, and never where a bar's controls differ from that window's); "
+                   "'vary' leans on it loosely in every candidate; 'context' widens the prompt to show the model "
+                   f"that window; 'off' (default: {DEFAULT_STRUCTURE}). See 'midi-rwkv structure FILE'")
+    p.add_argument("--vary", action="store_true", help="a new idea rather than a repeat: the same as --structure vary")
     p.add_argument("--roll", action="store_true", help="also draw the original and every candidate as piano rolls "
                    "(a PNG beside the files; what the model wrote is outlined)")
     p.add_argument(

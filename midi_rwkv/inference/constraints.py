@@ -45,6 +45,7 @@ class TokenTables:
     leaves_open: Tensor | None = None  # [V] bool: its last note has no duration yet (the next tokens finish it)
     closes: Tensor | None = None  # [V] bool: a duration before any pitch, which finishes the note left open before it
     finishes: Tensor | None = None  # [V] int: notes the token writes whole (a pitch, then its duration, inside it)
+    bar: int = -1  # the plain bar line (Bar_None; its model id is its base id)
 
     def outside(self, low: int, high: int) -> Tensor:
         """[V] bool: tokens a pitched part in register [low, high] must not write: a pitch outside it, or a drum
@@ -82,7 +83,8 @@ class TokenTables:
             banned.append(bad and not (piece and piece[0] == vocab.bar))
         return cls(torch.tensor(starts), torch.tensor(banned), vocab["FillBar_End"], vocab["Track_End"],
                    torch.tensor(lows), torch.tensor(highs), torch.tensor(drums), torch.tensor(notes),
-                   torch.tensor(tails), torch.tensor(open_), torch.tensor(closes), torch.tensor(finishes))
+                   torch.tensor(tails), torch.tensor(open_), torch.tensor(closes), torch.tensor(finishes),
+                   bar=vocab.bar)
 
 
 class BarInfillConstraint(Constraint):

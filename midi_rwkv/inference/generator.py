@@ -93,6 +93,12 @@ class Constraint:
         """Tokens to feed for a sampled ``token``: usually ``[token]``; may replace or extend it."""
         return [token]
 
+    def proposal(self) -> tuple[int, float] | None:
+        """A token to mix into the model's distribution at the next sample, and its weight w: the token is drawn
+        from (1 - w) p_model + w [token] (a copy distribution, as in cache language models). None: the model's
+        alone."""
+        return None
+
 
 @dataclass
 class Generation:
@@ -171,6 +177,7 @@ class Generator:
                     [b if b is not None else torch.zeros(self.vocab_size, dtype=torch.bool) for b in banned]
                 )
                 drawn = sample(logits[need], sampler, generator, seen[need], mask)
+                _mix_proposals(drawn, [constraints[i].proposal() for i in need], mask, generator)
                 scores = torch.log_softmax(logits[need].float(), dim=-1).gather(1, drawn[:, None])[:, 0]
                 for i, token, score in zip(need, drawn.tolist(), scores.tolist()):
                     out[i].sampled += 1
@@ -195,3 +202,16 @@ class Generator:
         for g in out:
             g.seconds = elapsed
         return out
+
+
+def _mix_proposals(drawn: Tensor, proposals: list[tuple[int, float] | None], banned: Tensor,
+                   generator: torch.Generator | None) -> None:
+    """Sample from (1 - w) p_model + w [token] per stream, in place: with probability w a stream takes its
+    proposed token (never a banned one) instead of the model's draw. The random stream is read only when some
+    stream has a proposal, so generations without one are unchanged."""
+    if not any(p is not None and p[1] > 0 for p in proposals):
+        return
+    coins = torch.rand(len(proposals), generator=generator)
+    for row, (proposal, coin) in enumerate(zip(proposals, coins.tolist())):
+        if proposal is not None and coin < proposal[1] and not banned[row, proposal[0]]:
+            drawn[row] = proposal[0]

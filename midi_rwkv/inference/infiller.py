@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -9,6 +10,16 @@ from symusic import Score, Track
 
 from midi_rwkv.errors import ControlError, MidiRwkvError
 from midi_rwkv.inference.constraints import BarInfillConstraint, TokenTables
+from midi_rwkv.inference.follow import FollowSource
+from midi_rwkv.inference.form import (
+    DEFAULT_STRUCTURE,
+    FOLLOW_WEIGHT,
+    STRUCTURE_SETTINGS,
+    FormPlan,
+    context_to_reach,
+    no_plan,
+    plan_form,
+)
 from midi_rwkv.inference.generator import Generator, Generation
 from midi_rwkv.inference.ggml import ENGINES, choose_engine, ggml_backend
 from midi_rwkv.inference.sampler import TRACK_SAMPLER, SamplerConfig
@@ -45,6 +56,7 @@ class Candidate:
     generation: Generation
     fill: Fill | None = None
     previous: list[Candidate] = field(default_factory=list)
+    form: str | None = None  # what the song's form contributed (a bar fill with the structure setting on)
 
     @property
     def control_error(self) -> float:
@@ -145,10 +157,21 @@ class Infiller:
     """
 
     def __init__(self, generator: Generator, tokenizer: InfillTokenizer, keep_register: bool = True,
-                 layout: str = "file-order", strict_density: bool = True):
+                 layout: str = "file-order", strict_density: bool = True, structure: str = DEFAULT_STRUCTURE):
+        if structure not in STRUCTURE_SETTINGS:
+            raise MidiRwkvError(f"unknown structure setting '{structure}': choose from {', '.join(STRUCTURE_SETTINGS)}")
         self.generator, self.tokenizer, self.keep_register, self.layout = generator, tokenizer, keep_register, layout
-        self.strict_density = strict_density
+        self.strict_density, self.structure, self.structure_weight = strict_density, structure, FOLLOW_WEIGHT
         self.tables = TokenTables.build(tokenizer.codec)
+        self._structures: dict[int, tuple[Piece, object]] = {}  # id(piece) -> (piece, its SongStructure)
+
+    def with_structure(self, structure: str, weight: float = FOLLOW_WEIGHT) -> Infiller:
+        """This infiller (the same model, loaded once) with another structure setting and copy weight."""
+        if structure not in STRUCTURE_SETTINGS:
+            raise MidiRwkvError(f"unknown structure setting '{structure}': choose from {', '.join(STRUCTURE_SETTINGS)}")
+        other = copy.copy(self)
+        other.structure, other.structure_weight = structure, weight
+        return other
 
     @classmethod
     def load(
@@ -162,6 +185,7 @@ class Infiller:
         keep_register: bool = True,
         layout: str | None = None,
         strict_density: bool = True,
+        structure: str = DEFAULT_STRUCTURE,
     ) -> Infiller:
         """A model, its tokenizer, and optionally a tuned state (``--state``) and a LoRA merged in (``--lora``).
 
@@ -180,7 +204,8 @@ class Infiller:
             tokenizer = open_tokenizer(model_path, tokenizer_path)
             engine = "ggml" if engine == "auto" else engine
             backend = _gguf_backend(model_path, tokenizer, engine, threads, state, lora)
-            return cls(Generator(backend), tokenizer, keep_register, layout or read_layout(model_path), strict_density)
+            return cls(Generator(backend), tokenizer, keep_register, layout or read_layout(model_path), strict_density,
+                       structure)
         model, tokenizer, _ = open_model(model_path, tokenizer_path)
         layout = layout or model_layout(model_path)
         initial = None
@@ -196,7 +221,7 @@ class Infiller:
             generator = Generator(model, initial_state=initial)
         else:
             generator = Generator(ggml_backend(model, engine, threads, initial, layout))
-        return cls(generator, tokenizer, keep_register, layout, strict_density)
+        return cls(generator, tokenizer, keep_register, layout, strict_density, structure)
 
     def infill(
         self,
@@ -211,6 +236,7 @@ class Infiller:
         seed: int | None = None,
         free: bool = False,
         context_tokens: int | None = None,
+        first_candidate: int = 0,
     ) -> list[Candidate]:
         """K candidates for real bars ``bars`` = [start, end) of ``track``.
 
@@ -219,7 +245,8 @@ class Infiller:
         context on each side; ``None``: the whole song (read in chunks, at constant memory).
         ``context_tokens``: at most this many tokens in all, context widened evenly on both sides (default: 4x the
         model's training length when ``context_bars`` is set, else no limit). ``max_tokens``: per candidate
-        (default 2000).
+        (default 2000). ``first_candidate``: the index of the first of these among the request's candidates, when
+        they are made one at a time (under the ``follow`` structure setting only candidate 0 is the repeat itself).
         """
         if free and request is not None and request != ControlRequest():
             raise ControlError("--free takes no --density, --polyphony or --duration (free infilling gets no controls)")
@@ -230,6 +257,9 @@ class Infiller:
         base = resolve_bar_controls(enc, t, span, None)
         is_drum = enc.tracks[t].is_drum
         requested = apply_bar_request(piece, track, base, bars, request or ControlRequest(), is_drum)
+        plan = self.form_plan(piece, enc, track, bars, requested, free)
+        if self.structure == "context":
+            context_bars = context_to_reach(bars, plan.source, context_bars)
         # RWKV reads past its training length; with a bounded context, 4x ctx_len bounds the time spent on the prompt
         max_len = context_tokens
         if max_len is None and context_bars is not None:
@@ -239,15 +269,42 @@ class Infiller:
         section = [(s.header, s.controls) for s in seq.section]
         register = track_register(piece, track, bars) if self.keep_register else None
         limit = self.note_limits(piece, requested, free)
-        constraints = [BarInfillConstraint(self.tables, section, register=register, max_notes=limit) for _ in range(n)]
+        constraints = [self._bar_constraint(section, register, limit, plan, first_candidate + i) for i in range(n)]
         generations = self.generator.generate(seq.ids, constraints, sampler, max_tokens or 2000, seed)
         fill = BarFill(track, tuple(bars), request, free)
         candidates = []
         for g in generations:
             score, report = tok.merge(piece, seq, g.ids)
             realised = tok.realised_controls(score, piece.name, track, bars, len(requested), is_drum)
-            candidates.append(Candidate(score, report, requested, realised, g, fill))
+            note = plan.note if self.structure != "off" else None
+            candidates.append(Candidate(score, report, requested, realised, g, fill, form=note))
         return candidates
+
+    def _bar_constraint(self, section, register, limit, plan: FormPlan, candidate: int) -> BarInfillConstraint:
+        if self.structure in ("follow", "vary") and plan.active:
+            return FollowSource(self.tables, section, plan.bodies, plan.weights_for(candidate, self.structure),
+                                self.tables.bar, register=register, max_notes=limit)
+        return BarInfillConstraint(self.tables, section, register=register, max_notes=limit)
+
+    def form_plan(self, piece: Piece, enc, track: int, bars: tuple[int, int], requested: list[BarControls],
+                  free: bool) -> FormPlan:
+        """The source window and per-bar weights for the structure setting (see :mod:`midi_rwkv.inference.form`);
+        free infilling asks for no controls, so none gate the copy."""
+        if self.structure == "off":
+            return no_plan(len(requested), "")
+        return plan_form(piece, enc, self.song_structure(piece), track, bars, requested, gate=not free,
+                         weight=self.structure_weight)
+
+    def song_structure(self, piece: Piece):
+        """The piece's :class:`~midi_rwkv.structure.SongStructure`, computed once per piece object."""
+        from midi_rwkv.structure import SongStructure
+
+        key = id(piece)
+        if key not in self._structures or self._structures[key][0] is not piece:
+            while len(self._structures) >= 8:
+                self._structures.pop(next(iter(self._structures)))
+            self._structures[key] = (piece, SongStructure.of_piece(piece))
+        return self._structures[key][1]
 
     def note_limits(self, piece: Piece, requested: list[BarControls], free: bool) -> int | list[int]:
         """Notes each infilled bar may hold: the runaway guard, or with ``strict_density`` (and controls) each bar's

@@ -27,6 +27,7 @@ from midi_rwkv.inference.infiller import Infiller, rank
 from midi_rwkv.model.checkpoint import default_tokenizer, resolve_model
 from midi_rwkv.io import atomic_write, atomic_write_json
 from midi_rwkv.metrics.adherence import adherence, density_deltas
+from midi_rwkv.metrics.copying import copy_rate
 from midi_rwkv.metrics.music import music_metrics
 from midi_rwkv.metrics.prompts import Prompt, choose_prompts
 from midi_rwkv.metrics.region import Region
@@ -193,7 +194,7 @@ class Evaluation:
                     infillers[key] = Infiller.load(system.model, system.tokenizer, system.state, system.lora,
                                                    system.engine, keep_register=system.register == "keep",
                                                    layout=system.layout, strict_density=system.strict_density)
-                infiller = infillers[key]
+                infiller = infillers[key].with_structure(system.structure, system.structure_weight)
             for prompt in tqdm(todo, desc=f"generating {system.name}", unit="prompt", disable=not self.progress):
                 piece = self.piece(prompt)
                 bars = (prompt.start, prompt.end)
@@ -283,6 +284,7 @@ class Evaluation:
             region = Region(
                 prompt.track, tuple(piece.bars[prompt.start : prompt.end]), piece.original.ticks_per_quarter
             )
+            form = {} if self.config.mode == "track" else self._form(piece, prompt)
             for system in self.systems:
                 midi, meta = self._paths(system, prompt)
                 if not meta.is_file():
@@ -293,6 +295,9 @@ class Evaluation:
                     continue
                 generated = _stored_generation(midi, piece.original, prompt.track)
                 values = music_metrics(generated, piece.original, region, self.config.faithful)
+                if self.config.mode != "track":
+                    values["copy_rate"] = copy_rate(generated, piece.original, region, piece.bars)
+                    values |= form
                 requested, realised = _controls_from_json(record["requested"]), _controls_from_json(record["realised"])
                 if self.config.mode == "track":  # one set of track controls: their total error
                     values["control_error"] = control_error(requested, realised)
@@ -305,6 +310,15 @@ class Evaluation:
                     {"prompt": prompt.id, "system": system.name, "metric": k, "value": v} for k, v in values.items()
                 ]
         return rows
+
+    def _form(self, piece: Piece, prompt: Prompt) -> dict[str, float]:
+        """Whether the span repeats elsewhere in the song (its best source window's other tracks match at least
+        :data:`~midi_rwkv.structure.REPEAT_THRESHOLD`), for the report's split; the same for every system."""
+        from midi_rwkv.structure import REPEAT_THRESHOLD, SongStructure
+
+        sources = SongStructure.of_piece(piece).sources(prompt.track, (prompt.start, prompt.end), k=1)
+        match = sources[0].match if sources else 0.0
+        return {"source_match": match, "has_repeat": float(match >= REPEAT_THRESHOLD)}
 
     def run(self) -> list[dict]:
         prompts = self.prompts()

@@ -23,6 +23,7 @@ MUSIC = {
     "pitch_range_difference": ("range diff", False),
     "out_of_register": ("out of register", False),
     "repeated_onsets": ("repeated onsets", None),  # compare with the original row
+    "copy_rate": ("copy rate", None),  # bars equal to a bar elsewhere in the song: compare with the original row
 }
 CONTROLS = {
     "density_error": ("density error", False),
@@ -34,7 +35,9 @@ TRACK_CONTROLS = {"control_error": ("track control error", False)}  # whole-trac
 TESTED = ["content_preservation", "groove_similarity", "pche_difference", "onset_f1",
           "density_error", "polyphony_error", "duration_accuracy"]
 TRACK_TESTED = ["content_preservation", "groove_similarity", "pche_difference", "onset_f1", "control_error"]
-BASELINES = ("copy", "other-track", "silence")  # the reference rows every model is tested against
+BASELINES = ("copy", "structure-copy", "other-track", "silence")  # the reference rows every model is tested against
+SPLIT = ["content_preservation", "groove_similarity", "density_error", "copy_rate"]  # the repeat / no-repeat tables
+SPLIT_TESTED = ["content_preservation", "groove_similarity", "density_error"]
 
 
 def table(rows: list[dict]) -> dict[str, dict[str, dict[str, float]]]:
@@ -101,9 +104,10 @@ def summary(rows: list[dict], models: list[str], references: list[str], settings
         f"track {settings['track'] if settings['track'] is not None else 'drawn per piece'}.",
         f"Metric definitions: {definitions}.",
         "Cells: mean ± std [95% bootstrap CI of the mean]; ↑ higher is better, ↓ lower is better. "
-        "`original` is the ceiling; `copy` copies the neighbouring bars; `other-track` copies the best-matching other "
+        "`original` is the ceiling; `copy` copies the neighbouring bars; `structure-copy` copies the bars whose other "
+        "tracks best match the span's (the baseline to beat); `other-track` copies the best-matching other "
         "track, moved by octaves into the track's register; `silence` writes nothing (where it scores well, a metric "
-        "rewards empty bars).",
+        "rewards empty bars). Copy rate: the share of written bars with notes that equal a bar elsewhere in the song.",
         "",
         "## Musical similarity to the original bars",
         "",
@@ -130,10 +134,43 @@ def summary(rows: list[dict], models: list[str], references: list[str], settings
                 f"| {a} | {b} | {label} | {t.n} | {t.mean_difference:+.3f} [{t.ci[0]:+.3f}, {t.ci[1]:+.3f}] | "
                 f"{t.statistic:.1f} | {t.p_value:.2g} | {t.p_holm:.2g} | {t.cohens_d:+.2f} |"
             )
+    lines += _split_section(data, systems, [m for m in models if m in data])
     if seconds:
         lines += ["", "## Time per generation", ""]
         lines += [f"- {s}: {v:.2f} s (mean, one candidate, prompt included)" for s, v in seconds.items()]
     return "\n".join(lines) + "\n"
+
+
+def _subset(data, prompts: set[str]) -> dict:
+    return {s: {m: {p: v for p, v in per.items() if p in prompts} for m, per in metrics.items()}
+            for s, metrics in data.items()}
+
+
+def _split_section(data, systems: list[str], models: list[str]) -> list[str]:
+    """The spans with a repeat elsewhere in the song (their best source window's other tracks match at least the
+    structure's repeat threshold) and those without, each with its own table and paired tests."""
+    flags = next((data[s]["has_repeat"] for s in systems if "has_repeat" in data[s]), None)
+    if not flags:
+        return []
+    from midi_rwkv.structure import REPEAT_THRESHOLD
+
+    labels = {**MUSIC, **CONTROLS}
+    lines = ["", "## Spans with and without a repeat", "",
+             f"A span has a repeat when the window elsewhere in the song whose other tracks best match its own matches "
+             f"at least {REPEAT_THRESHOLD} (midi_rwkv/structure). Paired tests as above, on each part alone."]
+    for title, want in (("with a repeat", 1.0), ("without a repeat", 0.0)):
+        prompts = {p for p, v in flags.items() if v == want}
+        part = _subset(data, prompts)
+        lines += ["", f"### Spans {title} ({len(prompts)})", "",
+                  *_metric_table(part, systems, {m: labels[m] for m in SPLIT}), "",
+                  "| a | b | metric | n | mean b − a [95% CI] | p (Holm) |", "|---|---|---|---:|---:|---:|"]
+        if len(prompts) < 2:
+            continue
+        for a, b in comparisons(systems, models):
+            for t in compare(SPLIT_TESTED, part[a], part[b]):
+                lines.append(f"| {a} | {b} | {labels[t.metric][0]} | {t.n} | {t.mean_difference:+.3f} "
+                             f"[{t.ci[0]:+.3f}, {t.ci[1]:+.3f}] | {t.p_holm:.2g} |")
+    return lines
 
 
 def plots(rows: list[dict], systems: list[str], out: Path) -> list[Path]:

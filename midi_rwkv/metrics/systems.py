@@ -6,6 +6,9 @@ Every report also has references on the same prompts:
   * ``original``: the original bars themselves, the ceiling of every similarity metric;
   * ``copy``: the N bars just before the span copied into it (the N after it when the piece
     starts too early), a heuristic that any useful model should beat (whole tracks: ``other-track``);
+  * ``structure-copy``: the N bars of the target track from the window elsewhere in the song whose other tracks
+    best match the span's (:meth:`midi_rwkv.structure.SongStructure.sources`): songs repeat, so this is the
+    baseline to beat;
   * ``silence``: nothing at all in the span (or the whole track), the floor. A metric on which silence
     scores well rewards empty bars: groove similarity counts the onsets that a generation and the
     original do not share, so the fewer notes the better wherever the onsets are hard to guess.
@@ -20,13 +23,14 @@ import numpy as np
 from symusic import Score
 
 from midi_rwkv.errors import MidiRwkvError
+from midi_rwkv.inference.form import DEFAULT_STRUCTURE, FOLLOW_WEIGHT, STRUCTURE_SETTINGS
 from midi_rwkv.inference.ggml import ENGINES
 from midi_rwkv.inference.sampler import SamplerConfig, default_sampler
 from midi_rwkv.io import file_sha256
 from midi_rwkv.tokenizer import Piece
 from midi_rwkv.tokenizer.sequences import LAYOUTS
 
-REFERENCES = ("original", "copy", "silence")  # bar infill
+REFERENCES = ("original", "copy", "structure-copy", "silence")  # bar infill
 TRACK_REFERENCES = ("original", "other-track", "silence")  # whole-track infill
 
 
@@ -47,6 +51,8 @@ class System:
     strict_density: bool = True  # each bar holds at most the notes its density control asks for (0: it may overshoot)
     layout: str | None = None  # the sequence layout of the prompts; None: the model's own (tokenizer.sequences.LAYOUTS)
     sampler: SamplerConfig | None = None  # None: each fill kind's default (inference.sampler.TRACK_SAMPLER for tracks)
+    structure: str = DEFAULT_STRUCTURE  # follow the song's form: follow | vary | context | off (inference.form)
+    structure_weight: float = FOLLOW_WEIGHT  # the copy distribution's full weight (inference.form), for measuring
 
     @property
     def is_reference(self) -> bool:
@@ -74,7 +80,8 @@ def parse_system(text: str, default_model: str) -> System:
     """``NAME[:key=value,...]``.
 
     Keys: model tokenizer state lora free strict_density engine context context_tokens n rank register layout
-    temperature top_k top_p epsilon repetition_penalty.
+    structure (follow, vary, context, off; 1 = follow, 0 = off) structure_weight temperature top_k top_p epsilon
+    repetition_penalty.
     """
     name, _, rest = text.partition(":")
     if not name or not name.replace("-", "").replace("_", "").isalnum():
@@ -117,6 +124,19 @@ def parse_system(text: str, default_model: str) -> System:
                 unit = "bars, or all" if key == "context" else "tokens"
                 raise MidiRwkvError(f"system '{text}': {key} needs a number of {unit}")
             options[key] = value if value == "all" else int(value)
+        elif key == "structure":
+            value = {"1": "follow", "0": "off"}.get(value, value)
+            if value not in STRUCTURE_SETTINGS:
+                choices = ", ".join(STRUCTURE_SETTINGS)
+                raise MidiRwkvError(f"system '{text}': structure must be one of {choices}, 0 or 1")
+            options[key] = value
+        elif key == "structure_weight":
+            try:
+                options[key] = float(value)
+            except ValueError:
+                raise MidiRwkvError(f"system '{text}': structure_weight needs a number, got '{value}'") from None
+            if not 0 <= options[key] <= 1:
+                raise MidiRwkvError(f"system '{text}': structure_weight must be between 0 and 1")
         elif key == "engine":
             if value not in ENGINES:
                 raise MidiRwkvError(f"system '{text}': engine must be one of {', '.join(ENGINES)}")
@@ -146,9 +166,12 @@ def reference_score(name: str, piece: Piece, track: int, bars: tuple[int, int]) 
         notes.clear()
         notes.extend(kept)
         return score
-    source = start - n if start - n >= 0 else end
-    if source + n > piece.num_bars:
-        raise MidiRwkvError(f"{piece.name}: no {n} bars next to bars {start + 1}-{end} to copy")
+    if name == "structure-copy":
+        source = structure_source(piece, track, bars)
+    else:
+        source = start - n if start - n >= 0 else end
+        if source + n > piece.num_bars:
+            raise MidiRwkvError(f"{piece.name}: no {n} bars next to bars {start + 1}-{end} to copy")
     copied = []
     for i in range(n):
         src, dst = piece.bars[source + i], piece.bars[start + i]
@@ -162,6 +185,17 @@ def reference_score(name: str, piece: Piece, track: int, bars: tuple[int, int]) 
     notes.clear()
     notes.extend(sorted(kept + copied, key=lambda x: (x.time, x.pitch)))
     return score
+
+
+def structure_source(piece: Piece, track: int, bars: tuple[int, int]) -> int:
+    """The first real bar of the window whose other tracks best match the span's (the ``structure-copy`` source)."""
+    from midi_rwkv.structure import SongStructure
+
+    sources = SongStructure.of_piece(piece).sources(track, bars, k=1)
+    if not sources:
+        raise MidiRwkvError(f"{piece.name}: no window elsewhere in the song with other tracks to match bars "
+                            f"{bars[0] + 1}-{bars[1]} against")
+    return sources[0].start
 
 
 def other_track_score(piece: Piece, track: int) -> Score:

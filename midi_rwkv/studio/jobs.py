@@ -11,6 +11,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from midi_rwkv.errors import MidiRwkvError
+from midi_rwkv.inference.form import DEFAULT_STRUCTURE
 from midi_rwkv.inference.infiller import Infiller
 from midi_rwkv.inference.requests import ControlRequest, NewTrack
 from midi_rwkv.inference.sampler import SamplerConfig
@@ -36,6 +37,7 @@ class Request:
     program: int = 0  # the new track's General MIDI program
     drums: bool = False  # the new track is drums
     keep_register: bool = True  # only pitches in the register the part plays (Infiller's keep_register)
+    structure: str = DEFAULT_STRUCTURE  # follow the song's form (inference.form): follow | vary | context | off
 
 
 @dataclass
@@ -85,7 +87,7 @@ class Jobs:
                     with job.song.lock:
                         piece = job.song.piece()
                     seed = r.seed + i
-                    c = _candidate(infiller, piece, r, seed)
+                    c = _candidate(infiller, piece, r, seed, i)
                     with job.song.lock:
                         job.candidates.append(job.song.keep(c, seed, r))
                 job.status = "done"
@@ -99,16 +101,19 @@ class Jobs:
         return self.jobs.get(job_id)
 
 
-def _candidate(infiller: Infiller, piece, r: Request, seed: int):
+def _candidate(infiller: Infiller, piece, r: Request, seed: int, index: int):
+    """Candidate ``index`` of the request (made one at a time: under ``follow`` only the first is the repeat)."""
     if infiller.keep_register != r.keep_register:  # the same model and engine, another register setting
         infiller = copy.copy(infiller)
         infiller.keep_register = r.keep_register
+    if infiller.structure != r.structure:
+        infiller = infiller.with_structure(r.structure)
     if r.mode == "track":
         return infiller.regenerate_track(piece, r.track, r.controls, 1, r.sampler, seed=seed)[0]
     if r.mode == "new":
         return infiller.add_track(piece, NewTrack(r.program, r.drums, r.controls), 1, r.sampler, seed=seed)[0]
     return infiller.infill(piece, r.track, r.bars, None if r.free else r.controls, 1, r.sampler,
-                           max_tokens=MAX_TOKENS, seed=seed, free=r.free)[0]
+                           max_tokens=MAX_TOKENS, seed=seed, free=r.free, first_candidate=index)[0]
 
 
 def random_seed() -> int:

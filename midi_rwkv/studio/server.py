@@ -21,6 +21,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from midi_rwkv.errors import MidiRwkvError
+from midi_rwkv.inference.form import DEFAULT_STRUCTURE, STRUCTURE_SETTINGS
 from midi_rwkv.inference.infiller import Infiller
 from midi_rwkv.inference.requests import ControlRequest
 from midi_rwkv.inference.sampler import default_sampler
@@ -101,21 +102,22 @@ def _guard(studio: Studio, request: HttpRequest) -> JSONResponse | None:
     return None
 
 
-async def _body(request: HttpRequest, limit: int) -> bytes:
+async def _body(request: HttpRequest, limit: int, what: str = "the file") -> bytes:
+    size = f"{limit // 2**20} MB" if limit >= 2**20 else f"{limit // 2**10} KB"
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise StudioError(f"the file is larger than {limit // 2**20} MB", 413)
+        raise StudioError(f"{what} is larger than {size}", 413)
     data = bytearray()
     async for chunk in request.stream():
         data += chunk
         if len(data) > limit:
-            raise StudioError(f"the file is larger than {limit // 2**20} MB", 413)
+            raise StudioError(f"{what} is larger than {size}", 413)
     return bytes(data)
 
 
 async def _json(request: HttpRequest) -> dict:
     try:
-        data = json.loads(await _body(request, 64 * 1024) or b"{}")
+        data = json.loads(await _body(request, 64 * 1024, "the request") or b"{}")
     except (ValueError, UnicodeDecodeError):
         raise StudioError("the request body is not JSON") from None
     if not isinstance(data, dict):
@@ -193,12 +195,15 @@ def parse_generate(data: dict, song: Song, styles: dict[str, Path]) -> Request:
     register = data.get("register", "keep")
     if register not in ("keep", "free"):
         raise StudioError("'register' must be keep or free")
+    structure = data.get("structure", DEFAULT_STRUCTURE)
+    if structure not in STRUCTURE_SETTINGS:
+        raise StudioError(f"'structure' must be one of {', '.join(STRUCTURE_SETTINGS)}")
     if free and (controls != ControlRequest() or mode != "bars"):
         raise StudioError("free generation takes no controls, and is for bars of a track")
     if drums and (controls.polyphony or controls.durations):
         raise StudioError("a drum track takes note density only (no polyphony or durations)")
     return Request(track, (start, end), _int(data, "n", 1, MAX_CANDIDATES, 4), replace(base, temperature=temperature),
-                   controls, free, style, seed, mode, program, drums, register == "keep")
+                   controls, free, style, seed, mode, program, drums, register == "keep", structure)
 
 
 def build_app(studio: Studio) -> Starlette:
@@ -223,7 +228,8 @@ def build_app(studio: Studio) -> Starlette:
         return _ok({"styles": sorted(studio.styles)})
 
     async def defaults(request):  # the page starts its controls here, so the engine's defaults live in one place
-        return _ok({"temperature": {mode: default_sampler(mode).temperature for mode in MODES}})
+        return _ok({"temperature": {mode: default_sampler(mode).temperature for mode in MODES},
+                    "structure": DEFAULT_STRUCTURE})
 
     async def generate(request):
         song = studio.song(request.path_params["song"])

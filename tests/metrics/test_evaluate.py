@@ -71,7 +71,7 @@ def test_evaluation_writes_results_summary_and_plots_and_resumes(setup, capsys):
     assert _run(root, data, path, out) == 0
     rows = list(csv.DictReader(open(out / "results.csv")))
     systems = {r["system"] for r in rows}
-    assert systems == {"model", "free", "original", "copy", "silence"}
+    assert systems == {"model", "free", "original", "copy", "structure-copy", "silence"}
     assert len({r["prompt"] for r in rows}) == 2
     cp = {(r["system"], r["prompt"]): float(r["value"]) for r in rows if r["metric"] == "content_preservation"}
     assert all(v == pytest.approx(1.0) for (s, _), v in cp.items() if s == "original")  # the ceiling

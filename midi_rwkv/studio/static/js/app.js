@@ -42,6 +42,7 @@ const el = {
   controlsNote: $("#controls-note"),
   free: $("#free"),
   keepRegister: $("#keep-register"),
+  followForm: $("#follow-form"),
   temperature: $("#temperature"),
   temperatureValue: $("#temperature-value"),
   k: $("#k"),
@@ -573,6 +574,7 @@ function readRequest() {
     n: intField(el.k, "Candidates", 1, 8) ?? 4,
     temperature: Number(el.temperature.value),
     register: el.keepRegister.checked ? "keep" : "free",
+    structure: el.followForm.checked ? "follow" : "off",
     density: null,
     polyphony: null,
     durations: null,
@@ -1301,7 +1303,11 @@ async function start() {
     return;
   }
   const songId = new URLSearchParams(location.search).get("song");
-  const defaults = guarded(async () => setDefaultTemperatures((await api.defaults()).temperature));
+  const defaults = guarded(async () => {
+    const answer = await api.defaults();
+    setDefaultTemperatures(answer.temperature);
+    el.followForm.checked = answer.structure === "follow"; // the engine's default, from the server
+  });
   const styles = guarded(async () => {
     const { styles: names } = await api.styles();
     for (const name of names) {

@@ -1,0 +1,35 @@
+"""How much of an infill is a copy of the song: the share of written bars whose notes equal a bar found elsewhere.
+
+Following the song's form can drift into copying (kNN-LM's known failure in open-ended generation), so every report
+says how often it happened. A bar is compared by its notes' onsets within the bar and pitches (velocity and
+duration left out); bars without notes are not counted, since every rest equals every other rest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from symusic import Score
+
+from midi_rwkv.metrics.region import Region, track_notes
+from midi_rwkv.tokenizer.metre import Bar
+
+
+def bar_key(notes, bar: Bar) -> tuple[tuple[int, int], ...]:
+    """The notes starting in ``bar`` as sorted (onset within the bar, pitch) pairs."""
+    inside = notes.onset_in(bar.start, bar.end)
+    return tuple(sorted(zip((inside.time - bar.start).tolist(), inside.pitch.tolist())))
+
+
+def copy_rate(generated: Score, original: Score, region: Region, bars: Sequence[Bar]) -> float:
+    """Of the span's bars with notes in ``generated``, the share whose notes equal those of some bar of the same
+    track in ``original`` outside the span (``bars``: every real bar of the song); NaN when the span is silent."""
+    written = track_notes(generated, region.track)
+    source = track_notes(original, region.track)
+    span = set(region.bars)
+    known = {bar_key(source, bar) for bar in bars if bar not in span}
+    keys = [bar_key(written, bar) for bar in region.bars]
+    keys = [k for k in keys if k]
+    if not keys:
+        return float("nan")
+    return sum(k in known for k in keys) / len(keys)

@@ -1,0 +1,90 @@
+"""Following the song's form while decoding: the copy distribution (FollowSource), its mixing in the generator,
+and bar infills that follow a repeated section."""
+
+import torch
+
+from midi_rwkv.inference.constraints import TokenTables
+from midi_rwkv.inference.follow import FollowSource
+from midi_rwkv.inference.form import FormPlan, controls_agree, context_to_reach, ramp
+from midi_rwkv.inference.generator import _mix_proposals
+from midi_rwkv.tokenizer import BarControls
+
+
+def _follow(tok, sources, weights):
+    vocab = tok.codec.vocab
+    tables = TokenTables.build(tok.codec)
+    header = ((vocab.bar, vocab["TimeSig_4/4"]), ())
+    return FollowSource(tables, [header] * len(sources), sources, weights, tables.bar), vocab
+
+
+def test_follow_source_proposes_the_source_bar_then_its_bar_line(tok):
+    a, b = tok.codec.vocab["Pitch_60"], tok.codec.vocab["Pitch_64"]
+    c, vocab = _follow(tok, [(a, b), (b,)], [0.7, 0.3])
+    assert c.proposal() == (a, 0.7)
+    c.after_sample(a)
+    assert c.proposal() == (b, 0.7)
+    c.after_sample(b)
+    assert c.proposal() == (vocab.bar, 0.7)  # the source bar is done: end the bar
+    c.after_sample(vocab.bar)
+    assert c.proposal() == (b, 0.3)  # the second bar follows its own source from its start
+    assert c.followed == 3
+
+
+def test_follow_source_realigns_after_a_skip_and_stops_after_a_departure(tok):
+    vocab = tok.codec.vocab
+    p = [vocab[f"Pitch_{n}"] for n in (60, 62, 64, 65)]
+    c, _ = _follow(tok, [tuple(p), tuple(p)], [1.0, 1.0])
+    c.after_sample(p[1])  # skipped p[0]: continue after p[1]
+    assert c.proposal() == (p[2], 1.0)
+    c.after_sample(vocab["Pitch_40"])  # not in the source: no more proposals in this bar
+    assert c.proposal() is None
+    c.after_sample(vocab.bar)
+    assert c.proposal() == (p[0], 1.0)  # a new bar starts afresh
+
+
+def test_follow_source_without_source_or_weight_proposes_nothing(tok):
+    a = tok.codec.vocab["Pitch_60"]
+    c, _ = _follow(tok, [None, (a,)], [1.0, 0.0])
+    assert c.proposal() is None
+    c.after_sample(tok.codec.vocab.bar)
+    assert c.proposal() is None
+
+
+def test_mixing_takes_the_proposal_with_its_weight_never_a_banned_one():
+    banned = torch.zeros(3, 10, dtype=torch.bool)
+    banned[2, 7] = True
+    drawn = torch.tensor([1, 1, 1])
+    _mix_proposals(drawn, [(5, 1.0), (6, 0.0), (7, 1.0)], banned, torch.Generator().manual_seed(0))
+    assert drawn.tolist() == [5, 1, 1]
+    draws = []
+    for seed in range(400):
+        one = torch.tensor([1])
+        _mix_proposals(one, [(5, 0.25)], torch.zeros(1, 10, dtype=torch.bool), torch.Generator().manual_seed(seed))
+        draws.append(one.item() == 5)
+    assert 0.18 < sum(draws) / len(draws) < 0.32
+
+
+def test_mixing_without_proposals_leaves_the_random_stream_alone():
+    gen = torch.Generator().manual_seed(3)
+    drawn = torch.tensor([4, 4])
+    _mix_proposals(drawn, [None, (2, 0.0)], torch.zeros(2, 10, dtype=torch.bool), gen)
+    assert drawn.tolist() == [4, 4]
+    assert torch.rand(1, generator=gen).item() == torch.rand(1, generator=torch.Generator().manual_seed(3)).item()
+
+
+def test_weights_ramp_with_the_match_and_controls_gate_them():
+    assert ramp([0.4, 0.5, 0.7, 0.9, 1.0], 0.9).round(6).tolist() == [0.0, 0.0, 0.5, 1.0, 1.0]
+    assert controls_agree(BarControls(6, (1, 1)), BarControls(7, (1, 1)))
+    assert not controls_agree(BarControls(6, (1, 1)), BarControls(8, (1, 1)))
+    assert not controls_agree(BarControls(6, (1, 2)), BarControls(6, (1, 1)))
+    plan = FormPlan(8, 0.95, ((1,), (2,)), (1.0, 0.5), "")
+    assert plan.weights_for(0, "follow") == [1.0, 0.5]
+    assert plan.weights_for(1, "follow") == [0.5, 0.25]  # at most one candidate is the repeat itself
+    assert plan.weights_for(0, "vary") == [0.5, 0.25]
+
+
+def test_context_reaches_the_source_window():
+    assert context_to_reach((20, 24), 4, 16) == 16  # 16 bars before bar 20 reach bar 4
+    assert context_to_reach((20, 24), 0, 16) == 20
+    assert context_to_reach((20, 24), 40, 16) == 20  # the window ends at bar 44, 20 bars after the span
+    assert context_to_reach((20, 24), None, 16) == 16 and context_to_reach((20, 24), 0, None) is None
