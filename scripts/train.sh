@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Pretrain MIDI-RWKV: tokenizer -> dataset -> train -> export.
+# Pretrain MIDI-RWKV: tokenizer -> dataset -> train -> export -> lineage (when LINEAGE is set).
 #
 #   scripts/train.sh                                   # POP909 from ../shared/data, tiny model, CPU
 #   PRESET=paper STEPS=20000 BATCH=12 scripts/train.sh  # the paper's 12 x 384 model
@@ -10,10 +10,22 @@
 #   DATA=compiled:runs/compiled PRESET=6x192 scripts/train.sh   # from a compiled corpus (midi-rwkv compile-corpus):
 #                                                       # its tokenizer, no MidiTok needed, ~20x cheaper examples
 #   INIT=midi_rwkv.pth DATA=compiled:runs/compiled PRESET=small scripts/train.sh  # warm start: weights only
+#   LINEAGE=8x256 PRESET=8x256 DATA=compiled:runs/compiled scripts/train.sh   # then save the run as lineage/8x256
+#   RESUME_FROM=lineage/8x256 LINEAGE=8x256 OUT=runs/8x256-b scripts/train.sh  # continue it on a fresh machine:
+#                                                       # its weights, settings and schedule; saved back at the end
+#   midi-rwkv save-lineage runs/8x256-b --name 8x256    # save a run that is stopped (or still going) at any time
 #
-# It never deletes anything: a new run refuses an OUT that already holds one.
+# It never deletes anything: a new run refuses an OUT that already holds one. A lineage folder is replaced whole
+# (docs/training.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# with RESUME_FROM, only the settings knobs set by the caller override what the lineage recorded
+GIVEN=" "
+for knob in DATA PRESET CTX_LEN BATCH LR LR_FINAL STEPS VAL_EVERY VAL_BATCHES CKPT_EVERY LENGTH_GROUPS LAYOUT EXAMPLES \
+            SEED TOKENIZER; do
+  if [[ -n "${!knob:-}" ]]; then GIVEN+="$knob "; fi
+done
 
 # ---- knobs ------------------------------------------------------------------------------
 DATA=${DATA:-"pop909:../shared/data/pop909"}  # corpora, space-separated: pop909:PATH folder:PATH gigamidi:NAME[::SUBSET],
@@ -27,7 +39,7 @@ CTX_LEN=${CTX_LEN:-2048}                       # tokens per training sequence
 BATCH=${BATCH:-12}                             # sequences per step and device
 LR=${LR:-1e-4}                                 # peak learning rate
 LR_FINAL=${LR_FINAL:-1e-5}                     # learning rate at the last step (cosine)
-WARMUP=${WARMUP:-10}                           # warm-up steps
+WARMUP=${WARMUP:-10}                           # warm-up steps (with RESUME_FROM: the fresh optimiser's)
 STEPS=${STEPS:-1000}                           # optimiser steps in the whole run
 VAL_EVERY=${VAL_EVERY:-200}                    # validate every N steps
 VAL_BATCHES=${VAL_BATCHES:-8}                  # validation batches each time
@@ -45,6 +57,11 @@ THREADS=${THREADS:-0}                          # CPU threads for the model (0: o
 SEED=${SEED:-0}                                # example order, initial weights, and a MIDI folder's splits (a compiled
                                                # corpus keeps its own): a warm start on compiled data sees new examples
 RESUME=${RESUME:-0}                            # 1: continue the run in OUT
+RESUME_FROM=${RESUME_FROM:-}                   # lineage/NAME: continue that lineage in a new OUT (any machine): its
+                                               # weights, fresh optimiser, its schedule from its step; its settings
+                                               # are the defaults of the knobs above that are left unset
+LINEAGE=${LINEAGE:-}                           # NAME: when training ends, save the run as LINEAGE_DIR/NAME (to commit)
+LINEAGE_DIR=${LINEAGE_DIR:-lineage}            # the folder of lineages
 SMOKE=${SMOKE:-0}                              # 1: tiny run on tests/fixtures
 
 if [[ "$SMOKE" == 1 ]]; then
@@ -53,35 +70,58 @@ fi
 
 banner() { printf '\n==== %s ====\n' "$*"; }
 
+if [[ -n "$RESUME_FROM" && ! -f "$RESUME_FROM/state.json" ]]; then
+  echo "train.sh: RESUME_FROM=$RESUME_FROM is not a lineage (no state.json; see docs/training.md)" >&2
+  exit 2
+fi
+if [[ -n "$RESUME_FROM" && "$GIVEN" != *" DATA "* ]]; then  # the lineage's corpora (to choose WORKERS and say so)
+  DATA=$(python -c 'import json, sys; print(" ".join(json.load(open(sys.argv[1]))["data"]))' "$RESUME_FROM/config.json")
+fi
+
 if [[ -z "$WORKERS" ]]; then
   # a compiled corpus's examples cost 0.2 % of a step (bench/data.py): a worker process would only compete for a core
   if [[ "$DATA" == compiled:* ]]; then WORKERS=0; else WORKERS=1; fi
 fi
 
-banner "1/4 tokenizer"
+banner "1/5 tokenizer"
 if [[ "$DATA" == compiled:* ]]; then
   TOKENIZER=""   # the compiled corpus's own
   echo "using the tokenizer ${DATA#compiled:} was compiled with"
+elif [[ -n "$RESUME_FROM" && "$GIVEN" != *" TOKENIZER "* ]]; then
+  TOKENIZER=""   # the lineage's own
+  echo "using $RESUME_FROM's tokenizer"
 elif [[ -f "$TOKENIZER" ]]; then
   echo "using $TOKENIZER"
 else
   midi-rwkv train-tokenizer $DATA --vocab-size "$VOCAB_SIZE" -o "$TOKENIZER"
 fi
 
-banner "2/4 dataset"
+banner "2/5 dataset"
 echo "prefilter and splits run inside training (cached in $OUT/cache; report in $OUT/manifest.json)"
 
-banner "3/4 train"
-data_args=()
-for spec in $DATA; do data_args+=(--data "$spec"); done
-extra_args=()
-[[ "$RESUME" == 1 ]] && extra_args=(--resume)
-[[ -n "$INIT" ]] && extra_args+=(--init "$INIT")
-[[ -n "$TOKENIZER" ]] && extra_args+=(--tokenizer "$TOKENIZER")
-midi-rwkv train "${data_args[@]}" --out "$OUT" --preset "$PRESET" \
-  --ctx-len "$CTX_LEN" --batch-size "$BATCH" --steps "$STEPS" --lr-init "$LR" --lr-final "$LR_FINAL" \
-  --warmup-steps "$WARMUP" --val-every "$VAL_EVERY" --val-batches "$VAL_BATCHES" --ckpt-every "$CKPT_EVERY" --accelerator "$ACCELERATOR" --precision "$PRECISION" \
-  --devices "$DEVICES" --nodes "$NODES" --strategy "$STRATEGY" --workers "$WORKERS" --length-groups "$LENGTH_GROUPS" --threads "$THREADS" --seed "$SEED" --layout "$LAYOUT" --examples "$EXAMPLES" "${extra_args[@]}"
+banner "3/5 train"
+train_args=(--out "$OUT" --warmup-steps "$WARMUP" --accelerator "$ACCELERATOR" --precision "$PRECISION"
+            --devices "$DEVICES" --nodes "$NODES" --strategy "$STRATEGY" --workers "$WORKERS" --threads "$THREADS")
+setting() {  # setting KNOB --flag: passed unless continuing a lineage that records it and the caller left it unset
+  if [[ -z "$RESUME_FROM" || "$GIVEN" == *" $1 "* ]]; then train_args+=("$2" "${!1}"); fi
+}
+for spec in $DATA; do train_args+=(--data "$spec"); done
+setting PRESET --preset; setting CTX_LEN --ctx-len; setting BATCH --batch-size; setting STEPS --steps
+setting LR --lr-init; setting LR_FINAL --lr-final; setting VAL_EVERY --val-every; setting VAL_BATCHES --val-batches
+setting CKPT_EVERY --ckpt-every; setting LENGTH_GROUPS --length-groups; setting SEED --seed; setting LAYOUT --layout
+setting EXAMPLES --examples
+[[ "$RESUME" == 1 ]] && train_args+=(--resume)
+[[ -n "$RESUME_FROM" ]] && train_args+=(--resume-from "$RESUME_FROM")
+[[ -n "$INIT" ]] && train_args+=(--init "$INIT")
+[[ -n "$TOKENIZER" ]] && train_args+=(--tokenizer "$TOKENIZER")
+midi-rwkv train "${train_args[@]}"
 
-banner "4/4 export"
+banner "4/5 export"
 ls -l "$OUT/model.pth" "$OUT/model.json" "$OUT/tokenizer.json" "$OUT/loss.png"
+
+banner "5/5 lineage"
+if [[ -n "$LINEAGE" ]]; then
+  midi-rwkv save-lineage "$OUT" --name "$LINEAGE" --out "$LINEAGE_DIR"
+else
+  echo "not saved (LINEAGE=NAME saves the run as $LINEAGE_DIR/NAME, to commit)"
+fi

@@ -1,17 +1,36 @@
-"""``midi-rwkv train`` (pretrain or continue training) and ``midi-rwkv export`` (a run's checkpoint as a model)."""
+"""``midi-rwkv train`` (pretrain or continue training), ``midi-rwkv export`` (a run's checkpoint as a model) and
+``midi-rwkv save-lineage`` (a run as a folder to commit, which ``train --resume-from`` continues on any machine)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from midi_rwkv.commands.options import add_settings, settings_from_args
+from midi_rwkv.commands.options import add_settings, given_settings
 from midi_rwkv.train.train_config import TrainConfig
 
 
 def run_train(args) -> int:
     from midi_rwkv.train.pretrain import train  # imports Lightning (~3 s): only when training
 
-    train(settings_from_args(TrainConfig, args), resume=args.resume, progress=not args.no_progress)
+    given = given_settings(TrainConfig, args)
+    if args.resume_from:  # the lineage's recorded settings are the defaults
+        from midi_rwkv.train.lineage import continue_config
+
+        config = continue_config(args.resume_from, given)
+    else:
+        config = TrainConfig(**given)
+    train(config, resume=args.resume, progress=not args.no_progress)
+    return 0
+
+
+def run_save_lineage(args) -> int:
+    from midi_rwkv.train.lineage import check_name, read_lineage, save_lineage
+
+    folder = save_lineage(Path(args.run_dir), Path(args.out) / check_name(args.name), replace=args.replace)
+    state = read_lineage(folder)
+    size = sum(p.stat().st_size for p in folder.iterdir())
+    print(f"saved {args.run_dir} at step {state['step']} of {state['total_steps']} to {folder} ({size / 1e6:.1f} MB); "
+          f"commit it: git add {folder}")
     return 0
 
 
@@ -45,3 +64,18 @@ def register(sub) -> None:
     e.add_argument("--step", type=int, help="checkpoint step (default: the last)")
     e.add_argument("-o", "--output", help="model .pth to write (default: RUN/model-step-N.pth)")
     e.set_defaults(run=run_export)
+
+    s = sub.add_parser(
+        "save-lineage",
+        help="save a training run as a lineage folder to commit (bf16 weights, settings, loss history, step)",
+        description="Write the run's latest checkpoint as OUT/NAME: bf16 weights with their sidecar and tokenizer "
+        "(a model file for --model), the resolved settings, the whole loss history and state.json (step, schedule "
+        "position, tokens seen, weights sha256). The folder is replaced as a whole and holds at most 32 MB. "
+        "'midi-rwkv train --out NEW --resume-from OUT/NAME' continues it on any machine.",
+    )
+    s.add_argument("run_dir", metavar="RUN", help="a training run folder (scripts/train.sh OUT), finished or not")
+    s.add_argument("--name", required=True, help="the lineage's name: one folder name, e.g. 8x256")
+    s.add_argument("--out", default="lineage", help="the folder of lineages (default: lineage)")
+    s.add_argument("--replace", action="store_true",
+                   help="start lineage NAME over with this run even if the run does not continue it")
+    s.set_defaults(run=run_save_lineage)

@@ -22,46 +22,54 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 
 class PeriodicCheckpoint(L.Callback):
-    """Every ``every`` steps and at the end: ``step-NNNNNNN.ckpt`` (all kept); ``last.json`` names the latest."""
+    """Every ``every`` steps and at the end: ``step-NNNNNNN.ckpt`` (all kept); ``last.json`` names the latest.
 
-    def __init__(self, folder: Path, every: int):
-        self.folder, self.every = Path(folder), every
+    Steps are the lineage's: ``offset`` (the step a continued lineage started this run at) plus Lightning's own count.
+    """
+
+    def __init__(self, folder: Path, every: int, offset: int = 0):
+        self.folder, self.every, self.offset = Path(folder), every, offset
 
     def _save(self, trainer) -> None:
-        step = trainer.global_step
+        step = self.offset + trainer.global_step
         trainer.save_checkpoint(self.folder / f"step-{step:07d}.ckpt", weights_only=False)  # full state, to resume
         atomic_write_json(self.folder / "last.json", {"step": step, "checkpoint": f"step-{step:07d}.ckpt"})
 
     def on_train_batch_end(self, trainer, *args):
-        if self.every and trainer.global_step % self.every == 0:
+        if self.every and (self.offset + trainer.global_step) % self.every == 0:
             self._save(trainer)
 
     def on_train_end(self, trainer, *args):
-        if not (self.folder / f"step-{trainer.global_step:07d}.ckpt").exists():
+        if not (self.folder / f"step-{self.offset + trainer.global_step:07d}.ckpt").exists():
             self._save(trainer)
 
 
 class LossCurve(L.Callback):
-    """Records step, train loss, learning rate, the step's seconds and tokens/s (all positions computed, and the real
-    ones: not padding) and validation loss; writes CSV and PNG."""
+    """Records step, train loss, learning rate, the step's seconds, tokens/s (all positions computed, and the real
+    ones: not padding), the tokens seen so far (both kinds) and validation loss; writes CSV and PNG.
 
-    FIELDS = ("step", "train_loss", "val_loss", "lr", "step_s", "tok_s", "real_tok_s")
+    Steps count from ``offset`` (a continued lineage's step). Tokens add up from the last row that has them (the
+    history a continued run's loss.csv starts with), else from ``tokens_start`` (computed, real).
+    """
 
-    def __init__(self, folder: Path, plot_every: int = 100):
-        self.folder, self.plot_every = Path(folder), plot_every
-        self.rows: list[dict] = []
-        csv_path = self.folder / "loss.csv"
-        if csv_path.exists():  # resuming: keep the history
-            with csv_path.open() as f:
-                self.rows = [
-                    {k: (float(v) if v else None) for k, v in row.items()} | {"step": int(float(row["step"]))}
-                    for row in csv.DictReader(f)
-                ]
+    FIELDS = ("step", "train_loss", "val_loss", "lr", "step_s", "tok_s", "real_tok_s", "tokens", "real_tokens")
+
+    def __init__(self, folder: Path, plot_every: int = 100, offset: int = 0,
+                 tokens_start: tuple[float, float] = (0.0, 0.0)):
+        self.folder, self.plot_every, self.offset, self.tokens_start = Path(folder), plot_every, offset, tokens_start
+        self.rows: list[dict] = read_loss_csv(self.folder / "loss.csv")  # resuming: keep the history
+
+    def _tokens_before(self) -> tuple[float, float]:
+        for row in reversed(self.rows):
+            if row.get("tokens") is not None:
+                return row["tokens"], row.get("real_tokens") or 0.0
+        return self.tokens_start
 
     def on_train_batch_end(self, trainer, *args):
         m = trainer.callback_metrics
-        step = trainer.global_step
+        step = self.offset + trainer.global_step
         self.rows = [r for r in self.rows if r["step"] is None or r["step"] < step]  # drop rows a resume replays
+        computed, real = self._tokens_before()
         self.rows.append(
             {
                 "step": step,
@@ -71,6 +79,8 @@ class LossCurve(L.Callback):
                 "step_s": _f(m.get("step_s")),
                 "tok_s": _f(m.get("tok_s")),
                 "real_tok_s": _f(m.get("real_tok_s")),
+                "tokens": computed + (_f(m.get("step_tokens")) or 0.0),
+                "real_tokens": real + (_f(m.get("step_real_tokens")) or 0.0),
             }
         )
         if step % self.plot_every == 0:
@@ -84,12 +94,7 @@ class LossCurve(L.Callback):
         self.write()
 
     def write(self) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=self.FIELDS)
-        writer.writeheader()
-        writer.writerows({k: ("" if v is None else v) for k, v in r.items()} for r in self.rows)
-        atomic_write_text(self.folder / "loss.csv", buffer.getvalue())
+        write_loss_csv(self.folder / "loss.csv", self.rows)
         self.plot()
 
     def plot(self) -> None:
@@ -121,6 +126,27 @@ class LossCurve(L.Callback):
         fig.tight_layout()
         atomic_write(self.folder / "loss.png", lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
         plt.close(fig)
+
+
+def read_loss_csv(path: Path) -> list[dict]:
+    """The rows of a loss.csv (numbers, None for empty cells); [] when there is none."""
+    if not path.is_file():
+        return []
+    with path.open() as f:
+        return [
+            {k: (float(v) if v else None) for k, v in row.items()} | {"step": int(float(row["step"]))}
+            for row in csv.DictReader(f)
+        ]
+
+
+def write_loss_csv(path: Path, rows: list[dict]) -> Path:
+    """Write rows as loss.csv (LossCurve.FIELDS, empty cells for None; columns a row lacks stay empty)."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=LossCurve.FIELDS, extrasaction="ignore")
+    writer.writeheader()
+    counts = ("tokens", "real_tokens")  # written as whole numbers
+    writer.writerows({k: "" if v is None else round(v) if k in counts else v for k, v in r.items()} for r in rows)
+    return atomic_write_text(path, buffer.getvalue())
 
 
 def _f(value) -> float | None:

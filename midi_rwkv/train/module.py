@@ -27,6 +27,10 @@ class OptimConfig:
     lr_final: float = field(default=1e-5, metadata={"help": "learning rate at the last step"})
     warmup_steps: int = field(default=10, metadata={"help": "linear warm-up from 1% of lr_init"})
     total_steps: int = field(default=1000, metadata={"help": "steps of the whole run (the cosine spans them)"})
+    start_step: int = field(default=0, metadata={"help": "the schedule's step at this run's first step (a lineage's "
+                                                          "step when continuing one; 0 for a new run)"})
+    rewarmup_steps: int = field(default=0, metadata={"help": "when continuing a lineage with a fresh optimiser: "
+                                                              "ramp from 1% of the schedule's rate over these steps"})
     betas: tuple[float, float] = (0.9, 0.99)
     eps: float = 1e-18
     weight_decay: float = field(default=0.1, metadata={"help": "on 2-D weight matrices only"})
@@ -36,10 +40,21 @@ class OptimConfig:
             raise ValueError("need 0 < lr_final <= lr_init")
         if self.total_steps <= 0 or self.warmup_steps < 0:
             raise ValueError("total_steps must be positive and warmup_steps non-negative")
+        if not 0 <= self.start_step < self.total_steps or self.rewarmup_steps < 0:
+            raise ValueError("need 0 <= start_step < total_steps and rewarmup_steps non-negative")
 
 
 def lr_multiplier(step: int, config: OptimConfig) -> float:
-    """lr(step) / lr_init: warm-up from 0.01 to 1, then cosine down to lr_final / lr_init."""
+    """lr / lr_init at this run's ``step`` (0-based): the schedule at ``start_step + step``, scaled by a linear ramp
+    from 0.01 to 1 over the first ``rewarmup_steps`` (a continued lineage's fresh optimiser). From step
+    ``rewarmup_steps`` on, the rate is the one an uninterrupted run would have had at that step of the schedule."""
+    ramp = 0.01 + 0.99 * step / config.rewarmup_steps if step < config.rewarmup_steps else 1.0
+    return ramp * schedule_multiplier(config.start_step + step, config)
+
+
+def schedule_multiplier(step: int, config: OptimConfig) -> float:
+    """The schedule's lr / lr_init at its ``step``: warm-up from 0.01 to 1, then cosine down to lr_final / lr_init
+    at ``total_steps``."""
     if step < config.warmup_steps:
         return 0.01 + 0.99 * step / config.warmup_steps
     span = max(1, config.total_steps - config.warmup_steps)
@@ -124,14 +139,18 @@ class RWKVLightning(L.LightningModule):
         loss, reported, weight = self._loss(logits, batch["labels"], batch.get("mask"))
         loss = L2Wrap.apply(loss, logits, weight)
         tokens = int((batch["labels"] != IGNORE).sum())
+        real = float(batch["mask"].sum()) if "mask" in batch else batch["input_ids"].numel()
         now = time.perf_counter()
         if self._last_time is not None:
             seconds = now - self._last_time
             self.log("step_s", seconds, on_step=True)
             self.log("tok_s", batch["input_ids"].numel() / seconds, prog_bar=True, on_step=True)
-            real = batch["mask"].sum() if "mask" in batch else batch["input_ids"].numel()
-            self.log("real_tok_s", float(real) / seconds, on_step=True)
+            self.log("real_tok_s", real / seconds, on_step=True)
         self._last_time = now
+        # the step's positions, computed and real (not padding), over every process: LossCurve sums them
+        many = self._trainer is not None and self.trainer.world_size > 1
+        self.log("step_tokens", float(batch["input_ids"].numel()), on_step=True, reduce_fx="sum", sync_dist=many)
+        self.log("step_real_tokens", float(real), on_step=True, reduce_fx="sum", sync_dist=many)
         self.log("train_loss", reported, prog_bar=True, on_step=True)
         self.log("lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=True)
         self.log("tokens", float(tokens), on_step=True, reduce_fx="sum")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -23,7 +24,8 @@ from midi_rwkv.errors import MidiRwkvError
 from midi_rwkv.model import PRESETS, RWKV7, RWKVConfig, init_weights, load_checkpoint, save_checkpoint
 from midi_rwkv.tokenizer.examples import ExampleConfig
 from midi_rwkv.train.train_config import TrainConfig
-from midi_rwkv.train.callbacks import AtomicCheckpointIO, LossCurve, PeriodicCheckpoint
+from midi_rwkv.io import atomic_write_json, file_sha256
+from midi_rwkv.train.callbacks import AtomicCheckpointIO, LossCurve, PeriodicCheckpoint, read_loss_csv, write_loss_csv
 from midi_rwkv.train.module import OptimConfig, RWKVLightning
 
 
@@ -141,12 +143,80 @@ def last_checkpoint(folder: Path) -> tuple[Path | None, int]:
     return folder / last["checkpoint"], last["step"]
 
 
+ORIGIN = "origin.json"  # in a run folder: where the run started (a lineage's step, or 0)
+
+
+class LineageError(MidiRwkvError):
+    """A lineage folder (``midi_rwkv.train.lineage``) is missing, damaged, too large, or does not fit the run."""
+
+
+def same_architecture(a: RWKVConfig, b: RWKVConfig) -> bool:
+    """Equal but for the training context length (which the weights do not depend on)."""
+    return {**a.to_dict(), "ctx_len": 0} == {**b.to_dict(), "ctx_len": 0}
+
+
+def describe(config: RWKVConfig) -> str:
+    return f"{config.n_layer} x {config.n_embd}, head {config.head_size}, vocabulary {config.vocab_size}"
+
+
+def _lineage_state(folder: Path) -> dict:
+    if not (folder / "state.json").is_file():
+        raise LineageError(f"{folder}: not a lineage (no state.json); write one with midi-rwkv save-lineage")
+    return json.loads((folder / "state.json").read_text())
+
+
+def run_origin(out: Path, config: TrainConfig, resume: bool) -> dict:
+    """Where the run in ``out`` starts: read from ``OUT/origin.json`` when resuming, else written there now.
+
+    A run that continues a lineage (``config.resume_from``) starts at its step, on data seed ``seed + step``,
+    counting tokens on from the lineage's, and its loss.csv starts as the lineage's history. Returns the origin
+    (``start_step`` 0 for a new run).
+    """
+    path = out / ORIGIN
+    launched = os.environ.get("LOCAL_RANK", "0") != "0" or os.environ.get("NODE_RANK", "0") != "0"
+    if path.is_file() and (resume or launched):  # other processes of a multi-device run read what rank 0 wrote
+        return json.loads(path.read_text())
+    origin = {"run_id": uuid.uuid4().hex, "lineage": None, "start_step": 0, "weights_sha256": None,
+              "data_seed": config.seed, "tokens_start": [0, 0], "schedule_warmup_steps": config.warmup_steps,
+              "rewarmup_steps": 0}
+    if config.resume_from:
+        folder = Path(config.resume_from)
+        state = _lineage_state(folder)
+        step = state["step"]
+        if step >= config.steps:
+            raise LineageError(f"{folder} is at step {step}: give --steps above {step} to train it further")
+        origin |= {"lineage": str(folder), "start_step": step, "weights_sha256": state["weights"]["sha256"],
+                   "data_seed": config.seed + step, "schedule_warmup_steps": state["schedule"]["warmup_steps"],
+                   "rewarmup_steps": config.warmup_steps,
+                   "tokens_start": [state["tokens"]["computed"] or 0, state["tokens"]["real"] or 0]}
+        if not resume or not (out / "checkpoints" / "last.json").is_file():  # the lineage's history, to append to
+            write_loss_csv(out / "loss.csv", [r for r in read_loss_csv(folder / "loss.csv") if r["step"] <= step])
+    atomic_write_json(path, origin)
+    return origin
+
+
+def lineage_weights(folder: Path, vocab_size: int, architecture: RWKVConfig) -> RWKV7:
+    """A lineage's weights as a float32 model, checked against its state.json's sha256 and the run's architecture."""
+    state = _lineage_state(folder)
+    weights = folder / state["weights"]["file"]
+    if not weights.is_file() or file_sha256(weights) != state["weights"]["sha256"]:
+        raise LineageError(f"{weights}: missing, or its sha256 differs from state.json (damaged, a Git LFS pointer?)")
+    model = load_checkpoint(weights, vocab_size=vocab_size).float()  # bf16 on disk -> float32 to train
+    if not same_architecture(model.config, architecture):
+        raise LineageError(f"{folder}'s model ({describe(model.config)}) does not match the run's preset "
+                           f"({describe(architecture)})")
+    model.config.ctx_len = architecture.ctx_len
+    return model
+
+
 def train(config: TrainConfig, resume: bool = False, progress: bool = True, stop_after: int | None = None) -> Path:
     """Run training; returns the exported ``model.pth``.
 
     Args:
         resume: continue from the checkpoint named in OUT/checkpoints/last.json.
         stop_after: stop at this step as if interrupted (the schedule still spans ``config.steps``).
+
+    With ``config.resume_from`` (a lineage, see :mod:`midi_rwkv.train.lineage`), steps count on from the lineage's.
     """
     out = Path(config.out)
     ckpt_dir = out / "checkpoints"
@@ -154,6 +224,8 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True, stop
         raise MidiRwkvError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
+    origin = run_origin(out, config, resume)
+    offset = origin["start_step"]  # the lineage's step this run started at (0: a new run)
     L.seed_everything(config.seed, workers=True)
     if config.threads:
         torch.set_num_threads(config.threads)
@@ -165,61 +237,69 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True, stop
     data = compiled_data(config, out, examples) if all(compiled) else midi_data(config, out, examples, progress)
     data.save_tokenizer(out / "tokenizer.json")  # now, so that any checkpoint can be exported with it
 
-    ckpt_path, start = last_checkpoint(ckpt_dir) if resume else (None, 0)
+    ckpt_path, reached = last_checkpoint(ckpt_dir) if resume else (None, offset)
+    reached = reached if ckpt_path else offset
+    start = reached - offset  # this run's own steps done
     # Every process builds its own loader and takes its rank's share of each step's global batch (Lightning's launcher
     # sets these variables in the processes it starts); validation runs the same batches everywhere.
     world = config.devices * config.nodes
     rank = int(os.environ.get("NODE_RANK", 0)) * config.devices + int(os.environ.get("LOCAL_RANK", 0))
     batch = min(config.batch_size, len(data.train) // world)
-    train_loader = loader_of(data.train, config.ctx_len, batch, config.steps, start, config.seed, config.workers, rank,
-                             world, config.length_groups)
+    train_loader = loader_of(data.train, config.ctx_len, batch, config.steps - offset, start, origin["data_seed"],
+                             config.workers, rank, world, config.length_groups)
     val_batch = min(config.batch_size * world, len(data.validation))  # the global batch, whole, in every process
     val_loader = loader_of(data.validation, config.ctx_len, val_batch, config.val_batches, 0, config.seed + 1,
                            config.workers)
 
     architecture = model_config(config.preset, config.ctx_len, data.vocab_size)
-    model = (
-        load_checkpoint(config.init, vocab_size=data.vocab_size).float()
-        if config.init
-        else init_weights(RWKV7(architecture), seed=config.seed)
-    )
+    if config.resume_from and ckpt_path is None:
+        model = lineage_weights(Path(config.resume_from), data.vocab_size, architecture)
+    elif config.init:
+        model = load_checkpoint(config.init, vocab_size=data.vocab_size).float()
+    else:
+        model = init_weights(RWKV7(architecture), seed=config.seed)  # a resumed run's checkpoint replaces these
     model.gradient_checkpointing = config.grad_checkpointing
-    optim = OptimConfig(
-        config.lr_init, config.lr_final, config.warmup_steps, config.steps, weight_decay=config.weight_decay
-    )
+    optim = OptimConfig(config.lr_init, config.lr_final, origin["schedule_warmup_steps"] if offset else
+                        config.warmup_steps, config.steps, weight_decay=config.weight_decay, start_step=offset,
+                        rewarmup_steps=origin["rewarmup_steps"])
     module = RWKVLightning(model, optim)
+    trainer = _trainer(config, max(0, (stop_after or config.steps) - offset), config.steps - reached, progress, [
+        PeriodicCheckpoint(ckpt_dir, config.ckpt_every, offset),
+        LossCurve(out, plot_every=max(1, config.val_every), offset=offset, tokens_start=tuple(origin["tokens_start"])),
+    ])
+    trainer.fit(module, train_loader, val_loader, ckpt_path=str(ckpt_path) if ckpt_path else None, weights_only=True)
+    if module.dropped_examples:
+        print(f"warning: {module.dropped_examples} examples could not be built and were dropped")
+    if trainer.global_rank != 0 or offset + trainer.global_step < config.steps:
+        return out / "model.pth"  # export once, by one process, when the run is complete
+    model_path = export_model(module.model, out / "model.pth", data.save_tokenizer, out / "tokenizer.json",
+                              offset + trainer.global_step, config.data, config.layout)
+    print(f"exported {model_path} ({model_path.stat().st_size / 2**20:.1f} MiB) and {out / 'tokenizer.json'}")
+    return model_path
+
+
+def _trainer(config: TrainConfig, max_steps: int, steps_left: int, progress: bool, callbacks: list) -> L.Trainer:
+    """The Lightning trainer of a run: ``max_steps`` of this run's own (not the lineage's) steps."""
     gpu = config.accelerator in ("gpu", "cuda") or (config.accelerator == "auto" and torch.cuda.is_available())
-    trainer = L.Trainer(
+    return L.Trainer(
         accelerator=config.accelerator,
         devices=config.devices,
         num_nodes=config.nodes,
         strategy=_strategy(config.strategy),
         precision=_precision(config.precision, gpu),
-        max_steps=stop_after or config.steps,
+        max_steps=max_steps,
         max_epochs=-1,
         gradient_clip_val=config.grad_clip if not config.strategy.startswith("deepspeed") else None,
-        val_check_interval=min(config.val_every, max(1, config.steps - start)),
+        val_check_interval=min(config.val_every, max(1, steps_left)),
         check_val_every_n_epoch=None,
         num_sanity_val_steps=0,
         limit_val_batches=config.val_batches,
         logger=False,
         enable_checkpointing=False,
-        callbacks=[
-            PeriodicCheckpoint(ckpt_dir, config.ckpt_every),
-            LossCurve(out, plot_every=max(1, config.val_every)),
-        ],
+        callbacks=callbacks,
         plugins=[AtomicCheckpointIO()],
         enable_progress_bar=progress,
         enable_model_summary=False,
         deterministic=False,
         use_distributed_sampler=False,  # the step sampler shards the global batch itself
     )
-    trainer.fit(module, train_loader, val_loader, ckpt_path=str(ckpt_path) if ckpt_path else None, weights_only=True)
-    if module.dropped_examples:
-        print(f"warning: {module.dropped_examples} examples could not be built and were dropped")
-    if trainer.global_rank != 0 or trainer.global_step < config.steps:
-        return out / "model.pth"  # export once, by one process, when the run is complete
-    model_path = export_model(module.model, out / "model.pth", data.save_tokenizer, out / "tokenizer.json",
-                              trainer.global_step, config.data, config.layout)
-    print(f"exported {model_path} ({model_path.stat().st_size / 2**20:.1f} MiB) and {out / 'tokenizer.json'}")
-    return model_path

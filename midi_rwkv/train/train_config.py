@@ -14,7 +14,8 @@ from midi_rwkv.tokenizer.sequences import LAYOUTS
 class TrainConfig:
     """Everything a training run needs; saved as ``config.json`` in the output folder."""
 
-    out: str = setting(help="output folder: config.json, manifest.json, checkpoints/, loss.csv, loss.png, model.pth")
+    out: str = setting(help="output folder: config.json, origin.json, manifest.json, checkpoints/, loss.csv, loss.png, "
+                       "model.pth")
     data: list[str] = setting(
         help="corpus, repeatable: pop909:PATH, folder:PATH (or a bare folder), gigamidi:NAME_OR_PARQUET[::SUBSET]",
         factory=list, metavar="CORPUS")
@@ -22,12 +23,16 @@ class TrainConfig:
     preset: str = setting("tiny", "model size: tiny, small (6 x 128, head 32), paper (12 x 384, 35.1 M parameters), "
                           "or LxC, L layers x C wide with 64-wide heads (e.g. 6x192)")
     init: str | None = setting(None, "start from these weights (.pth) instead of the paper's initialisation")
+    resume_from: str | None = setting(
+        None, "continue a lineage folder (midi-rwkv save-lineage, e.g. lineage/NAME) on any machine: its weights, a "
+        "fresh optimiser warmed up over --warmup-steps, its cosine schedule from its step on; the settings it "
+        "recorded (data, preset, layout, schedule, seed, examples) are the defaults", metavar="LINEAGE")
     ctx_len: int = setting(2048, "tokens per training sequence")
     batch_size: int = setting(12, "sequences per step (per device)")
     steps: int = setting(1000, "optimiser steps for the whole run (the learning-rate cosine spans them)")
     lr_init: float = setting(1e-4, "peak learning rate (after warm-up)")
     lr_final: float = setting(1e-5, "learning rate at the last step")
-    warmup_steps: int = setting(10, "linear warm-up steps")
+    warmup_steps: int = setting(10, "linear warm-up steps (with --resume-from: the fresh optimiser's)")
     weight_decay: float = setting(0.1, "AdamW weight decay on 2-D weight matrices")
     grad_clip: float = setting(1.0, "gradient norm clipping (not with DeepSpeed)")
     val_every: int = setting(200, "validate every this many steps")
@@ -69,3 +74,5 @@ class TrainConfig:
         valid = {f.name for f in fields(ExampleConfig)}
         require(set(self.examples) <= valid, f"--examples: unknown keys {sorted(set(self.examples) - valid)}")
         require("layout" not in self.examples, "give the layout with --layout, not in --examples")
+        require(not (self.init and self.resume_from), "--init and --resume-from both give the starting weights: "
+                "choose one")
