@@ -88,3 +88,61 @@ def test_context_reaches_the_source_window():
     assert context_to_reach((20, 24), 0, 16) == 20
     assert context_to_reach((20, 24), 40, 16) == 20  # the window ends at bar 44, 20 bars after the span
     assert context_to_reach((20, 24), None, 16) == 16 and context_to_reach((20, 24), 0, None) is None
+
+
+# ---- bar infills that follow a repeated section (tiny random model: only the copy distribution can repeat) ----
+
+def _abab(tok):
+    from tests.structure.test_structure import song
+
+    return tok.prepare(song("ABAB", melody_repeats=True), "abab")
+
+
+def _span_notes(score, piece, track, bars):
+    start, end = piece.bars[bars[0]].start, piece.bars[bars[1] - 1].end
+    return sorted((n.time, n.pitch) for n in score.tracks[track].notes if start <= n.time < end)
+
+
+def test_follow_writes_the_repeat_and_other_candidates_vary_it(tok, tiny_model):
+    from midi_rwkv.inference.generator import Generator
+    from midi_rwkv.inference.infiller import Infiller
+
+    piece = _abab(tok)
+    infiller = Infiller(Generator(tiny_model), tok, structure="follow")
+    first, second = infiller.infill(piece, 0, (8, 12), n=2, seed=0, max_tokens=250)
+    original = _span_notes(piece.original, piece, 0, (8, 12))
+    assert original and _span_notes(first.score, piece, 0, (8, 12)) == original  # bars 1-4 repeat: copied exactly
+    assert _span_notes(second.score, piece, 0, (8, 12)) != original  # half the weight: a variation, not the repeat
+    assert "bars 1-4 are a repeat" in first.form and "4 of 4 bars follow" in first.form
+    plain = infiller.with_structure("off").infill(piece, 0, (8, 12), n=1, seed=0, max_tokens=250)[0]
+    assert _span_notes(plain.score, piece, 0, (8, 12)) != original and plain.form is None
+
+
+def test_a_bar_whose_controls_differ_from_its_source_follows_the_controls(tok, tiny_model):
+    from midi_rwkv.inference.generator import Generator
+    from midi_rwkv.inference.infiller import ControlRequest, Infiller
+
+    piece = _abab(tok)
+    infiller = Infiller(Generator(tiny_model), tok, structure="follow")
+    enc = tok.encode(piece)
+    asked = enc.bar_controls(piece.track_index(0), piece.token_span(8, 12))
+    changed = [c.density for c in asked]
+    changed[1] += 3
+    (c,) = infiller.infill(piece, 0, (8, 12), ControlRequest(density=changed), n=1, seed=0, max_tokens=250)
+    plan = infiller.form_plan(piece, enc, 0, (8, 12), c.requested, free=False)
+    assert plan.weights == (1.0, 0.0, 1.0, 1.0)
+    assert "3 of 4 bars follow" in c.form
+    free = infiller.form_plan(piece, enc, 0, (8, 12), c.requested, free=True)
+    assert free.weights == (1.0, 1.0, 1.0, 1.0)  # free infilling asks for no controls: none gate the copy
+
+
+def test_a_song_without_other_tracks_gets_the_model_alone_and_says_so(tok, tiny_model, waltz):
+    from midi_rwkv.inference.generator import Generator
+    from midi_rwkv.inference.infiller import Infiller
+
+    solo = waltz.copy()
+    del solo.tracks[1]
+    piece = tok.prepare(solo, "solo")
+    (c,) = Infiller(Generator(tiny_model), tok, structure="follow").infill(piece, 0, (2, 4), n=1, seed=0,
+                                                                           max_tokens=300)
+    assert c.form.startswith("form: no window") and "model alone" in c.form
