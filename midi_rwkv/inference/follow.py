@@ -37,8 +37,10 @@ class FollowSource(BarInfillConstraint):
         self.bar_token = bar_token
         self.position = 0  # tokens of the current source bar already followed
         self.following = True  # False once the model left the source in this bar
+        self.skipped = False  # the model skipped part of the current source bar
         self.proposed = 0  # tokens proposed (for reports: how much of the fill the source shaped)
         self.followed = 0  # sampled tokens that equalled the proposal
+        self.exact = [False] * len(bars)  # per written bar: it is its source bar, token for token
 
     def _expected(self) -> int | None:
         """The source's next token in the current bar (its bar line once its body is done), or None."""
@@ -63,7 +65,10 @@ class FollowSource(BarInfillConstraint):
         bar = self.current
         out = super().after_sample(token)
         if self.current != bar:  # a new bar: follow its own source from the start
-            self.position, self.following = 0, True
+            source = self.sources[bar]
+            self.exact[bar] = (source is not None and self.weights[bar] > 0 and self.following and not self.skipped
+                               and self.position == len(source) + 1)  # its body and its bar line
+            self.position, self.following, self.skipped = 0, True, False
         return out
 
     def _align(self, token: int, expected: int) -> None:
@@ -77,5 +82,6 @@ class FollowSource(BarInfillConstraint):
         rest = source[self.position + 1 :]
         if token in rest:  # the model skipped some of the source: continue after the token it wrote
             self.position += 2 + rest.index(token)
+            self.skipped = True
         else:  # it wrote something the source does not have: stop proposing in this bar
             self.following = False

@@ -35,6 +35,19 @@ MATCH_FLOOR = 0.5  # other tracks matching below this give a bar no copy at all
 
 
 @dataclass(frozen=True)
+class FollowSettings:
+    """How strongly a bar infill follows the form (``follow`` and ``vary``)."""
+
+    weight: float = FOLLOW_WEIGHT  # w of a bar whose other tracks match the source's at the repeat threshold
+    floor: float = MATCH_FLOOR  # other tracks matching at or below this give a bar no copy
+    source_timing: bool = True  # a bar written token for token from its source keeps the source's own notes
+
+    def __post_init__(self):
+        if not 0 <= self.weight <= 1 or not 0 <= self.floor < 0.9:
+            raise ValueError(f"follow weight must be in [0, 1] and floor in [0, 0.9): {self}")
+
+
+@dataclass(frozen=True)
 class FormPlan:
     """What a bar infill follows: the source window (real bars), per written bar its body in model ids and its
     full weight, and one line for people."""
@@ -64,9 +77,9 @@ def controls_agree(requested: BarControls, source: BarControls) -> bool:
     return requested.polyphony is None or source.polyphony is None or requested.polyphony == source.polyphony
 
 
-def ramp(match: np.ndarray, threshold: float) -> np.ndarray:
-    """0 at or below :data:`MATCH_FLOOR`, 1 at or above ``threshold``, linear between."""
-    return np.clip((np.asarray(match, dtype=float) - MATCH_FLOOR) / (threshold - MATCH_FLOOR), 0.0, 1.0)
+def ramp(match: np.ndarray, threshold: float, floor: float = MATCH_FLOOR) -> np.ndarray:
+    """0 at or below ``floor``, 1 at or above ``threshold``, linear between."""
+    return np.clip((np.asarray(match, dtype=float) - floor) / (threshold - floor), 0.0, 1.0)
 
 
 def no_plan(n: int, note: str) -> FormPlan:
@@ -74,7 +87,7 @@ def no_plan(n: int, note: str) -> FormPlan:
 
 
 def plan_form(piece: Piece, enc, structure, track: int, bars: tuple[int, int], requested: list[BarControls],
-              gate: bool = True, weight: float = FOLLOW_WEIGHT) -> FormPlan:
+              gate: bool = True, settings: FollowSettings = FollowSettings()) -> FormPlan:
     """The source window of real bars ``bars`` of ``track`` and the weight of each written bar.
 
     ``requested``: the controls of the span's tokenizer bars, as the prompt asks for them; ``gate``: whether they
@@ -83,7 +96,7 @@ def plan_form(piece: Piece, enc, structure, track: int, bars: tuple[int, int], r
 
     n_real = bars[1] - bars[0]
     sources = structure.sources(track, bars, k=1)
-    if not sources or sources[0].match <= MATCH_FLOOR:
+    if not sources or sources[0].match <= settings.floor:
         why = "no window elsewhere in the song" if not sources else "no window whose other tracks match"
         return no_plan(len(requested), f"form: {why}, so the model alone")
     best = sources[0]
@@ -99,7 +112,7 @@ def plan_form(piece: Piece, enc, structure, track: int, bars: tuple[int, int], r
         per_bar = np.full(n, best.match)
     source_controls = enc.bar_controls(t, source_span)
     agree = np.array([not gate or controls_agree(r, s) for r, s in zip(requested, source_controls)], dtype=float)
-    weights = weight * ramp(per_bar, REPEAT_THRESHOLD) * agree
+    weights = settings.weight * ramp(per_bar, REPEAT_THRESHOLD, settings.floor) * agree
     bodies = tuple(tuple(enc.bars[t][source_span[0] + k][1]) for k in range(n))
     where = f"bars {best.start + 1}-{best.start + n_real}"
     kind = "a repeat" if best.match >= REPEAT_THRESHOLD else "the closest match"

@@ -13,8 +13,8 @@ from midi_rwkv.inference.constraints import BarInfillConstraint, TokenTables
 from midi_rwkv.inference.follow import FollowSource
 from midi_rwkv.inference.form import (
     DEFAULT_STRUCTURE,
-    FOLLOW_WEIGHT,
     STRUCTURE_SETTINGS,
+    FollowSettings,
     FormPlan,
     context_to_reach,
     no_plan,
@@ -34,6 +34,7 @@ from midi_rwkv.inference.requests import (
     apply_bar_request,
     apply_track_request,
 )
+from midi_rwkv.structure.copying import copy_bars
 from midi_rwkv.tokenizer import InfillTokenizer, Piece
 from midi_rwkv.tokenizer.controls import DENSITY_MAX, BarControls, TrackControls, control_error, typical_track_controls
 from midi_rwkv.tokenizer.merge import MergeReport
@@ -131,6 +132,17 @@ def program_register(program: int) -> tuple[int, int]:
     return allowed.start, allowed.stop - 1
 
 
+def keep_source_timing(score: Score, piece: Piece, track: int, bars: tuple[int, int], source: int | None,
+                       exact: list[bool]) -> None:
+    """In place: each written bar that is its source bar token for token gets the source bar's own notes (its
+    timing, velocities and durations, which the tokenizer quantises), as a composer's copy of a repeat would."""
+    n = bars[1] - bars[0]
+    if source is None or len(exact) != n or not any(exact):  # tokenizer bars that split a real bar: leave them
+        return
+    pairs = [(bars[0] + k, source + k) for k in range(n) if exact[k]]
+    copy_bars(score, piece.original, track, piece.bars, pairs, piece.bars[bars[1] - 1].end)
+
+
 def rank(candidates: list[Candidate], by: str) -> list[Candidate]:
     """Best first: ``controls`` by control error (lowest first), ``likelihood`` by the model's mean log-probability
     per sampled token (highest first); ties keep their order."""
@@ -161,16 +173,16 @@ class Infiller:
         if structure not in STRUCTURE_SETTINGS:
             raise MidiRwkvError(f"unknown structure setting '{structure}': choose from {', '.join(STRUCTURE_SETTINGS)}")
         self.generator, self.tokenizer, self.keep_register, self.layout = generator, tokenizer, keep_register, layout
-        self.strict_density, self.structure, self.structure_weight = strict_density, structure, FOLLOW_WEIGHT
+        self.strict_density, self.structure, self.follow = strict_density, structure, FollowSettings()
         self.tables = TokenTables.build(tokenizer.codec)
         self._structures: dict[int, tuple[Piece, object]] = {}  # id(piece) -> (piece, its SongStructure)
 
-    def with_structure(self, structure: str, weight: float = FOLLOW_WEIGHT) -> Infiller:
-        """This infiller (the same model, loaded once) with another structure setting and copy weight."""
+    def with_structure(self, structure: str, follow: FollowSettings | None = None) -> Infiller:
+        """This infiller (the same model, loaded once) with another structure setting (and how it follows)."""
         if structure not in STRUCTURE_SETTINGS:
             raise MidiRwkvError(f"unknown structure setting '{structure}': choose from {', '.join(STRUCTURE_SETTINGS)}")
         other = copy.copy(self)
-        other.structure, other.structure_weight = structure, weight
+        other.structure, other.follow = structure, follow or self.follow
         return other
 
     @classmethod
@@ -273,8 +285,10 @@ class Infiller:
         generations = self.generator.generate(seq.ids, constraints, sampler, max_tokens or 2000, seed)
         fill = BarFill(track, tuple(bars), request, free)
         candidates = []
-        for g in generations:
+        for g, constraint in zip(generations, constraints):
             score, report = tok.merge(piece, seq, g.ids)
+            if isinstance(constraint, FollowSource) and self.follow.source_timing:
+                keep_source_timing(score, piece, track, bars, plan.source, constraint.exact)
             realised = tok.realised_controls(score, piece.name, track, bars, len(requested), is_drum)
             note = plan.note if self.structure != "off" else None
             candidates.append(Candidate(score, report, requested, realised, g, fill, form=note))
@@ -293,7 +307,7 @@ class Infiller:
         if self.structure == "off":
             return no_plan(len(requested), "")
         return plan_form(piece, enc, self.song_structure(piece), track, bars, requested, gate=not free,
-                         weight=self.structure_weight)
+                         settings=self.follow)
 
     def song_structure(self, piece: Piece):
         """The piece's :class:`~midi_rwkv.structure.SongStructure`, computed once per piece object."""

@@ -194,7 +194,7 @@ class Evaluation:
                     infillers[key] = Infiller.load(system.model, system.tokenizer, system.state, system.lora,
                                                    system.engine, keep_register=system.register == "keep",
                                                    layout=system.layout, strict_density=system.strict_density)
-                infiller = infillers[key].with_structure(system.structure, system.structure_weight)
+                infiller = infillers[key].with_structure(system.structure, system.follow)
             for prompt in tqdm(todo, desc=f"generating {system.name}", unit="prompt", disable=not self.progress):
                 piece = self.piece(prompt)
                 bars = (prompt.start, prompt.end)

@@ -23,10 +23,11 @@ import numpy as np
 from symusic import Score
 
 from midi_rwkv.errors import MidiRwkvError
-from midi_rwkv.inference.form import DEFAULT_STRUCTURE, FOLLOW_WEIGHT, STRUCTURE_SETTINGS
+from midi_rwkv.inference.form import DEFAULT_STRUCTURE, FOLLOW_WEIGHT, MATCH_FLOOR, STRUCTURE_SETTINGS, FollowSettings
 from midi_rwkv.inference.ggml import ENGINES
 from midi_rwkv.inference.sampler import SamplerConfig, default_sampler
 from midi_rwkv.io import file_sha256
+from midi_rwkv.structure.copying import copy_bars
 from midi_rwkv.tokenizer import Piece
 from midi_rwkv.tokenizer.sequences import LAYOUTS
 
@@ -52,7 +53,13 @@ class System:
     layout: str | None = None  # the sequence layout of the prompts; None: the model's own (tokenizer.sequences.LAYOUTS)
     sampler: SamplerConfig | None = None  # None: each fill kind's default (inference.sampler.TRACK_SAMPLER for tracks)
     structure: str = DEFAULT_STRUCTURE  # follow the song's form: follow | vary | context | off (inference.form)
-    structure_weight: float = FOLLOW_WEIGHT  # the copy distribution's full weight (inference.form), for measuring
+    structure_weight: float = FOLLOW_WEIGHT  # how it follows (inference.form.FollowSettings), for measuring:
+    structure_floor: float = MATCH_FLOOR  # the copy distribution's full weight, the match below which it is off,
+    source_timing: bool = True  # and whether bars followed token for token keep their source's notes
+
+    @property
+    def follow(self) -> FollowSettings:
+        return FollowSettings(self.structure_weight, self.structure_floor, self.source_timing)
 
     @property
     def is_reference(self) -> bool:
@@ -80,8 +87,8 @@ def parse_system(text: str, default_model: str) -> System:
     """``NAME[:key=value,...]``.
 
     Keys: model tokenizer state lora free strict_density engine context context_tokens n rank register layout
-    structure (follow, vary, context, off; 1 = follow, 0 = off) structure_weight temperature top_k top_p epsilon
-    repetition_penalty.
+    structure (follow, vary, context, off; 1 = follow, 0 = off) structure_weight structure_floor source_timing
+    temperature top_k top_p epsilon repetition_penalty.
     """
     name, _, rest = text.partition(":")
     if not name or not name.replace("-", "").replace("_", "").isalnum():
@@ -99,7 +106,7 @@ def parse_system(text: str, default_model: str) -> System:
                 sampler[key] = _SAMPLER_KEYS[key](value)
             except ValueError:
                 raise MidiRwkvError(f"system '{text}': {key} needs a number, got '{value}'") from None
-        elif key in ("free", "strict_density"):
+        elif key in ("free", "strict_density", "source_timing"):
             options[key] = value.lower() in ("1", "true", "yes")
         elif key in ("model", "tokenizer", "state", "lora"):
             options[key] = value
@@ -130,13 +137,11 @@ def parse_system(text: str, default_model: str) -> System:
                 choices = ", ".join(STRUCTURE_SETTINGS)
                 raise MidiRwkvError(f"system '{text}': structure must be one of {choices}, 0 or 1")
             options[key] = value
-        elif key == "structure_weight":
+        elif key in ("structure_weight", "structure_floor"):
             try:
                 options[key] = float(value)
             except ValueError:
-                raise MidiRwkvError(f"system '{text}': structure_weight needs a number, got '{value}'") from None
-            if not 0 <= options[key] <= 1:
-                raise MidiRwkvError(f"system '{text}': structure_weight must be between 0 and 1")
+                raise MidiRwkvError(f"system '{text}': {key} needs a number, got '{value}'") from None
         elif key == "engine":
             if value not in ENGINES:
                 raise MidiRwkvError(f"system '{text}': engine must be one of {', '.join(ENGINES)}")
@@ -144,7 +149,9 @@ def parse_system(text: str, default_model: str) -> System:
         else:
             raise MidiRwkvError(f"system '{text}': unknown key '{key}'")
     try:
-        return System(name, sampler=SamplerConfig(**sampler) if sampler else None, **options)
+        system = System(name, sampler=SamplerConfig(**sampler) if sampler else None, **options)
+        system.follow  # noqa: B018 (validates the follow settings)
+        return system
     except (ValueError, MidiRwkvError) as exc:
         raise MidiRwkvError(f"system '{text}': {exc}") from None
 
@@ -161,8 +168,8 @@ def reference_score(name: str, piece: Piece, track: int, bars: tuple[int, int]) 
     n = end - start
     notes = score.tracks[track].notes
     span_start, span_end = piece.bars[start].start, piece.bars[end - 1].end
-    kept = [note.copy() for note in notes if not span_start <= note.time < span_end]
     if name == "silence":
+        kept = [note.copy() for note in notes if not span_start <= note.time < span_end]
         notes.clear()
         notes.extend(kept)
         return score
@@ -172,18 +179,7 @@ def reference_score(name: str, piece: Piece, track: int, bars: tuple[int, int]) 
         source = start - n if start - n >= 0 else end
         if source + n > piece.num_bars:
             raise MidiRwkvError(f"{piece.name}: no {n} bars next to bars {start + 1}-{end} to copy")
-    copied = []
-    for i in range(n):
-        src, dst = piece.bars[source + i], piece.bars[start + i]
-        length = dst.end - dst.start
-        for note in notes:
-            if src.start <= note.time < src.end and note.time - src.start < length:
-                moved = note.copy()
-                moved.time = note.time - src.start + dst.start
-                moved.duration = min(note.duration, span_end - moved.time)
-                copied.append(moved)
-    notes.clear()
-    notes.extend(sorted(kept + copied, key=lambda x: (x.time, x.pitch)))
+    copy_bars(score, piece.original, track, piece.bars, [(start + i, source + i) for i in range(n)], span_end)
     return score
 
 

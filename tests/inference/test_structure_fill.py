@@ -146,3 +146,35 @@ def test_a_song_without_other_tracks_gets_the_model_alone_and_says_so(tok, tiny_
     (c,) = Infiller(Generator(tiny_model), tok, structure="follow").infill(piece, 0, (2, 4), n=1, seed=0,
                                                                            max_tokens=300)
     assert c.form.startswith("form: no window") and "model alone" in c.form
+
+
+def test_a_bar_followed_token_for_token_keeps_its_source_notes(tok, tiny_model):
+    from midi_rwkv.inference.follow import FollowSource
+    from midi_rwkv.inference.form import FollowSettings
+    from midi_rwkv.inference.generator import Generator
+    from midi_rwkv.inference.infiller import Infiller
+    from tests.structure.test_structure import song
+
+    score = song("ABAB", melody_repeats=True)
+    for note in score.tracks[0].notes:  # played, not quantised: the same nudge in every repeat
+        note.time += 7
+        note.velocity = 61
+    piece = tok.prepare(score, "played")
+    infiller = Infiller(Generator(tiny_model), tok, structure="follow")
+    original = sorted((n.time, n.duration, n.pitch, n.velocity) for n in piece.original.tracks[0].notes
+                      if piece.bars[8].start <= n.time < piece.bars[12].start)
+    (kept,) = infiller.infill(piece, 0, (8, 12), n=1, seed=0, max_tokens=250)
+    written = sorted((n.time, n.duration, n.pitch, n.velocity) for n in kept.score.tracks[0].notes
+                     if piece.bars[8].start <= n.time < piece.bars[12].start)
+    assert written == original
+    quantised = infiller.with_structure("follow", FollowSettings(source_timing=False))
+    (plain,) = quantised.infill(piece, 0, (8, 12), n=1, seed=0, max_tokens=250)
+    assert sorted((n.time, n.pitch) for n in plain.score.tracks[0].notes) != sorted(
+        (n.time, n.pitch) for n in kept.score.tracks[0].notes)  # the tokenizer's grid, not the played times
+    tables = infiller.tables
+    c = FollowSource(tables, [((tok.codec.vocab.bar,), ())] * 2, [(5,), (5, 6)], [1.0, 1.0], tables.bar)
+    c.after_sample(5)
+    c.after_sample(tables.bar)
+    c.after_sample(6)  # skipped the 5
+    c.after_sample(tables.bar)
+    assert c.exact == [True, False]
