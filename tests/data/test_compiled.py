@@ -1,7 +1,10 @@
 """The compiled corpus: the same examples as the MIDI-based builder, rebuilt only when needed, no MidiTok to train."""
 
+import dataclasses
 import json
+import os
 import random
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -119,6 +122,52 @@ def test_a_shard_records_its_pieces_and_is_rebuilt_only_when_sources_or_tokenize
     assert json.loads((shard / "meta.json").read_text())["vocab_size"] == 663  # a new tokenizer: compiled again
     compile_source(f"folder:{folder}", BPE, out, progress=False, min_bars=4, min_notes=10)
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary or old folder left
+
+
+def test_a_shard_is_rebuilt_when_a_source_file_changes_its_size_or_its_time(chorale_source, tmp_path):
+    folder, out = tmp_path / "pieces", tmp_path / "out"
+    folder.mkdir()
+    piece = folder / "chorale.mid"
+    shutil.copyfile(chorale_source, piece)
+    spec = f"folder:{folder}"
+    meta = out / shard_name(spec) / "meta.json"
+
+    def compile_and_read():
+        compile_source(spec, BPE, out, progress=False, min_bars=4, min_notes=10)
+        return json.loads(meta.read_text())["source"], meta.stat().st_mtime_ns
+
+    first, written = compile_and_read()
+    assert compile_and_read() == (first, written)  # nothing changed: kept
+    stat = piece.stat()
+    os.utime(piece, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # the same bytes, touched
+    touched, rewritten = compile_and_read()
+    assert touched != first and rewritten != written
+    score = Score(str(piece))
+    score.tracks[0].notes.append(score.tracks[0].notes[0].copy())  # a note more: a larger file
+    score.dump_midi(str(piece))
+    os.utime(piece, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # at the time it had
+    assert piece.stat().st_size != stat.st_size
+    resized, _ = compile_and_read()
+    assert resized not in (first, touched)
+
+
+def test_a_shard_stores_each_track_s_bar_statistics_as_the_midi_path_computes_them(compiled, bpe):
+    folder, out = compiled
+    corpus, midi = CompiledCorpus(out), FolderCorpus(folder)
+    (shard,) = corpus.shards
+    bars = 0
+    for index in range(len(corpus)):
+        piece = bpe.prepare(representable(midi.load(index), bpe), midi.ids[index])
+        enc = bpe.encode(piece)
+        fast = shard.encode(index, shard.played_tracks(index), 0)
+        assert fast.piece.track_ids == piece.track_ids and len(fast.tracks) == len(enc.tracks)
+        for t in range(len(enc.tracks)):
+            want, got = enc.statistics(t), fast.statistics(t)
+            for field in dataclasses.fields(want):  # count, polyphony, durations, pairs, repeats: every bar
+                assert np.array_equal(getattr(got, field.name), getattr(want, field.name)), (index, t, field.name)
+            assert np.array_equal(got.repetition, want.repetition, equal_nan=True)
+            bars += len(want)
+    assert bars > 200  # the fixture's pieces hold a few hundred track bars
 
 
 def test_an_interrupted_compile_keeps_the_old_shard(compiled, tmp_path, monkeypatch):

@@ -121,6 +121,11 @@ def unchanged_except(before, after, track: int, start: int = 0, end: int = 1 << 
             assert note_tuples(a, end) == note_tuples(b, end)
 
 
+# The pitch OneNotePerBar writes: the one nearest middle C in the kept register. The melody (program 0) plays
+# 67-71, so 66-72 is kept: 66; the bass 36-39 (35-40): 40; the drums their kick. Without a register: 60.
+WRITTEN_PITCH = {0: 66, 2: 40, 3: 36}
+
+
 @pytest.mark.parametrize("track", [0, 2, 3], ids=["melody", "bass", "drums"])
 def test_a_whole_track_is_written_again_and_nothing_else_changes(tok, model, quartet, track):
     piece = tok.prepare(quartet)
@@ -131,7 +136,8 @@ def test_a_whole_track_is_written_again_and_nothing_else_changes(tok, model, qua
     assert len(c.score.tracks) == 4
     unchanged_except(quartet, c.score, track)
     written = c.score.tracks[track].notes  # the backend's one quarter note at the start of every bar
-    assert [(n.time, n.duration) for n in written] == [(b * BAR, TPQ) for b in range(8)]
+    pitch = WRITTEN_PITCH[track]  # in the track's own register (also for program 0)
+    assert [(n.time, n.duration, n.pitch) for n in written] == [(b * BAR, TPQ, pitch) for b in range(8)]
     kept = quartet.tracks[track]
     assert (c.score.tracks[track].program, c.score.tracks[track].is_drum) == (kept.program, kept.is_drum)
     assert c.requested == [tok.track_controls_of(quartet, "", track)]
@@ -139,9 +145,11 @@ def test_a_whole_track_is_written_again_and_nothing_else_changes(tok, model, qua
 
 def test_a_whole_track_from_a_sampling_model_keeps_every_note_inside_the_piece(tok, model, quartet):
     piece = tok.prepare(quartet)
+    written = []
     for c in Infiller(Generator(model), tok).regenerate_track(piece, 1, n=2, seed=1, max_tokens=300):
         unchanged_except(quartet, c.score, 1)
-        assert all(0 <= n.time < 8 * BAR for n in c.score.tracks[1].notes)
+        written += c.score.tracks[1].notes
+    assert written and all(0 <= n.time < 8 * BAR for n in written)  # some notes (this seed writes 2), all inside
 
 
 def test_whole_track_controls_can_be_asked_for_and_drums_refuse_pitch_ones(tok, model, quartet):
@@ -184,6 +192,8 @@ def test_a_whole_track_that_comes_out_empty_is_pointed_out(tok, model, quartet, 
     piece.longest_rest = lambda track=None: 8  # no rest limit: this model ends every bar at once, so no notes
     (c,) = bars_end_at_once(model, tok).regenerate_track(piece, 2, n=1, seed=0)
     assert not c.score.tracks[2].notes
+    # what it got is no notes at all, not what was asked for
+    assert c.realised[0].density == (0, 0) and c.requested[0].density != (0, 0) and c.control_error > 0
     assert empty_track_note(c.score).startswith("(track 2 came out empty")
     c.score.dump_midi(str(tmp_path / "c.mid"))  # the file keeps the empty track; symusic drops it when reading
     assert (tmp_path / "c.mid").read_bytes().count(b"MTrk") == 4 and len(Score(str(tmp_path / "c.mid")).tracks) == 3
@@ -207,7 +217,8 @@ def test_a_new_track_goes_under_the_others(tok, model, quartet, new):
         assert note_tuples(a) == note_tuples(b) and (a.program, a.is_drum) == (b.program, b.is_drum)
     added = c.score.tracks[4]
     assert added.is_drum == new.is_drum and (new.is_drum or added.program == 33)
-    assert [(n.time, n.duration) for n in added.notes] == [(b * BAR, TPQ) for b in range(8)]  # one note per bar
+    pitch = 36 if new.is_drum else 55  # a bass (program 33) plays 28-55 (program_register): the nearest to 60
+    assert [(n.time, n.duration, n.pitch) for n in added.notes] == [(b * BAR, TPQ, pitch) for b in range(8)]
     if new.is_drum:
         assert c.requested[0].density == (8, 12) and c.requested[0].polyphony is None
     else:  # the typical controls of the other pitched tracks
@@ -359,5 +370,25 @@ def test_a_whole_track_rests_no_longer_than_the_track_did(tok, model, quartet, m
                         lambda *args, **kwargs: made.append(kwargs["max_rest"]) or BarInfillConstraint(*args, **kwargs))
     infiller = one_note_per_bar(model, tok)
     infiller.regenerate_track(resting, 2, n=1, seed=0)
+    infiller.regenerate_track(resting, 0, n=1, seed=0)
+    infiller.add_track(resting, NewTrack(program=33), n=1, seed=0)
     infiller.add_track(piece, NewTrack(program=33), n=1, seed=0)
-    assert made == [5, 0]  # its own longest rest; a new track: the longest of any track's
+    # a whole track: its own longest rest; a new track: the longest of any track's (here the bass's, not track 0's)
+    assert made == [5, 0, 5, 0]
+
+
+def test_bar_infill_writes_in_the_register_around_the_span_and_replaces_every_note_in_it(tok, model, quartet):
+    low = [n for n in quartet.tracks[0].notes if 2 * BAR <= n.time < 4 * BAR]
+    for n in low:
+        n.pitch = 40  # inside the span the melody drops far below its register elsewhere (67-71)
+    piece = tok.prepare(quartet)
+    from midi_rwkv.inference.infiller import track_register
+
+    assert track_register(piece, 0, (2, 4)) == (66, 72) and track_register(piece, 0) == (39, 72)
+    (c,) = one_note_per_bar(model, tok).infill(piece, 0, (2, 4), n=1, seed=0)
+    unchanged_except(quartet, c.score, 0, 2 * BAR, 4 * BAR)
+    # exactly the generated notes, nearest middle C in the register played outside the span (its own notes left out)
+    assert note_tuples(c.score.tracks[0], 2 * BAR, 4 * BAR) == [(2 * BAR, TPQ, 66, 79), (3 * BAR, TPQ, 66, 79)]
+    (free,) = Infiller(Generator(OneNotePerBar(model, tok.codec.vocab)), tok, keep_register=False).infill(
+        piece, 0, (2, 4), n=1, seed=0)
+    assert note_tuples(free.score.tracks[0], 2 * BAR, 4 * BAR) == [(2 * BAR, TPQ, 60, 79), (3 * BAR, TPQ, 60, 79)]

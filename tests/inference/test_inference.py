@@ -149,6 +149,8 @@ def test_infill_changes_only_the_span_and_reports_controls(tok, model):
             )
             if i != 1:
                 assert note_tuples(a) == note_tuples(b)
+        # inside the span: only what was generated (none of the original alto notes left behind)
+        assert len(note_tuples(c.score.tracks[1], start, end)) == c.report.notes_added
 
 
 def test_control_error_counts_every_missed_control():
@@ -357,11 +359,17 @@ def test_a_kept_register_bans_every_token_that_plays_outside_it(tok):
 def test_infill_keeps_the_register_the_track_plays_around_the_span(tok, model):
     from midi_rwkv.inference.infiller import track_register
 
-    piece = tok.prepare(CHORALE)
+    score = Score(str(CHORALE))
+    first = tok.prepare(score)
+    start, end = first.bars[3].start, first.bars[4].end
+    for n in score.tracks[1].notes:
+        if start <= n.time < end:
+            n.pitch += 24  # inside bars 4-5 the alto leaves its register: the span's own notes must not count
+    piece = tok.prepare(score)
     low, high = track_register(piece, 1, (3, 5))  # the alto outside bars 4-5, widened by 1
-    alto = [n.pitch for n in piece.original.tracks[1].notes if not piece.bars[3].start <= n.time < piece.bars[4].end]
+    alto = [n.pitch for n in piece.original.tracks[1].notes if not start <= n.time < end]
     assert (low, high) == (min(alto) - 1, max(alto) + 1)
-    start, end = piece.bars[3].start, piece.bars[4].end
+    assert track_register(piece, 1)[1] > high + 12  # with the span's notes, the range would reach far above
     kept = Infiller(Generator(model), tok, strict_density=False)  # the default register; notes enough to test
     free = Infiller(Generator(model), tok, keep_register=False, strict_density=False)
     written = {name: [n.pitch for c in infiller.infill(piece, 1, (3, 5), n=4, sampler=VARIED, max_tokens=300, seed=1)

@@ -18,7 +18,7 @@ from midi_rwkv.metrics.region import Region
 from midi_rwkv.metrics.systems import parse_system, reference_score
 from midi_rwkv.model import RWKV7, init_weights, save_checkpoint, tiny_config
 from midi_rwkv.tokenizer import InfillTokenizer
-from tests.conftest import FIXTURES, note_tuples
+from tests.conftest import FIXTURES, TPQ, make_score, note_tuples
 
 CHORALE = FIXTURES / "bach_bwv66.6.mid"
 
@@ -110,6 +110,43 @@ def test_a_system_that_changed_since_its_generations_is_refused(setup, tmp_path,
     assert "system 'm' was generated with sha256" in capsys.readouterr().err
 
 
+@pytest.fixture(scope="module")
+def generated_once(setup, tmp_path_factory):
+    """A report folder holding the generations of one system 'm' with every setting at its default."""
+    root, data, path = setup
+    out = tmp_path_factory.mktemp("identity") / "report"
+    assert _run(root, data, path, out, "--system", "m", "--no-references") == 0
+    return out
+
+
+@pytest.mark.parametrize("change", ["n=2", "strict_density=0", "register=free", "free=1", "rank=controls",
+                                    "context=1", "context_tokens=300", "layout=target-last", "top_k=5",
+                                    "repetition_penalty=1.1", "engine=ggml"])
+def test_a_system_whose_generation_settings_changed_is_refused(setup, generated_once, capsys, change):
+    """Every setting that changes what a system generates is part of its identity (not only the sampler and files)."""
+    root, data, path = setup
+    out = generated_once
+    assert _run(root, data, path, out, "--system", f"m:{change}", "--no-references") == 2, change
+    key = change.split("=")[0]
+    err = capsys.readouterr().err
+    sampler_key = key in ("top_k", "repetition_penalty")
+    assert f"system 'm' was generated with {'sampler' if sampler_key else key}" in err, err
+
+
+def test_a_system_s_identity_records_the_sampling_its_mode_gets(tmp_path):
+    from midi_rwkv.inference.sampler import TRACK_SAMPLER, SamplerConfig
+    from midi_rwkv.metrics.systems import System
+
+    model = tmp_path / "m.pth"
+    model.write_bytes(b"weights")
+    plain = System("m", model=str(model))
+    assert plain.identity("bars")["sampler"] == vars(SamplerConfig())
+    assert plain.identity("track")["sampler"] == vars(TRACK_SAMPLER) != vars(SamplerConfig())  # the paper's
+    mine = System("m", model=str(model), sampler=SamplerConfig(temperature=0.5))
+    assert mine.identity("track")["sampler"] == mine.identity("bars")["sampler"] == vars(SamplerConfig(0.5))
+    assert System("copy").identity("track")["sampler"] is None  # a reference samples nothing
+
+
 def _check_rows_measure_the_stored_generation_against_the_original(out, rows):
     """Every system's row is its own stored file scored against the original, not anything against itself."""
     value = {(r["system"], r["prompt"], r["metric"]): float(r["value"]) for r in rows}
@@ -167,6 +204,37 @@ def test_copy_reference_copies_the_previous_bars(tok):
     source = [(t, d, p) for t, d, p, _ in note_tuples(piece.original.tracks[1], bars[2].start, bars[4].start)]
     assert [c[0] for c in copied] == [s[0] for s in source] and [c[2] for c in copied] == [s[2] for s in source]
     assert note_tuples(score.tracks[0]) == note_tuples(piece.original.tracks[0])
+
+
+def _copy_fixture(tok):
+    """6 bars of 4/4; track 0: bar 0 a quarter and a dotted half, bar 1 a whole note on its last beat (it rings 3
+    beats into bar 2), then one quarter per bar; track 1: a whole note per bar."""
+    bar = 4 * TPQ
+    melody = [(0, TPQ, 60, 80), (2 * TPQ, 3 * TPQ, 62, 81), (bar + 3 * TPQ, 4 * TPQ, 64, 82)]
+    melody += [(b * bar, TPQ, 70 + b, 83) for b in range(2, 6)]
+    score = make_score([(0, 4, 4)], [(0, False, melody), (32, False, [(b * bar, bar, 48, 70) for b in range(6)])])
+    return tok.prepare(score), bar
+
+
+def test_copy_reference_copies_the_bars_before_from_bar_0_clipped_at_the_span_s_end(tok):
+    piece, bar = _copy_fixture(tok)
+    assert piece.num_bars == 6
+    score = reference_score("copy", piece, 0, (2, 4))  # the two bars before: bars 0-1
+    assert note_tuples(score.tracks[0], 2 * bar, 4 * bar) == [
+        (2 * bar, TPQ, 60, 80), (2 * bar + 2 * TPQ, 3 * TPQ, 62, 81),
+        (3 * bar + 3 * TPQ, TPQ, 64, 82),  # 4 beats long in bar 1, clipped to the 1 beat left in the span
+    ]
+    assert note_tuples(score.tracks[0], None, 2 * bar) == note_tuples(piece.original.tracks[0], None, 2 * bar)
+    assert note_tuples(score.tracks[0], 4 * bar) == note_tuples(piece.original.tracks[0], 4 * bar)
+    assert note_tuples(score.tracks[1]) == note_tuples(piece.original.tracks[1])
+    first = reference_score("copy", piece, 0, (0, 2))  # nothing before bar 0: the two bars after it
+    assert note_tuples(first.tracks[0], None, 2 * bar) == [(0, TPQ, 72, 83), (bar, TPQ, 73, 83)]
+    four = tok.prepare(piece.original.copy().clip(0, 4 * bar))
+    assert four.num_bars == 4  # no bars after the span: bars 0-1 before it are copied, not refused
+    assert note_tuples(reference_score("copy", four, 0, (2, 4)).tracks[0], 2 * bar) == note_tuples(
+        score.tracks[0], 2 * bar, 4 * bar)
+    with pytest.raises(MidiRwkvError, match="no 4 bars next to bars 2-5"):
+        reference_score("copy", piece, 0, (1, 5))
 
 
 @pytest.mark.parametrize(

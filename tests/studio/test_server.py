@@ -1,5 +1,6 @@
 """The studio's API over HTTP: the whole flow, and each safety rule (token, Host, Origin, limits, ids, errors)."""
 
+import json
 import time
 
 import pytest
@@ -8,7 +9,7 @@ from symusic import Score
 
 from midi_rwkv.model import save_checkpoint
 from midi_rwkv.studio.server import MAX_UPLOAD, Studio, build_app
-from tests.conftest import FIXTURES, note_tuples
+from tests.conftest import FIXTURES, TPQ, make_score, note_tuples
 
 CHORALE = (FIXTURES / "bach_bwv66.6.mid").read_bytes()
 
@@ -40,8 +41,9 @@ def open_song(client, studio, data=CHORALE):
     return client.post("/api/songs", content=data, headers=auth(studio, **{"X-Song-Name": "bach.mid"}))
 
 
-def wait(client, studio, job):
-    for _ in range(300):
+def wait(client, studio, job, seconds=120.0):
+    deadline = time.monotonic() + seconds  # generous: a busy machine runs the tiny model slowly
+    while time.monotonic() < deadline:
         view = client.get(f"/api/jobs/{job}", headers=auth(studio)).json()
         if view["status"] != "running":
             return view
@@ -95,7 +97,7 @@ def test_the_page_reads_the_engine_s_default_temperatures_from_the_server(client
     assert client.get("/api/defaults").status_code == 401
     answer = client.get("/api/defaults", headers=auth(studio)).json()
     bars, whole = SamplerConfig().temperature, TRACK_SAMPLER.temperature
-    assert answer == {"temperature": {"bars": bars, "track": whole, "new": whole}}
+    assert answer["temperature"] == {"bars": bars, "track": whole, "new": whole}
 
 
 @pytest.mark.parametrize(
@@ -250,8 +252,110 @@ def test_a_request_can_free_the_register_without_touching_the_loaded_model(tok, 
 
     infiller = Infiller(Generator(tiny_model), tok)  # keeps the register, as the studio loads it
     used = []
-    monkeypatch.setattr(Infiller, "infill", lambda self, *args, **kwargs: used.append(self.keep_register) or ["c"])
+    monkeypatch.setattr(Infiller, "infill", lambda self, *args, **kwargs: used.append(
+        (self.keep_register, self is infiller, self.generator is infiller.generator)) or ["c"])
     free = Request(1, (3, 5), 1, SamplerConfig(), ControlRequest(), False, None, 1, keep_register=False)
-    assert _candidate(infiller, None, free, 1) == "c"
-    _candidate(infiller, None, Request(1, (3, 5), 1, SamplerConfig(), ControlRequest(), False, None, 1), 1)
-    assert used == [False, True] and infiller.keep_register  # the shared infiller is unchanged
+    _candidate(infiller, None, free, 1, 0)
+    _candidate(infiller, None, Request(1, (3, 5), 1, SamplerConfig(), ControlRequest(), False, None, 1), 1, 0)
+    # freed: a copy of the infiller on the same (already loaded) model; kept: the shared infiller itself
+    assert used == [(False, False, True), (True, True, True)]
+    assert infiller.keep_register  # the shared infiller is unchanged
+
+
+# ---- each safety rule and limit, at its edge -----------------------------------------------------------------------
+
+def long_song(bars: int = 40) -> bytes:
+    """A 4/4 song of ``bars`` bars (more than a bar request may cover), a quarter note on every beat."""
+    notes = [(b * 4 * TPQ + k * TPQ, TPQ, 60 + k, 80) for b in range(bars) for k in range(4)]
+    return make_score([(0, 4, 4)], [(0, False, notes)]).dumps_midi()
+
+
+@pytest.mark.parametrize("method, path", [
+    ("post", "/api/songs"), ("post", "/api/songs/{song}/generate"), ("post", "/api/songs/{song}/undo"),
+    ("get", "/api/songs/{song}"),
+], ids=["open", "generate", "undo", "view"])
+def test_other_origins_are_refused_for_every_method(client, studio, method, path):
+    song = open_song(client, studio).json()["id"]
+    body = {"content": CHORALE} if path == "/api/songs" else {"json": {"track": 1, "bars": [2, 3], "n": 1}}
+    evil = auth(studio, Origin="http://evil.example", **{"X-Song-Name": "bach.mid"})
+    answer = getattr(client, method)(path.format(song=song), headers=evil, **(body if method == "post" else {}))
+    assert answer.status_code == 403 and "other sites" in answer.json()["error"]
+    assert list(studio.songs) == [song] and not studio.jobs.jobs  # nothing opened, nothing generated
+
+
+def test_an_upload_is_capped_by_its_declared_size_and_by_what_arrives(client, studio):
+    declared = client.post("/api/songs", content=CHORALE, headers=auth(studio, **{"Content-Length":
+                                                                                  str(MAX_UPLOAD + 1)}))
+    assert declared.status_code == 413  # refused before reading a byte: the size it declares is too big
+
+    def chunks(total, size=2**20):  # no Content-Length: sent in chunks, so only counting what arrives can stop it
+        while total > 0:
+            yield b"\0" * min(size, total)
+            total -= size
+
+    streamed = client.post("/api/songs", content=chunks(MAX_UPLOAD + 1), headers=auth(studio))
+    assert streamed.status_code == 413 and "larger than 8 MB" in streamed.json()["error"]
+    assert not studio.songs
+
+
+def _json_of_size(size: int, **fields) -> bytes:
+    """A JSON object of exactly ``size`` bytes: ``fields`` and a padding string."""
+    head = json.dumps(fields)[:-1] + ', "pad": "'
+    body = (head + "x" * (size - len(head) - 2) + '"}').encode()
+    assert len(body) == size
+    return body
+
+
+def test_a_json_body_is_capped_at_64_kb(client, studio):
+    song = open_song(client, studio).json()["id"]
+    url = f"/api/songs/{song}/generate"
+    fields = {"track": 1, "bars": [2, 3], "n": 99}  # read in full, this request is refused for its n
+    at_cap = client.post(url, content=_json_of_size(64 * 1024, **fields), headers=auth(studio))
+    assert at_cap.status_code == 400 and "'n' must be" in at_cap.json()["error"]
+    over = client.post(url, content=_json_of_size(64 * 1024 + 1, **fields), headers=auth(studio))
+    assert over.status_code == 413 and "64 KB" in over.json()["error"]
+    streamed = client.post(url, content=iter([_json_of_size(64 * 1024 + 1, **fields)]), headers=auth(studio))
+    assert streamed.status_code == 413 and not studio.jobs.jobs
+
+
+def test_a_bar_request_covers_at_most_32_bars(client, studio, tok):
+    from midi_rwkv.studio.server import MAX_BARS, parse_generate
+    from midi_rwkv.studio.session import Song, StudioError
+
+    assert MAX_BARS == 32
+    song = Song.open(long_song(40), "long.mid", tok)
+    assert song.piece().num_bars == 40
+    for bars in ([0, 32], [8, 40]):
+        assert parse_generate({"track": 0, "bars": bars}, song, {}).bars == tuple(bars)
+    for bars in ([0, 33], [7, 40], [0, 40]):
+        with pytest.raises(StudioError, match="at most 32 bars"):
+            parse_generate({"track": 0, "bars": bars}, song, {})
+    opened = open_song(client, studio, long_song(40)).json()["id"]
+    answer = client.post(f"/api/songs/{opened}/generate", json={"track": 0, "bars": [0, 33]}, headers=auth(studio))
+    assert answer.status_code == 400 and "at most 32 bars" in answer.json()["error"] and not studio.jobs.jobs
+
+
+@pytest.mark.parametrize("body, mode", [
+    ({"track": 1, "bars": [2, 4]}, "bars"), ({"mode": "track", "track": 1}, "track"), ({"mode": "new"}, "new"),
+], ids=["bars", "whole-track", "new-track"])
+def test_each_kind_of_request_samples_with_its_own_defaults(tok, body, mode):
+    from dataclasses import replace
+
+    from midi_rwkv.inference.sampler import TRACK_SAMPLER, SamplerConfig
+    from midi_rwkv.studio.server import parse_generate
+    from midi_rwkv.studio.session import Song
+
+    song = Song.open(CHORALE, "bach.mid", tok)
+    expected = SamplerConfig() if mode == "bars" else TRACK_SAMPLER
+    assert TRACK_SAMPLER != SamplerConfig() and TRACK_SAMPLER.repetition_penalty == 1.2
+    assert parse_generate(body, song, {}).sampler == expected
+    # the page's temperature changes the temperature alone: a whole track keeps the paper's repetition penalty
+    assert parse_generate(body | {"temperature": 0.5}, song, {}).sampler == replace(expected, temperature=0.5)
+
+
+def test_undo_at_the_first_version_is_refused_and_changes_nothing(client, studio):
+    song = open_song(client, studio).json()
+    answer = client.post(f"/api/songs/{song['id']}/undo", headers=auth(studio))
+    assert answer.status_code == 409 and "nothing to undo" in answer.json()["error"]
+    view = client.get(f"/api/songs/{song['id']}", headers=auth(studio)).json()
+    assert view["version"] == 1 and not view["can_undo"] and view["tracks"] == song["tracks"]
