@@ -22,7 +22,8 @@ BARS=${BARS:-4}                                # N bars infilled
 CONTEXT=${CONTEXT:-16}                         # C bars of context on each side
 TRACK=${TRACK:-0}                              # track to infill (POP909: 0 = melody), or "random"
 SEED=${SEED:-0}
-SYSTEMS=${SYSTEMS:-"model free:free=1"}        # NAME[:key=value,...], see midi-rwkv evaluate --help
+SYSTEMS=${SYSTEMS:-"model pure:structure=off free:free=1"}  # NAME[:key=value,...], see midi-rwkv evaluate --help;
+                                               # 'pure' is the model without the song's form (structure=off)
 STATE=${STATE:-}                               # a tuned state: adds the system 'state'
 LORA=${LORA:-}                                 # a LoRA adapter: adds the system 'lora'
 FAITHFUL=${FAITHFUL:-0}                        # 1: the original release's metric definitions

@@ -9,7 +9,10 @@ tracks match the span's. The best one is the source. Each written bar k gets a w
 ``match_k``: how well the other tracks of source bar k match those of the span's bar k; ``ramp`` rises from 0 at
 :data:`MATCH_FLOOR` to 1 at the repeat threshold, so a near-exact repeat is followed fully and a loose match only
 nudges the model. ``agree_k``: 1 when the bar's requested controls are those of the source bar (density within one
-note, same polyphony), else 0: a bar asked to differ from its source follows its controls, not the song.
+note, same polyphony), else 0: a bar asked to differ from its source follows its controls, not the song. A bar
+written token for token from its source keeps the source bar's own notes (``FollowSettings.source_timing``). The
+default setting and these constants were chosen by the rules in docs/structure.md, fixed before the runs that
+decided them.
 
 Settings (:data:`STRUCTURE_SETTINGS`): ``follow`` (the first candidate follows the form with the full weight, the
 others with a weight scaled by :data:`VARY_FACTOR`, so that at most one candidate is the repeat itself), ``vary``
@@ -28,10 +31,10 @@ from midi_rwkv.tokenizer import Piece
 from midi_rwkv.tokenizer.controls import BarControls
 
 STRUCTURE_SETTINGS = ("follow", "vary", "context", "off")
-DEFAULT_STRUCTURE = "off"  # the one default of the CLI, the studio, the evaluation and the Python API
+DEFAULT_STRUCTURE = "follow"  # the one default of the CLI, the studio, the evaluation and the API (docs/structure.md)
 FOLLOW_WEIGHT = 1.0  # w of the first candidate under ``follow``
 VARY_FACTOR = 0.5  # the other candidates' (and ``vary``'s) share of it
-MATCH_FLOOR = 0.5  # other tracks matching below this give a bar no copy at all
+MATCH_FLOOR = 0.0  # other tracks matching at or below this give a bar no copy at all (docs/structure.md, rule 2)
 
 
 @dataclass(frozen=True)
