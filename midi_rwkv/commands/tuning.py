@@ -11,7 +11,8 @@ from midi_rwkv.commands.options import add_settings, settings_from_args
 from midi_rwkv.peft.tune_config import TuneConfig
 
 # tune-style's options: the same settings (and defaults) as tune's, less what a folder of one's own pieces decides
-_STYLE_SKIPS = ("data", "out", "method", "rank", "alpha", "eval_batches", "split", "limit")
+_STYLE_SKIPS = ("data", "out", "method", "rank", "alpha", "split", "limit", "split_file")
+_TUNE_SKIPS = ("hold_out",)  # tune holds out whole songs of its corpus split
 
 
 def run_tune(args) -> int:
@@ -26,8 +27,9 @@ def run_tune_style(args) -> int:
 
     output = Path(args.output)
     config = settings_from_args(TuneConfig, args, data=f"folder:{args.pieces}", out=str(output.parent), method="state")
-    path, summary = tune_style(config, args.pieces, output)
+    path, summary, line = tune_style(config, args.pieces, output)
     print(json.dumps(summary))
+    print(line)
     print(f"wrote {path}; use it with: midi-rwkv infill SONG.mid --state {path} ...")
     return 0
 
@@ -43,11 +45,12 @@ def register(sub) -> None:
     p = sub.add_parser(
         "tune",
         help="state tuning or LoRA on a frozen model, with a held-out loss before and after",
-        description="Split a corpus by piece, measure the held-out loss, train an adapter (the initial WKV state, or "
-        "LoRA), measure again, and write the adapter, split.json and report.json to --out. "
-        "scripts/run-state-tuning.sh and scripts/run-lora.sh are the recipes around it.",
+        description="Split a corpus by piece, measure the test loss, train an adapter (the initial WKV state, or "
+        "LoRA) until the validation loss stops falling, keeping the best, measure again, say whether it generalised, "
+        "and write the adapter, split.json and report.json to --out. scripts/run-state-tuning.sh, "
+        "scripts/run-lora.sh and scripts/personalisation.sh are the recipes around it.",
     )
-    add_settings(p, TuneConfig)
+    add_settings(p, TuneConfig, skip=_TUNE_SKIPS)
     p.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
     p.set_defaults(run=run_tune)
 
@@ -55,7 +58,10 @@ def register(sub) -> None:
         "tune-style",
         help="learn a style preset (a tuned initial state) from a few of your MIDI files",
         description="State tuning on a handful of pieces (5-20), with tune's settings and defaults: only the model's "
-        "initial state is trained, so the style file is small and costs nothing at generation time.",
+        "initial state is trained, so the style file is small and costs nothing at generation time. One piece in five "
+        "(at least one; of a single piece, its last bars) is held out: its loss is reported before and after, "
+        "training stops when it stops falling (keeping the best state), and one line says whether the style "
+        "generalised.",
     )
     s.add_argument("pieces", help="folder with your MIDI files")
     s.add_argument("-o", "--output", required=True, help="style file to write (.safetensors, plus a .json beside it)")

@@ -1,7 +1,8 @@
 """Adapters on a frozen base model: a tuned initial state, or LoRA on the projection matrices.
 
 Each is saved as safetensors (only what was trained) plus a JSON file naming the base model by a
-fingerprint of its weights; loading onto another base model is refused.
+fingerprint of its weights (and, when saved from a file, that file's name and the first 12 hex digits of its
+sha256); loading onto another base model is refused with one line that names both.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from midi_rwkv.errors import MidiRwkvError
-from midi_rwkv.io import atomic_write, atomic_write_json
+from midi_rwkv.io import atomic_write, atomic_write_json, file_sha256
 from midi_rwkv.model import RWKV7, RWKVState
 from midi_rwkv.model.checkpoint import weights_sha256
 
@@ -128,14 +129,34 @@ def trainable_parameters(adapter: nn.Module) -> int:
     return sum(p.numel() for p in adapter.parameters())
 
 
-def save_adapter(adapter: StateAdapter | LoRA, model: RWKV7, path: str | Path, extra: dict | None = None) -> Path:
-    """``path`` (safetensors) and ``path`` with ``.json`` (kind, options, base fingerprint), atomically."""
+def base_record(model: RWKV7, base_path: str | Path | None = None) -> dict:
+    """What an adapter file records of its base model: the weights' fingerprint and config, and (given the file it
+    was loaded from) the file's name and the first 12 hex digits of its sha256 (the id the documents use)."""
+    record = {"fingerprint": fingerprint(model), "config": model.config.to_dict()}
+    if base_path is not None:
+        record |= {"file": Path(base_path).name, "sha256": file_sha256(base_path)[:12]}
+    return record
+
+
+def _describe(record: dict) -> str:
+    if not record.get("fingerprint"):
+        return "the file records no base model"
+    weights = f"weights {record['fingerprint']}"
+    return f"{record['sha256']} ({record.get('file')}, {weights})" if record.get("sha256") else weights
+
+
+def save_adapter(
+    adapter: StateAdapter | LoRA, model: RWKV7, path: str | Path, extra: dict | None = None,
+    base_path: str | Path | None = None,
+) -> Path:
+    """``path`` (safetensors) and ``path`` with ``.json`` (kind, options, base model: see :func:`base_record`),
+    atomically."""
     path = Path(path)
     atomic_write(path, lambda tmp: save_file(adapter.tensors(), tmp))
     meta = {
         "kind": adapter.kind,
         **adapter.options(),
-        "base_model": {"fingerprint": fingerprint(model), "config": model.config.to_dict()},
+        "base_model": base_record(model, base_path),
         "trainable_parameters": trainable_parameters(adapter),
         **(extra or {}),
     }
@@ -154,10 +175,13 @@ def load_adapter(path: str | Path, model: RWKV7) -> StateAdapter | LoRA:
         tensors = load_file(str(path))
     except Exception as err:
         raise AdapterError(f"{path}: not a readable adapter ({str(err).splitlines()[0]})") from None
-    if meta.get("base_model", {}).get("fingerprint") != fingerprint(model):
+    if not isinstance(meta, dict):
+        raise AdapterError(f"{sidecar}: not an adapter's JSON (expected an object)")
+    recorded = meta.get("base_model") or {}
+    if recorded.get("fingerprint") != fingerprint(model):
         raise AdapterError(
-            f"{path} was tuned on another base model (fingerprint {meta.get('base_model', {}).get('fingerprint')}, "
-            f"this model {fingerprint(model)})"
+            f"{path} was tuned on another base model: {_describe(recorded)}, not this one (weights "
+            f"{fingerprint(model)}); tune it again with --model set to this model"
         )
     if meta.get("kind") == "state":
         adapter = StateAdapter(model)

@@ -32,7 +32,17 @@ class TuneConfig:
     steps: int = setting(200, "optimiser steps")
     batch_size: int = setting(4, "sequences per step")
     ctx_len: int = setting(1024, "tokens per training sequence")
-    eval_batches: int = setting(8, "held-out batches for the loss before and after")
+    eval_batches: int = setting(8, "held-out batches for the loss before and after (and at each measurement)")
+    eval_every: int = setting(25, "steps between measurements of the held-out loss; the adapter kept is the one at "
+                              "the lowest (tune: on the validation pieces; tune-style: on the held-out pieces)")
+    patience: int = setting(3, "stop after this many measurements in a row without a lower held-out loss "
+                            "(0: run every step)")
+    min_gain: float = setting(0.02, "the held-out loss must fall by more than this (nats per token) for the run to "
+                              "count as generalised")
+    hold_out: float = setting(0.2, "tune-style: share of your pieces held out to measure the style on (at least one; "
+                              "a single piece holds out its last bars)")
+    split_file: str | None = setting(None, 'tune: JSON file naming the pieces of each split, {"train": [ids], '
+                                     '"validation": [ids], "test": [ids]} (default: split by a hash of each song)')
     split: tuple[float, float, float] = setting(
         (0.8, 0.1, 0.1), "train, validation, test shares of the pieces", parse=_ratios, metavar="TRAIN,VAL,TEST"
     )
@@ -41,8 +51,11 @@ class TuneConfig:
 
     def __post_init__(self):
         require(self.method in METHODS, f"unknown method '{self.method}': choose from {', '.join(METHODS)}")
-        for name in ("rank", "steps", "batch_size", "ctx_len", "eval_batches"):
+        for name in ("rank", "steps", "batch_size", "ctx_len", "eval_batches", "eval_every"):
             require(getattr(self, name) >= 1, f"--{name.replace('_', '-')} must be 1 or more")
+        require(self.patience >= 0, "--patience must be 0 or more")
+        require(self.min_gain >= 0, "--min-gain must be 0 or more")
+        require(0 < self.hold_out < 1, f"--hold-out must be a share between 0 and 1, got {self.hold_out}")
         require(self.alpha > 0, "--alpha must be positive")
         require(self.lr is None or self.lr > 0, "--lr must be positive")
         require(self.limit is None or self.limit >= 1, "--limit must be 1 or more")
