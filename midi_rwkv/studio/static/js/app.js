@@ -574,7 +574,7 @@ function readRequest() {
     n: intField(el.k, "Candidates", 1, 8) ?? 4,
     temperature: Number(el.temperature.value),
     register: el.keepRegister.checked ? "keep" : "free",
-    structure: el.followForm.checked ? "follow" : "off",
+    structure: el.followForm.checked ? "follow" : "vary", // off: new ideas that only lean on the form
     density: null,
     polyphony: null,
     durations: null,
