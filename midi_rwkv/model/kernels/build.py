@@ -7,10 +7,12 @@ reuse it. The CPU build uses ``-march=native``, so its cache key includes this m
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import platform
 import shutil
+import sys
 from functools import lru_cache
 from pathlib import Path
 
@@ -48,19 +50,28 @@ def _build(name: str, sources: list[Path], **kwargs) -> None:
 
     build_dir = _cache_dir() / name
     build_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        cpp_extension.load(
-            name=name,
-            sources=[str(s) for s in sources],
-            build_directory=str(build_dir),
-            is_python_module=False,
-            verbose=False,
-            **kwargs,
-        )
-    except Exception as err:  # compiler missing, ninja missing, compile error
-        raise KernelBuildError(
-            f"could not build {name}: {str(err).strip().splitlines()[-1] if str(err).strip() else err}"
-        ) from err
+    # torch's own build lock is a plain file: a build killed half-way leaves it, and every later load waits for it
+    # forever. Our lock is an flock, which the system releases when its holder dies; holding it, a torch lock we
+    # find can only be such a leftover.
+    with open(build_dir / ".midi_rwkv.lock", "w") as ours:
+        fcntl.flock(ours, fcntl.LOCK_EX)
+        (build_dir / "lock").unlink(missing_ok=True)
+        if not any(build_dir.glob(f"{name}*.so")):
+            print(f"building the native {name.split('_')[3].upper()} kernel once (about half a minute)...",
+                  file=sys.stderr, flush=True)
+        try:
+            cpp_extension.load(
+                name=name,
+                sources=[str(s) for s in sources],
+                build_directory=str(build_dir),
+                is_python_module=False,
+                verbose=False,
+                **kwargs,
+            )
+        except Exception as err:  # compiler missing, ninja missing, compile error
+            raise KernelBuildError(
+                f"could not build {name}: {str(err).strip().splitlines()[-1] if str(err).strip() else err}"
+            ) from err
 
 
 @lru_cache(maxsize=1)
