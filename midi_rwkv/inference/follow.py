@@ -42,11 +42,15 @@ class FollowSource(BarInfillConstraint):
         self.followed = 0  # sampled tokens that equalled the proposal
         self.exact = [False] * len(bars)  # per written bar: it is its source bar, token for token
 
+    def source_of(self, bar: int) -> tuple[int, ...] | None:
+        """Bar ``bar``'s source, in model ids."""
+        return self.sources[bar]
+
     def _expected(self) -> int | None:
         """The source's next token in the current bar (its bar line once its body is done), or None."""
         if self.done or self.current >= len(self.bars) or not self.following:
             return None
-        source = self.sources[self.current]
+        source = self.source_of(self.current)
         if source is None or self.weights[self.current] <= 0:
             return None
         return source[self.position] if self.position < len(source) else self.bar_token
@@ -65,7 +69,7 @@ class FollowSource(BarInfillConstraint):
         bar = self.current
         out = super().after_sample(token)
         if self.current != bar:  # a new bar: follow its own source from the start
-            source = self.sources[bar]
+            source = self.source_of(bar)
             self.exact[bar] = (source is not None and self.weights[bar] > 0 and self.following and not self.skipped
                                and self.position == len(source) + 1)  # its body and its bar line
             self.position, self.following, self.skipped = 0, True, False
@@ -78,10 +82,39 @@ class FollowSource(BarInfillConstraint):
             return
         if self.tables.starts_bar[token]:  # the model ends the bar early: the next bar starts afresh anyway
             return
-        source = self.sources[self.current]
+        source = self.source_of(self.current)
         rest = source[self.position + 1 :]
         if token in rest:  # the model skipped some of the source: continue after the token it wrote
             self.position += 2 + rest.index(token)
             self.skipped = True
         else:  # it wrote something the source does not have: stop proposing in this bar
             self.following = False
+
+
+class FollowEarlierBars(FollowSource):
+    """A track written from start to end that follows its own earlier bars where the song repeats: bar k proposes
+    what this candidate wrote in bar ``earlier[k]`` (an earlier bar whose other tracks match bar k's), so a chorus
+    that comes back comes back the same. ``earlier``: per bar, that bar's index or None."""
+
+    def __init__(self, tables: TokenTables, bars: list, earlier: Sequence[int | None], weights: Sequence[float],
+                 bar_token: int, **options):
+        if any(e is not None and not 0 <= e < k for k, e in enumerate(earlier)):
+            raise ValueError("each bar can only follow an earlier bar")
+        super().__init__(tables, bars, [None] * len(bars), weights, bar_token, **options)
+        self.earlier = list(earlier)
+        self.written: list[tuple[int, ...]] = []  # the body this candidate sampled in each finished bar
+        self.body: list[int] = []
+
+    def source_of(self, bar: int) -> tuple[int, ...] | None:
+        earlier = self.earlier[bar] if bar < len(self.earlier) else None
+        return self.written[earlier] if earlier is not None and earlier < len(self.written) else None
+
+    def after_sample(self, token: int) -> list[int]:
+        bar = self.current
+        out = super().after_sample(token)
+        if self.current != bar:
+            self.written.append(tuple(self.body))
+            self.body = []
+        else:
+            self.body.append(token)
+        return out

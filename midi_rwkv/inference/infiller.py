@@ -10,10 +10,11 @@ from symusic import Score, Track
 
 from midi_rwkv.errors import ControlError, MidiRwkvError
 from midi_rwkv.inference.constraints import BarInfillConstraint, TokenTables
-from midi_rwkv.inference.follow import FollowSource
+from midi_rwkv.inference.follow import FollowEarlierBars, FollowSource
 from midi_rwkv.inference.form import (
     DEFAULT_STRUCTURE,
     STRUCTURE_SETTINGS,
+    VARY_FACTOR,
     FollowSettings,
     FormPlan,
     context_to_reach,
@@ -367,8 +368,16 @@ class Infiller:
         limit = bar_note_limit(piece, controls)
         # rest no longer than the track did (a new track: than the most resting other track)
         rest = piece.longest_rest(None if template is not None else piece.track_index(fill.track))
-        constraints = [BarInfillConstraint(self.tables, section, end=self.tables.track_end, register=register,
-                                           max_notes=limit, max_rest=rest) for _ in range(n)]
+        earlier, weights = self.track_repeats(piece, replace_track, len(section))
+        constraints = []
+        for i in range(n):
+            options = dict(end=self.tables.track_end, register=register, max_notes=limit, max_rest=rest)
+            if earlier is None:
+                constraints.append(BarInfillConstraint(self.tables, section, **options))
+            else:
+                scale = 1.0 if self.structure == "follow" and i == 0 else VARY_FACTOR
+                constraints.append(FollowEarlierBars(self.tables, section, earlier, [w * scale for w in weights],
+                                                     self.tables.bar, **options))
         generations = self.generator.generate(seq.ids, constraints, sampler or TRACK_SAMPLER, budget, seed)
         candidates = []
         for g in generations:
@@ -377,6 +386,21 @@ class Infiller:
             realised = [got if got is not None else replace(controls, density=(0, 0))]
             candidates.append(Candidate(score, report, [controls], realised, g, fill))
         return candidates
+
+    def track_repeats(self, piece: Piece, track: int | None, bars: int) -> tuple[list | None, list[float]]:
+        """For a track written from start to end (``track``: the one replaced, None for a new one): per bar, the
+        earlier bar it follows where the other tracks repeat (at least the repeat threshold), and its weight; None
+        when the structure setting is off or the tokenizer's bars are not the song's."""
+        from midi_rwkv.structure import REPEAT_THRESHOLD
+
+        if self.structure not in ("follow", "vary") or bars != piece.num_bars:
+            return None, []
+        earlier, match = self.song_structure(piece).earlier_repeats(exclude=track)
+        repeats = (earlier >= 0) & (match >= REPEAT_THRESHOLD)
+        if not repeats.any():
+            return None, []
+        return ([int(e) if r else None for e, r in zip(earlier, repeats)],
+                [self.follow.weight if r else 0.0 for r in repeats])
 
     def check_fills(self, piece: Piece, fills: list[Fill]) -> None:
         """Every track and span of the input file that ``fills`` name exists (before anything is generated)."""

@@ -227,6 +227,28 @@ class SongStructure:
         total, counted = self._match(track, first, np.array([start]), n)
         return np.where(counted[0] > 0, total[0] / np.maximum(counted[0], 1), 0.0)
 
+    def earlier_repeats(self, exclude: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """For each bar b, the latest earlier bar a < b whose tracks (all but ``exclude``) best match b's, and that
+        match: ``([B] bar or -1, [B] match)``. The match is as in :meth:`sources` (each track's chroma, drums' rhythm;
+        a track silent in both bars does not count); a bar with no earlier bar, or nothing to match on, gets -1 and 0.
+        A track written from start to end follows its own earlier bars where the song repeats."""
+        b = self.num_bars
+        total, counted = np.zeros((b, b)), np.zeros((b, b))
+        for t in range(self.num_tracks):
+            if t == exclude:
+                continue
+            sounding = self.tracks[t].sounding
+            counts = sounding[:, None] | sounding[None, :]
+            total += self.matching(t) * counts
+            counted += counts
+        match = np.where(counted > 0, total / np.maximum(counted, 1), 0.0)
+        match = np.where(np.tri(b, k=-1, dtype=bool).T, match, -1.0)  # [a, b]: only a < b
+        flipped = match[::-1]  # argmax takes the first maximum: flipped, the latest earlier bar
+        best = b - 1 - flipped.argmax(axis=0)
+        value = match[best, np.arange(b)]
+        keep = value > 0
+        return np.where(keep, best, -1), np.where(keep, value, 0.0)
+
     def sources(self, track: int, span: tuple[int, int], k: int | None = 5) -> list[Source]:
         """Windows to copy ``track``'s bars [span[0], span[1]) from, best first (at most ``k``; None: all).
 

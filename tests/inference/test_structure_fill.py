@@ -178,3 +178,22 @@ def test_a_bar_followed_token_for_token_keeps_its_source_notes(tok, tiny_model):
     c.after_sample(6)  # skipped the 5
     c.after_sample(tables.bar)
     assert c.exact == [True, False]
+
+
+def test_a_whole_track_written_again_repeats_itself_where_the_song_repeats(tok, tiny_model):
+    from midi_rwkv.inference.generator import Generator
+    from midi_rwkv.inference.infiller import Infiller
+
+    piece = _abab(tok)
+    infiller = Infiller(Generator(tiny_model), tok, structure="follow")
+    earlier, weights = infiller.track_repeats(piece, 0, piece.num_bars)
+    assert earlier[8:12] == [3, 1, 2, 8] and earlier[:3] == [None, None, None]  # A comes back (bar 3 is bar 0)
+    (c,) = infiller.regenerate_track(piece, 0, n=1, seed=0, max_tokens=3000)
+
+    def bar(k):
+        b = piece.bars[k]
+        return sorted((n.time - b.start, n.pitch) for n in c.score.tracks[0].notes if b.start <= n.time < b.end)
+
+    assert any(bar(k) for k in range(4))
+    assert [bar(k) for k in (9, 10)] == [bar(1), bar(2)]  # the second A as the model wrote the first
+    assert infiller.with_structure("off").track_repeats(piece, 0, piece.num_bars) == (None, [])
