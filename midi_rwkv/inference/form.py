@@ -44,6 +44,9 @@ class FollowSettings:
     weight: float = FOLLOW_WEIGHT  # w of a bar whose other tracks match the source's at the repeat threshold
     floor: float = MATCH_FLOOR  # other tracks matching at or below this give a bar no copy
     source_timing: bool = True  # a bar written token for token from its source keeps the source's own notes
+    # whole and new tracks follow their own earlier bars where the song repeats; off (docs/structure.md, rule 3: it
+    # raised the track control error of POP909's whole tracks by 1.2)
+    tracks: bool = False
 
     def __post_init__(self):
         if not 0 <= self.weight <= 1 or not 0 <= self.floor < 0.9:

@@ -390,10 +390,11 @@ class Infiller:
     def track_repeats(self, piece: Piece, track: int | None, bars: int) -> tuple[list | None, list[float]]:
         """For a track written from start to end (``track``: the one replaced, None for a new one): per bar, the
         earlier bar it follows where the other tracks repeat (at least the repeat threshold), and its weight; None
-        when the structure setting is off or the tokenizer's bars are not the song's."""
+        when the structure setting is off, ``FollowSettings.tracks`` is (the default), or the tokenizer's bars are not
+        the song's."""
         from midi_rwkv.structure import REPEAT_THRESHOLD
 
-        if self.structure not in ("follow", "vary") or bars != piece.num_bars:
+        if self.structure not in ("follow", "vary") or not self.follow.tracks or bars != piece.num_bars:
             return None, []
         earlier, match = self.song_structure(piece).earlier_repeats(exclude=track)
         repeats = (earlier >= 0) & (match >= REPEAT_THRESHOLD)

@@ -184,8 +184,11 @@ def test_a_whole_track_written_again_repeats_itself_where_the_song_repeats(tok, 
     from midi_rwkv.inference.generator import Generator
     from midi_rwkv.inference.infiller import Infiller
 
+    from midi_rwkv.inference.form import FollowSettings
+
     piece = _abab(tok)
-    infiller = Infiller(Generator(tiny_model), tok, structure="follow")
+    assert Infiller(Generator(tiny_model), tok, structure="follow").track_repeats(piece, 0, 16) == (None, [])  # default
+    infiller = Infiller(Generator(tiny_model), tok).with_structure("follow", FollowSettings(tracks=True))
     earlier, weights = infiller.track_repeats(piece, 0, piece.num_bars)
     assert earlier[8:12] == [3, 1, 2, 8] and earlier[:3] == [None, None, None]  # A comes back (bar 3 is bar 0)
     (c,) = infiller.regenerate_track(piece, 0, n=1, seed=0, max_tokens=3000)
