@@ -44,6 +44,7 @@ class FollowSettings:
     weight: float = FOLLOW_WEIGHT  # w of a bar whose other tracks match the source's at the repeat threshold
     floor: float = MATCH_FLOOR  # other tracks matching at or below this give a bar no copy
     source_timing: bool = True  # a bar written token for token from its source keeps the source's own notes
+    durations: bool = False  # the requested note values must be the source bar's too (docs/structure.md, rule 4)
     # whole and new tracks follow their own earlier bars where the song repeats; off (docs/structure.md, rule 3: it
     # raised the track control error of POP909's whole tracks by 1.2)
     tracks: bool = False
@@ -75,10 +76,12 @@ class FormPlan:
         return any(w > 0 for w in self.weights)
 
 
-def controls_agree(requested: BarControls, source: BarControls) -> bool:
-    """Does a bar asked for ``requested`` allow the source bar's content: density within one note, and the same
-    polyphony where both name one (durations are left to the model)."""
+def controls_agree(requested: BarControls, source: BarControls, durations: bool = False) -> bool:
+    """Does a bar asked for ``requested`` allow the source bar's content: density within one note, the same
+    polyphony where both name one, and with ``durations`` the same note values where both name them."""
     if abs(requested.density - source.density) > 1:
+        return False
+    if durations and None not in (requested.durations, source.durations) and requested.durations != source.durations:
         return False
     return requested.polyphony is None or source.polyphony is None or requested.polyphony == source.polyphony
 
@@ -117,7 +120,8 @@ def plan_form(piece: Piece, enc, structure, track: int, bars: tuple[int, int], r
     if len(per_bar) != n:  # tokenizer bars split some real bar: the window's match for every bar
         per_bar = np.full(n, best.match)
     source_controls = enc.bar_controls(t, source_span)
-    agree = np.array([not gate or controls_agree(r, s) for r, s in zip(requested, source_controls)], dtype=float)
+    agree = np.array([not gate or controls_agree(r, s, settings.durations) for r, s in zip(requested, source_controls)],
+                     dtype=float)
     weights = settings.weight * ramp(per_bar, REPEAT_THRESHOLD, settings.floor) * agree
     bodies = tuple(tuple(enc.bars[t][source_span[0] + k][1]) for k in range(n))
     where = f"bars {best.start + 1}-{best.start + n_real}"

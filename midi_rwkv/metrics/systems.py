@@ -56,11 +56,13 @@ class System:
     structure_weight: float = FOLLOW_WEIGHT  # how it follows (inference.form.FollowSettings), for measuring:
     structure_floor: float = MATCH_FLOOR  # the copy distribution's full weight, the match below which it is off,
     source_timing: bool = True  # whether bars followed token for token keep their source's notes,
+    structure_durations: bool = False  # whether note values gate the copy too,
     structure_tracks: bool = False  # and whether whole and new tracks follow their own repeats
 
     @property
     def follow(self) -> FollowSettings:
-        return FollowSettings(self.structure_weight, self.structure_floor, self.source_timing, self.structure_tracks)
+        return FollowSettings(self.structure_weight, self.structure_floor, self.source_timing, self.structure_durations,
+                              self.structure_tracks)
 
     @property
     def is_reference(self) -> bool:
@@ -89,7 +91,7 @@ def parse_system(text: str, default_model: str) -> System:
 
     Keys: model tokenizer state lora free strict_density engine context context_tokens n rank register layout
     structure (follow, vary, context, off; 1 = follow, 0 = off) structure_weight structure_floor source_timing
-    structure_tracks temperature top_k top_p epsilon repetition_penalty.
+    structure_durations structure_tracks temperature top_k top_p epsilon repetition_penalty.
     """
     name, _, rest = text.partition(":")
     if not name or not name.replace("-", "").replace("_", "").isalnum():
@@ -107,7 +109,7 @@ def parse_system(text: str, default_model: str) -> System:
                 sampler[key] = _SAMPLER_KEYS[key](value)
             except ValueError:
                 raise MidiRwkvError(f"system '{text}': {key} needs a number, got '{value}'") from None
-        elif key in ("free", "strict_density", "source_timing", "structure_tracks"):
+        elif key in ("free", "strict_density", "source_timing", "structure_durations", "structure_tracks"):
             options[key] = value.lower() in ("1", "true", "yes")
         elif key in ("model", "tokenizer", "state", "lora"):
             options[key] = value
