@@ -93,6 +93,7 @@ class Song:
             "realised": [describe_controls(c) for c in candidate.realised],
             "control_error": candidate.control_error, "stopped": candidate.generation.stopped,
             "seconds": round(candidate.generation.seconds, 3),
+            "form": candidate.form,  # what the song's form contributed, one line (None when not asked)
         }
         self.takes[take_id] = Take(take_id, seed, track, bars, notes, view, request.mode, request.program,
                                    request.drums)

@@ -140,8 +140,9 @@ def test_uploads_are_capped_and_bad_files_get_one_readable_line(client, studio):
         ({"track": 1, "bars": [2, 4], "style": "../../etc/passwd"}, "no style preset"),
         ({"track": 1, "bars": [2, 4], "free": True, "density": [4]}, "free generation takes no controls"),
         ({"track": 1, "bars": [2, 4], "register": "loose"}, "'register' must be keep or free"),
+        ({"track": 1, "bars": [2, 4], "structure": "copy"}, "'structure' must be one of"),
     ],
-    ids=["track", "bars", "n", "temperature", "density", "polyphony", "style-path", "free", "register"],
+    ids=["track", "bars", "n", "temperature", "density", "polyphony", "style-path", "free", "register", "structure"],
 )
 def test_generate_requests_are_bounded(client, studio, body, message):
     song = open_song(client, studio).json()["id"]
@@ -260,6 +261,24 @@ def test_a_request_can_free_the_register_without_touching_the_loaded_model(tok, 
     # freed: a copy of the infiller on the same (already loaded) model; kept: the shared infiller itself
     assert used == [(False, False, True), (True, True, True)]
     assert infiller.keep_register  # the shared infiller is unchanged
+
+
+def test_a_request_sets_how_it_follows_the_form_and_which_candidate_it_is(tok, tiny_model, monkeypatch):
+    from midi_rwkv.inference.generator import Generator
+    from midi_rwkv.inference.infiller import Infiller
+    from midi_rwkv.inference.requests import ControlRequest
+    from midi_rwkv.inference.sampler import SamplerConfig
+    from midi_rwkv.studio.jobs import Request, _candidate
+
+    infiller = Infiller(Generator(tiny_model), tok, structure="follow")
+    used = []
+    monkeypatch.setattr(Infiller, "infill", lambda self, *args, **kwargs: used.append(
+        (self.structure, kwargs["first_candidate"], self.generator is infiller.generator)) or ["c"])
+    vary = Request(1, (3, 5), 2, SamplerConfig(), ControlRequest(), False, None, 1, structure="vary")
+    _candidate(infiller, None, vary, 1, 1)
+    _candidate(infiller, None, Request(1, (3, 5), 2, SamplerConfig(), ControlRequest(), False, None, 1), 1, 0)
+    assert used == [("vary", 1, True), ("follow", 0, True)]  # the second candidate of K is not the repeat itself
+    assert infiller.structure == "follow"
 
 
 # ---- each safety rule and limit, at its edge -----------------------------------------------------------------------

@@ -833,6 +833,13 @@ function createCandidateItem(c) {
   badge.className = "badge";
   badge.textContent = "✓ accepted";
   flags.append(badge);
+  if (c.form) {
+    const form = document.createElement("span");
+    form.className = "form-note";
+    form.textContent = c.form.replace(/^form: /, "");
+    form.title = "What the song's form contributed (switch: Follow the song's form)";
+    flags.append(" ", form);
+  }
   if (c.stopped !== "done") {
     const warn = document.createElement("span");
     warn.className = "warn";
