@@ -76,9 +76,10 @@ class System:
         """What decides this system's generations in an evaluation of ``mode`` (bars | track): its settings, the
         sampling it gets (a default resolved), and the sha256 of each file it loads. Stored with every generation,
         so that a re-run can tell generations made by something else under the same name."""
+        if self.is_reference:  # made by no model: its name says it all (a model setting's default is not its own)
+            return {"name": self.name}
         out = self.to_dict()
-        if not self.is_reference:
-            out["sampler"] = vars(self.sampler or default_sampler(mode))
+        out["sampler"] = vars(self.sampler or default_sampler(mode))
         files = {key: getattr(self, key) for key in ("model", "tokenizer", "state", "lora")}
         return out | {"sha256": {key: file_sha256(path)[:12] for key, path in files.items() if path}}
 

@@ -63,3 +63,11 @@ def test_copy_rate_counts_written_bars_equal_to_a_bar_elsewhere(tok):
     silent.tracks[0].notes.clear()
     assert math.isnan(copy_rate(silent, piece.original, region, piece.bars))
     assert TPQ // 8 > 3  # the nudge stays inside a cell
+
+
+def test_a_reference_row_is_known_by_its_name_not_by_model_defaults():
+    from midi_rwkv.metrics.systems import System
+
+    # a default of the model settings (say the structure setting) changing must not refuse stored reference rows
+    assert System("structure-copy").identity("bars") == {"name": "structure-copy"}
+    assert "structure" in System("model", model="m.pth").to_dict()
