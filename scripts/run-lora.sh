@@ -4,8 +4,9 @@
 #   BASE=runs/pretrain/model.pth scripts/run-lora.sh
 #   RANK=32 ALPHA=32 BASE=runs/pretrain/model.pth scripts/run-lora.sh   # the paper's larger LoRA
 #
-# Writes OUT/lora_rRANK.safetensors (+ .json), OUT/split.json (the song split; the evaluation uses
-# its test songs) and OUT/report.json (trainable parameters, time, test loss before/after).
+# Writes OUT/lora_rRANK.safetensors (+ .json), OUT/split.json (the base model's own song split: its test
+# songs are those midi-rwkv evaluate draws from) and OUT/report.json (trainable parameters, time, test loss
+# before/after).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,7 +20,7 @@ LR=${LR:-1e-3}                                 # learning rate (cosine to LR/10)
 STEPS=${STEPS:-200}                            # optimiser steps
 BATCH=${BATCH:-4}                              # sequences per step
 CTX_LEN=${CTX_LEN:-1024}                       # tokens per sequence
-SEED=${SEED:-0}                                # split and example seed
+SEED=${SEED:-0}                                # example and initialisation seed (the split stays the base's)
 
 printf '\n==== LoRA r=%s alpha=%s on %s ====\n' "$RANK" "$ALPHA" "$DATA"
 midi-rwkv tune --method lora --rank "$RANK" --alpha "$ALPHA" --model "$BASE" --data "$DATA" --out "$OUT" \

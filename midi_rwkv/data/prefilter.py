@@ -1,8 +1,9 @@
 """Prefilter a corpus (cached), split it by piece, and write a manifest of what was kept and why not.
 
 A piece is kept when it loads, has at least ``min_bars`` bars and more than ``min_notes`` notes
-(docs/original-release.md#prefilter), and the tokenizer can represent it. Splits hash each piece id with a seed, so they
-are deterministic and stay put when the corpus grows.
+(docs/original-release.md#prefilter), and the tokenizer can represent it. Splits hash each piece's song under its
+corpus's label (:func:`split_key`) with a seed, so they are deterministic, do not depend on where the data lives, and
+stay put when the corpus grows.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from midi_rwkv.data.corpora import Corpus, SubsetCorpus
+from midi_rwkv.data.corpora import Corpus, MergedCorpus, SubsetCorpus
 from midi_rwkv.errors import MidiRwkvError
-from midi_rwkv.data.splits import SPLIT_RATIOS, SPLITS, split_of, usable_splits
+from midi_rwkv.data.splits import SPLIT_RATIOS, SPLIT_SEED, SPLITS, split_of, usable_splits
 from midi_rwkv.io import atomic_write_json
 from midi_rwkv.tokenizer import InfillTokenizer
 
@@ -53,14 +54,32 @@ class Manifest:
         return cls(**data)
 
 
+def split_key(corpus: Corpus, index: int) -> str:
+    """The id a piece's split is hashed from: its song under its corpus's label (``pop909/001``), as the compiled
+    corpus and the corpus manifest hash it. A merged corpus's songs carry their own corpus's label already."""
+    inner = corpus
+    while isinstance(inner, SubsetCorpus):
+        inner = inner.corpus
+    song = corpus.song(index)
+    return song if isinstance(inner, MergedCorpus) else f"{corpus.label}/{song}"
+
+
+def split_pieces(corpus: Corpus, indices, seed: int = SPLIT_SEED, ratios: tuple[float, float, float] = SPLIT_RATIOS
+                 ) -> dict[str, list[int]]:
+    """``indices`` of ``corpus`` by the split training's hash puts them in (train, validation, test)."""
+    splits = {name: [] for name in SPLITS}
+    for index in indices:
+        splits[split_of(split_key(corpus, index), seed, ratios)].append(index)
+    return splits
+
+
 def split_subset(
-    corpus: Corpus, split: str, seed: int = 0, ratios: tuple[float, float, float] = SPLIT_RATIOS
+    corpus: Corpus, split: str, seed: int = SPLIT_SEED, ratios: tuple[float, float, float] = SPLIT_RATIOS
 ) -> SubsetCorpus:
     """The pieces of ``corpus`` that training's hash split puts in ``split`` (before any filtering)."""
     if split not in SPLITS:
         raise MidiRwkvError(f"unknown split {split!r}: use one of {', '.join(SPLITS)}")
-    keep = [i for i in range(len(corpus)) if split_of(f"{corpus.label}/{corpus.song(i)}", seed, ratios) == split]
-    return SubsetCorpus(corpus, keep, split)
+    return SubsetCorpus(corpus, split_pieces(corpus, range(len(corpus)), seed, ratios)[split], split)
 
 
 def check_piece(corpus: Corpus, index: int, tokenizer: InfillTokenizer, min_bars: int, min_notes: int) -> str | None:
@@ -84,11 +103,14 @@ def prefilter(
     *,
     min_bars: int = 8,
     min_notes: int = 100,
-    seed: int = 0,
+    seed: int = SPLIT_SEED,
     ratios: tuple[float, float, float] = SPLIT_RATIOS,
     progress: bool = True,
 ) -> Manifest:
-    """Filter and split ``corpus``; reuse ``cache`` when it was made with the same corpus and criteria."""
+    """Filter and split ``corpus``; reuse ``cache``'s filtering when it was made with the same corpus and criteria.
+
+    The split is hashed again from the kept pieces each time (it costs no piece load), so a cache written under an
+    older split rule is brought in line rather than reused as it was."""
     criteria = {
         "min_bars": min_bars,
         "min_notes": min_notes,
@@ -99,13 +121,19 @@ def prefilter(
     if cache.is_file():
         manifest = Manifest.load(cache)
         if manifest.corpus == corpus.name and manifest.criteria == criteria:
+            splits = split_pieces(corpus, sorted(i for ids in manifest.splits.values() for i in ids), seed, ratios)
+            if splits != manifest.splits:
+                manifest.splits = splits
+                manifest.save(cache)
             return manifest
-    manifest = Manifest(corpus.name, criteria, {name: [] for name in SPLITS})
+    manifest = Manifest(corpus.name, criteria)
+    kept = []
     for index in tqdm(range(len(corpus)), desc="prefilter", unit="piece", disable=not progress):
         reason = check_piece(corpus, index, tokenizer, min_bars, min_notes)
         if reason:
             manifest.skipped[corpus.ids[index]] = reason
         else:
-            manifest.splits[split_of(corpus.song(index), seed, ratios)].append(index)
+            kept.append(index)
+    manifest.splits = split_pieces(corpus, kept, seed, ratios)
     manifest.save(cache)
     return manifest

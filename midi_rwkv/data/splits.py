@@ -12,6 +12,7 @@ from midi_rwkv.errors import MidiRwkvError
 
 SPLITS = ("train", "validation", "test")
 SPLIT_RATIOS = (0.9, 0.05, 0.05)  # train, validation, test
+SPLIT_SEED = 0  # the base model's split (training's and compile-corpus's default --seed); evaluate draws from it
 
 
 def split_of(piece_id: str, seed: int, ratios: tuple[float, float, float]) -> str:

@@ -16,7 +16,7 @@ import torch
 
 from midi_rwkv.data.corpora import Corpus, FolderCorpus, SubsetCorpus, open_corpus
 from midi_rwkv.data.prefilter import check_piece, prefilter
-from midi_rwkv.data.splits import SPLITS
+from midi_rwkv.data.splits import SPLIT_SEED, SPLITS
 from midi_rwkv.errors import MidiRwkvError
 from midi_rwkv.io import atomic_write_json
 from midi_rwkv.model import load_checkpoint, save_checkpoint
@@ -52,7 +52,9 @@ def peak_rss_mib() -> float:
 
 def corpus_splits(config: TuneConfig, tokenizer, out: Path, progress: bool) -> tuple[Corpus, list, list, list]:
     """The corpus and its usable (train, validation, test) indices: from ``config.split_file`` when given (the
-    corpus is then the pieces it names), else by a hash of each song (:func:`midi_rwkv.data.prefilter.prefilter`)."""
+    corpus is then the pieces it names), else the base model's own split by song (:func:`midi_rwkv.data.prefilter.
+    split_key`, seed ``SPLIT_SEED`` whatever ``config.seed``), so the test songs are those ``midi-rwkv evaluate`` draws
+    its prompts from and none was trained on by the base."""
     corpus = open_corpus(config.data)
     named = None
     if config.split_file:
@@ -64,7 +66,7 @@ def corpus_splits(config: TuneConfig, tokenizer, out: Path, progress: bool) -> t
     elif config.limit:
         corpus.ids = corpus.ids[: config.limit]
     manifest = prefilter(
-        corpus, tokenizer, out / "cache" / "manifest.json", seed=config.seed, ratios=config.split, progress=progress
+        corpus, tokenizer, out / "cache" / "manifest.json", seed=SPLIT_SEED, ratios=config.split, progress=progress
     )
     if named is None:
         return corpus, *manifest.usable_splits()
@@ -85,9 +87,12 @@ def run(config: TuneConfig, progress: bool = True) -> dict:
     layout = model_layout(model_path)
     corpus, train_ids, val_ids, test = corpus_splits(config, tokenizer, out, progress)
     split = {"train": train_ids, "validation": val_ids, "test": test}
-    atomic_write_json(out / "split.json", {"corpus": corpus.name, "seed": config.seed, "split_file": config.split_file}
+    rule = None if config.split_file else {"seed": SPLIT_SEED, "ratios": list(config.split)}  # the base's split
+    atomic_write_json(out / "split.json", {"corpus": corpus.name, "seed": config.seed, "split_file": config.split_file,
+                                           "song_split": rule}
                       | {k: [corpus.ids[i] for i in v] for k, v in split.items()})
-    source = f"as {config.split_file} names them" if config.split_file else f"by song (seed {config.seed})"
+    source = (f"as {config.split_file} names them" if config.split_file
+              else f"by song as the base model's (seed {SPLIT_SEED}, {'/'.join(f'{r:g}' for r in config.split)})")
     print(f"split {source}: " + ", ".join(f"{k} {len(v)}" for k, v in split.items()) + f" -> {out / 'split.json'}")
     adapter = StateAdapter(model) if config.method == "state" else LoRA(model, config.rank, config.alpha).attach()
     lr = config.learning_rate

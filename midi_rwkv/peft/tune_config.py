@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from midi_rwkv.data.splits import SPLIT_RATIOS
 from midi_rwkv.settings import require, setting
 
 METHODS = ("state", "lora")
@@ -42,11 +43,14 @@ class TuneConfig:
     hold_out: float = setting(0.2, "tune-style: share of your pieces held out to measure the style on (at least one; "
                               "a single piece holds out its last bars)")
     split_file: str | None = setting(None, 'tune: JSON file naming the pieces of each split, {"train": [ids], '
-                                     '"validation": [ids], "test": [ids]} (default: split by a hash of each song)')
+                                     '"validation": [ids], "test": [ids]} (default: the base model\'s own split by '
+                                     'song, whose test songs midi-rwkv evaluate draws from)')
     split: tuple[float, float, float] = setting(
-        (0.8, 0.1, 0.1), "train, validation, test shares of the pieces", parse=_ratios, metavar="TRAIN,VAL,TEST"
+        SPLIT_RATIOS, "train, validation, test shares of the song split, as the base model and the evaluation split "
+        "it (other shares test on songs the base trained on)", parse=_ratios, metavar="TRAIN,VAL,TEST"
     )
-    seed: int = setting(0, "seed of the split, the examples and the initialisation")
+    seed: int = setting(0, "seed of the examples and the initialisation (the song split is the base model's, "
+                        "whatever the seed)")
     limit: int | None = setting(None, "use at most this many pieces (quick experiments)")
 
     def __post_init__(self):
