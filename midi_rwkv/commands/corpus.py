@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from midi_rwkv.data.build_corpus import SOURCES, build
+from midi_rwkv.data.build_corpus import DEFAULT_SOURCES, SOURCES, SYNTHETIC, build
 from midi_rwkv.errors import MidiRwkvError
 from midi_rwkv.io import atomic_write_json
 
@@ -37,7 +37,12 @@ def register(sub) -> None:
     p.add_argument(
         "--out", default="runs/corpus", help="converted MIDI and manifest.json go here (default: %(default)s)"
     )
-    p.add_argument("--sources", default=",".join(SOURCES), help="comma-separated subset of: %(default)s")
+    p.add_argument(
+        "--sources",
+        default=",".join(DEFAULT_SOURCES),
+        help=f"comma-separated sources (default: %(default)s); synthetic, only when named: {', '.join(SYNTHETIC)} "
+        "(Groove beats under POP909's and Nottingham's training songs, docs/data.md)",
+    )
     p.add_argument("--workers", type=int, default=2, help="conversion processes (default: %(default)s)")
     p.add_argument(
         "--manifest",

@@ -8,6 +8,7 @@ uses (a hash of the location-free piece id), so POP909's test songs are never tr
 
     midi-rwkv build-corpus --shared ../shared/data --out runs/corpus
     midi-rwkv build-corpus --sources folk_oneills --manifest manifest-folk.json   # one source, its own manifest
+    midi-rwkv build-corpus --sources mix_drums --manifest manifest-mix.json      # the synthetic drum mix (not default)
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from midi_rwkv.data.corpora import FolderCorpus, Pop909Corpus
+from midi_rwkv.data.drum_mix import build_mix_drums, song_sources
 from midi_rwkv.data.folk import COLLECTIONS, convert_tunes, tunes
 from midi_rwkv.data.prefilter import SPLIT_RATIOS, split_of
 from midi_rwkv.errors import MidiRwkvError
@@ -59,7 +61,11 @@ SOURCES = {
         TUNES_LICENCE.format(book="Aird's Airs, Glasgow, from 1778", who="Jack Campin, 2003-2009"),
         "abc",
     ),
+    # synthetic (data.drum_mix): Groove beats laid under POP909's and Nottingham's training songs; off by default
+    "mix_drums": ("groove", "its song's licence (MIT or GPL-3.0) + CC BY 4.0 (Groove MIDI)", "mix"),
 }
+SYNTHETIC = ("mix_drums",)  # built only when asked for by name
+DEFAULT_SOURCES = [name for name in SOURCES if name not in SYNTHETIC]
 SPLIT_SEED = 0  # the training default (data.prefilter.prefilter)
 
 
@@ -120,11 +126,20 @@ def _rows(name: str, corpus, licence: str, only=None) -> list[dict]:
 def build(shared: Path, out: Path, sources: list[str], workers: int, convert: bool = True) -> dict:
     """Convert what needs converting and return the manifest; ``data`` lists the training specs.
 
-    ``convert=False`` takes the MusicXML and ABC sources as far as they were converted before.
+    ``convert=False`` takes the MusicXML and ABC sources as far as they were converted before. A synthetic source
+    (``mix_drums``) is made again each time (cheaply; an unchanged file is left alone), and its rows say
+    ``synthetic: true``.
     """
-    rows, failures, data = [], {}, []
+    rows, failures, data, not_made = [], {}, [], {}
     for name in sources:
         folder, licence, kind = SOURCES[name]
+        if kind == "mix":  # synthetic: rows labelled ``synthetic``, training songs only (data.drum_mix)
+            mixed, skipped, specs = build_mix_drums(song_sources(shared), shared / folder, out, split_seed=SPLIT_SEED,
+                                                    progress=True)
+            rows += mixed
+            data += specs
+            failures[name], not_made[name] = [], dict(sorted(skipped.items()))
+            continue
         if kind == "abc":  # a collection inside the music21 package: nothing to find under ``shared``
             failures[name] = convert_tunes(tunes(COLLECTIONS[folder]), out / name, workers) if convert else []
             src = out / name
@@ -150,4 +165,5 @@ def build(shared: Path, out: Path, sources: list[str], workers: int, convert: bo
         entry["pieces"] += 1
         entry["notes"] += row["notes"]
         entry[row["split"]] += 1
-    return {"data": data, "summary": summary, "failures": failures, "pieces": rows}
+    manifest = {"data": data, "summary": summary, "failures": failures, "pieces": rows}
+    return manifest | ({"not_made": not_made} if not_made else {})  # synthetic songs not made, by reason
