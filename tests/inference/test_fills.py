@@ -102,13 +102,13 @@ class OneNotePerBar:
 
 def one_note_per_bar(model, tok):
     """An infiller whose every bar is one quarter note on the downbeat (see :class:`OneNotePerBar`)."""
-    return Infiller(Generator(OneNotePerBar(model, tok.codec.vocab)), tok)
+    return Infiller(Generator(OneNotePerBar(model, tok.codec.vocab)), tok, structure="off")
 
 
 def bars_end_at_once(model, tok):
     """An infiller whose bars end as soon as they start: empty, where the rest limit allows it (see BarsAtOnce)."""
     bar_id = int(TokenTables.build(tok.codec).starts_bar.nonzero()[0])
-    return Infiller(Generator(BarsAtOnce(model, bar_id)), tok)
+    return Infiller(Generator(BarsAtOnce(model, bar_id)), tok, structure="off")
 
 
 def unchanged_except(before, after, track: int, start: int = 0, end: int = 1 << 62):
@@ -146,7 +146,7 @@ def test_a_whole_track_is_written_again_and_nothing_else_changes(tok, model, qua
 def test_a_whole_track_from_a_sampling_model_keeps_every_note_inside_the_piece(tok, model, quartet):
     piece = tok.prepare(quartet)
     written = []
-    for c in Infiller(Generator(model), tok).regenerate_track(piece, 1, n=2, seed=1, max_tokens=300):
+    for c in Infiller(Generator(model), tok, structure="off").regenerate_track(piece, 1, n=2, seed=1, max_tokens=300):
         unchanged_except(quartet, c.score, 1)
         written += c.score.tracks[1].notes
     assert written and all(0 <= n.time < 8 * BAR for n in written)  # some notes (this seed writes 2), all inside
@@ -169,7 +169,7 @@ def test_a_whole_track_s_bars_hold_no_more_notes_than_its_density_control_allows
     tables = TokenTables.build(tok.codec)
     pitch = tok.codec.vocab["Pitch_67"]
     piece = tok.prepare(quartet)
-    infiller = Infiller(Generator(NotesForever(model, pitch)), tok)
+    infiller = Infiller(Generator(NotesForever(model, pitch)), tok, structure="off")
     (c,) = infiller.regenerate_track(piece, 1, ControlRequest(density=[2, 5]), n=1, seed=0)  # chords: 3 per bar
     ids = c.generation.ids
     assert c.generation.stopped == "done" and ids[-1] == tables.track_end
@@ -227,7 +227,7 @@ def test_a_new_track_goes_under_the_others(tok, model, quartet, new):
 
 def test_several_fills_run_in_order_and_each_sees_the_last(tok, model, quartet):
     piece = tok.prepare(quartet)
-    infiller = Infiller(Generator(model), tok)
+    infiller = Infiller(Generator(model), tok, structure="off")
     fills = [BarFill(0, (2, 4)), TrackFill(2), NewTrack(program=40)]
     results = infiller.fill(piece, fills, n=2, seed=3, max_tokens=200)
     assert len(results) == 2
@@ -389,6 +389,6 @@ def test_bar_infill_writes_in_the_register_around_the_span_and_replaces_every_no
     unchanged_except(quartet, c.score, 0, 2 * BAR, 4 * BAR)
     # exactly the generated notes, nearest middle C in the register played outside the span (its own notes left out)
     assert note_tuples(c.score.tracks[0], 2 * BAR, 4 * BAR) == [(2 * BAR, TPQ, 66, 79), (3 * BAR, TPQ, 66, 79)]
-    (free,) = Infiller(Generator(OneNotePerBar(model, tok.codec.vocab)), tok, keep_register=False).infill(
-        piece, 0, (2, 4), n=1, seed=0)
+    (free,) = Infiller(Generator(OneNotePerBar(model, tok.codec.vocab)), tok, structure="off",
+                       keep_register=False).infill(piece, 0, (2, 4), n=1, seed=0)
     assert note_tuples(free.score.tracks[0], 2 * BAR, 4 * BAR) == [(2 * BAR, TPQ, 60, 79), (3 * BAR, TPQ, 60, 79)]

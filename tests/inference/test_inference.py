@@ -123,7 +123,7 @@ def test_a_full_bar_can_only_be_followed_by_a_bar_start(tok):
 
 
 def test_infill_changes_only_the_span_and_reports_controls(tok, model):
-    infiller = Infiller(Generator(model), tok)
+    infiller = Infiller(Generator(model), tok, structure="off")
     piece = tok.prepare(CHORALE)
     request = ControlRequest(density=[3], polyphony=(1, 1))
     candidates = infiller.infill(piece, 1, (3, 5), request, n=3, max_tokens=300, seed=0)
@@ -240,7 +240,7 @@ def test_drum_tracks_refuse_pitch_controls(tmp_path, model, tok, band, capsys):
         str(path),
     ]
     assert main(argv) == 2 and "drum track" in capsys.readouterr().err
-    candidates = Infiller(Generator(model), tok).infill(
+    candidates = Infiller(Generator(model), tok, structure="off").infill(
         tok.prepare(band), 2, (0, 2), ControlRequest(density=[5]), n=1, max_tokens=200
     )
     assert candidates[0].requested == [BarControls(5), BarControls(5)]
@@ -283,7 +283,7 @@ class BarsAtOnce:
 
 def test_free_infill_sends_no_controls_but_reports_the_originals(tok, model):
     bar_id = int(TokenTables.build(tok.codec).starts_bar.nonzero()[0])
-    infiller = Infiller(Generator(BarsAtOnce(model, bar_id)), tok)
+    infiller = Infiller(Generator(BarsAtOnce(model, bar_id)), tok, structure="off")
     piece = tok.prepare(CHORALE)
     free = infiller.infill(piece, 1, (3, 5), n=1, max_tokens=300, seed=0, free=True)[0]
     guided = infiller.infill(piece, 1, (3, 5), n=1, max_tokens=300, seed=0)[0]
@@ -301,7 +301,8 @@ def test_the_engine_stops_after_exactly_the_requested_bars(tok, model, bars):
     tables = TokenTables.build(tok.codec)
     bar_id = int(tables.starts_bar.nonzero()[0])
     piece = tok.prepare(CHORALE)
-    candidates = Infiller(Generator(BarsAtOnce(model, bar_id)), tok).infill(piece, 1, bars, n=2, max_tokens=300, seed=0)
+    candidates = Infiller(Generator(BarsAtOnce(model, bar_id)), tok, structure="off").infill(
+        piece, 1, bars, n=2, max_tokens=300, seed=0)
     n = bars[1] - bars[0]
     for c in candidates:
         ids = c.generation.ids
@@ -370,8 +371,9 @@ def test_infill_keeps_the_register_the_track_plays_around_the_span(tok, model):
     alto = [n.pitch for n in piece.original.tracks[1].notes if not start <= n.time < end]
     assert (low, high) == (min(alto) - 1, max(alto) + 1)
     assert track_register(piece, 1)[1] > high + 12  # with the span's notes, the range would reach far above
-    kept = Infiller(Generator(model), tok, strict_density=False)  # the default register; notes enough to test
-    free = Infiller(Generator(model), tok, keep_register=False, strict_density=False)
+    # the default register; notes enough to test
+    kept = Infiller(Generator(model), tok, structure="off", strict_density=False)
+    free = Infiller(Generator(model), tok, structure="off", keep_register=False, strict_density=False)
     written = {name: [n.pitch for c in infiller.infill(piece, 1, (3, 5), n=4, sampler=VARIED, max_tokens=300, seed=1)
                       for n in c.score.tracks[1].notes if start <= n.time < end]
                for name, infiller in (("kept", kept), ("free", free))}
@@ -384,8 +386,8 @@ def test_strict_density_holds_each_bar_to_its_density_control(tok, model):
 
     assert density_limits([BarControls(3), BarControls(0), BarControls(18)], guard=40) == [3, 0, 40]  # 18 is "18+"
     piece = tok.prepare(CHORALE)
-    strict = Infiller(Generator(model), tok, keep_register=False)  # strict density is the default
-    free = Infiller(Generator(model), tok, keep_register=False, strict_density=False)
+    strict = Infiller(Generator(model), tok, structure="off", keep_register=False)  # strict density is the default
+    free = Infiller(Generator(model), tok, structure="off", keep_register=False, strict_density=False)
     request = ControlRequest(density=[2, 0])
     got = {name: [c.realised for c in infiller.infill(piece, 1, (3, 5), request, 4, VARIED, max_tokens=300, seed=2)]
            for name, infiller in (("strict", strict), ("free", free))}

@@ -73,7 +73,8 @@ def test_mixing_without_proposals_leaves_the_random_stream_alone():
 
 
 def test_weights_ramp_with_the_match_and_controls_gate_them():
-    assert ramp([0.4, 0.5, 0.7, 0.9, 1.0], 0.9).round(6).tolist() == [0.0, 0.0, 0.5, 1.0, 1.0]
+    assert ramp([0.4, 0.5, 0.7, 0.9, 1.0], 0.9, floor=0.5).round(6).tolist() == [0.0, 0.0, 0.5, 1.0, 1.0]
+    assert ramp([0.0, 0.45, 0.9], 0.9).round(6).tolist() == [0.0, 0.5, 1.0]  # the default floor: 0
     assert controls_agree(BarControls(6, (1, 1)), BarControls(7, (1, 1)))
     assert not controls_agree(BarControls(6, (1, 1)), BarControls(8, (1, 1)))
     assert not controls_agree(BarControls(6, (1, 2)), BarControls(6, (1, 1)))
