@@ -44,7 +44,8 @@ class FollowSettings:
     weight: float = FOLLOW_WEIGHT  # w of a bar whose other tracks match the source's at the repeat threshold
     floor: float = MATCH_FLOOR  # other tracks matching at or below this give a bar no copy
     source_timing: bool = True  # a bar written token for token from its source keeps the source's own notes
-    durations: bool = False  # the requested note values must be the source bar's too (docs/structure.md, rule 4)
+    # below this match, a bar's requested note values must be the source bar's too (0: never; 1.01: always; rules 4, 5)
+    durations_below: float = 0.0
     # whole and new tracks follow their own earlier bars where the song repeats; off (docs/structure.md, rule 3: it
     # raised the track control error of POP909's whole tracks by 1.2)
     tracks: bool = False
@@ -120,7 +121,8 @@ def plan_form(piece: Piece, enc, structure, track: int, bars: tuple[int, int], r
     if len(per_bar) != n:  # tokenizer bars split some real bar: the window's match for every bar
         per_bar = np.full(n, best.match)
     source_controls = enc.bar_controls(t, source_span)
-    agree = np.array([not gate or controls_agree(r, s, settings.durations) for r, s in zip(requested, source_controls)],
+    loose = per_bar < settings.durations_below  # a loose match must agree on the note values too
+    agree = np.array([not gate or controls_agree(r, s, bool(d)) for r, s, d in zip(requested, source_controls, loose)],
                      dtype=float)
     weights = settings.weight * ramp(per_bar, REPEAT_THRESHOLD, settings.floor) * agree
     bodies = tuple(tuple(enc.bars[t][source_span[0] + k][1]) for k in range(n))

@@ -56,7 +56,7 @@ class System:
     structure_weight: float = FOLLOW_WEIGHT  # how it follows (inference.form.FollowSettings), for measuring:
     structure_floor: float = MATCH_FLOOR  # the copy distribution's full weight, the match below which it is off,
     source_timing: bool = True  # whether bars followed token for token keep their source's notes,
-    structure_durations: bool = False  # whether note values gate the copy too,
+    structure_durations: float = 0.0  # below which match note values gate the copy too,
     structure_tracks: bool = False  # and whether whole and new tracks follow their own repeats
 
     @property
@@ -110,7 +110,7 @@ def parse_system(text: str, default_model: str) -> System:
                 sampler[key] = _SAMPLER_KEYS[key](value)
             except ValueError:
                 raise MidiRwkvError(f"system '{text}': {key} needs a number, got '{value}'") from None
-        elif key in ("free", "strict_density", "source_timing", "structure_durations", "structure_tracks"):
+        elif key in ("free", "strict_density", "source_timing", "structure_tracks"):
             options[key] = value.lower() in ("1", "true", "yes")
         elif key in ("model", "tokenizer", "state", "lora"):
             options[key] = value
@@ -141,7 +141,7 @@ def parse_system(text: str, default_model: str) -> System:
                 choices = ", ".join(STRUCTURE_SETTINGS)
                 raise MidiRwkvError(f"system '{text}': structure must be one of {choices}, 0 or 1")
             options[key] = value
-        elif key in ("structure_weight", "structure_floor"):
+        elif key in ("structure_weight", "structure_floor", "structure_durations"):
             try:
                 options[key] = float(value)
             except ValueError:
