@@ -129,7 +129,8 @@ def plan_form(piece: Piece, enc, structure, track: int, bars: tuple[int, int], r
     where = f"bars {best.start + 1}-{best.start + n_real}"
     kind = "a repeat" if best.match >= REPEAT_THRESHOLD else "the closest match"
     followed = int((weights > 0).sum())
-    note = (f"form: {where} are {kind} (other tracks match {best.match:.2f}); {followed} of {n} bars follow them"
+    how = "follow them" if best.match >= REPEAT_THRESHOLD else f"lean on them (weight up to {weights.max():.2f})"
+    note = (f"form: {where} are {kind} (other tracks match {best.match:.2f}); {followed} of {n} bars {how}"
             if followed else f"form: {where} match {best.match:.2f}, but no bar's controls agree with them, so the "
             "model alone")
     return FormPlan(best.start, best.match, bodies, tuple(float(w) for w in weights), note)
