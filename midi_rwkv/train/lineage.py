@@ -204,13 +204,17 @@ def _write_folder(run: Path, folder: Path, step: int, origin: dict, segments: li
 
 def tokens_seen(rows: list[dict], step: int, origin: dict) -> dict:
     """Positions trained on up to ``step``, computed (padding included) and real: loss.csv's running counts
-    (``exact`` when every row has one), else estimated from the rows' rates as the mean tokens of a timed step
-    times the steps."""
-    counted = [r for r in rows if r.get("tokens") is not None]
+    (``exact`` when every row has one, up to ``step``; steps after the last row at its mean tokens per step), else
+    estimated from the rows' rates as the mean tokens of a timed step times the steps."""
+    counted = [r for r in rows if r.get("tokens") is not None and r["step"] is not None and r["step"] <= step]
     if counted:
         last = counted[-1]
-        return {"computed": int(last["tokens"]), "real": int(last.get("real_tokens") or 0),
-                "exact": len(counted) == len(rows) and rows[0]["step"] == 1}
+        computed, real = int(last["tokens"]), int(last.get("real_tokens") or 0)
+        if last["step"] < step:  # the history ends before the checkpoint: the steps after at the history's mean
+            computed += round(computed / last["step"] * (step - last["step"]))
+            real += round(real / last["step"] * (step - last["step"]))
+        return {"computed": computed, "real": real,
+                "exact": len(counted) == len(rows) and rows[0]["step"] == 1 and last["step"] == step}
     timed = [r for r in rows if r.get("tok_s") and r.get("step_s")]
     if not timed:
         computed, real = origin.get("tokens_start", [None, None])

@@ -265,7 +265,9 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True, stop
     module = RWKVLightning(model, optim)
     trainer = _trainer(config, max(0, (stop_after or config.steps) - offset), config.steps - reached, progress, [
         PeriodicCheckpoint(ckpt_dir, config.ckpt_every, offset),
-        LossCurve(out, plot_every=max(1, config.val_every), offset=offset, tokens_start=tuple(origin["tokens_start"])),
+        # the history is written at least as often as a checkpoint, so a lineage saved from one has its loss and tokens
+        LossCurve(out, plot_every=max(1, min(config.val_every, config.ckpt_every or config.val_every)), offset=offset,
+                  tokens_start=tuple(origin["tokens_start"])),
     ])
     trainer.fit(module, train_loader, val_loader, ckpt_path=str(ckpt_path) if ckpt_path else None, weights_only=True)
     if module.dropped_examples:

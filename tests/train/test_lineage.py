@@ -242,3 +242,12 @@ def test_train_sh_saves_a_lineage_and_continues_it_with_its_settings(tmp_path):
     assert [r["step"] for r in read_loss_csv(tmp_path / "smoke" / "loss.csv")] == [1, 2, 3, 4, 5, 6]
     done = run(RESUME_FROM=str(tmp_path / "nothing"), OUT=str(tmp_path / "three"))
     assert done.returncode == 2 and "not a lineage" in done.stderr
+
+
+def test_tokens_seen_beyond_the_last_history_row_are_estimated_not_claimed_exact():
+    from midi_rwkv.train.lineage import tokens_seen
+
+    rows = [{"step": s, "tokens": 100.0 * s, "real_tokens": 90.0 * s} for s in range(1, 501)]
+    assert tokens_seen(rows, 500, {}) == {"computed": 50000, "real": 45000, "exact": True}
+    later = tokens_seen(rows, 750, {})  # a checkpoint 250 steps after the history was last written
+    assert later == {"computed": 75000, "real": 67500, "exact": False}
