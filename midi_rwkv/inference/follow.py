@@ -38,7 +38,6 @@ class FollowSource(BarInfillConstraint):
         self.position = 0  # tokens of the current source bar already followed
         self.following = True  # False once the model left the source in this bar
         self.skipped = False  # the model skipped part of the current source bar
-        self.proposed = 0  # tokens proposed (for reports: how much of the fill the source shaped)
         self.followed = 0  # sampled tokens that equalled the proposal
         self.exact = [False] * len(bars)  # per written bar: it is its source bar, token for token
 
@@ -57,10 +56,7 @@ class FollowSource(BarInfillConstraint):
 
     def proposal(self) -> tuple[int, float] | None:
         token = self._expected()
-        if token is None:
-            return None
-        self.proposed += 1
-        return token, self.weights[self.current]
+        return None if token is None else (token, self.weights[self.current])
 
     def after_sample(self, token: int) -> list[int]:
         expected = self._expected()

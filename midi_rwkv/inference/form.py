@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from midi_rwkv.structure import REPEAT_THRESHOLD
 from midi_rwkv.tokenizer import Piece
 from midi_rwkv.tokenizer.controls import BarControls
 
@@ -67,14 +68,19 @@ class FormPlan:
     note: str
 
     def weights_for(self, candidate: int, setting: str) -> list[float]:
-        """Candidate ``candidate``'s weights under ``setting``: full for the first under ``follow``, scaled for
-        the rest and for every candidate under ``vary``."""
-        scale = 1.0 if setting == "follow" and candidate == 0 else VARY_FACTOR
-        return [w * scale for w in self.weights]
+        """Candidate ``candidate``'s weights under ``setting`` (:func:`candidate_weights`)."""
+        return candidate_weights(self.weights, candidate, setting)
 
     @property
     def active(self) -> bool:
         return any(w > 0 for w in self.weights)
+
+
+def candidate_weights(weights, candidate: int, setting: str) -> list[float]:
+    """Candidate ``candidate``'s copy weights under ``setting``: full for the first under ``follow``, scaled by
+    :data:`VARY_FACTOR` for the rest and for every candidate under ``vary`` (at most one candidate is the repeat)."""
+    scale = 1.0 if setting == "follow" and candidate == 0 else VARY_FACTOR
+    return [w * scale for w in weights]
 
 
 def controls_agree(requested: BarControls, source: BarControls, durations: bool = False) -> bool:
@@ -102,8 +108,6 @@ def plan_form(piece: Piece, enc, structure, track: int, bars: tuple[int, int], r
 
     ``requested``: the controls of the span's tokenizer bars, as the prompt asks for them; ``gate``: whether they
     gate the copy (free infilling asks for none); ``enc``: the piece's encoding."""
-    from midi_rwkv.structure import REPEAT_THRESHOLD
-
     n_real = bars[1] - bars[0]
     sources = structure.sources(track, bars, k=1)
     if not sources or sources[0].match <= settings.floor:

@@ -14,9 +14,9 @@ from midi_rwkv.inference.follow import FollowEarlierBars, FollowSource
 from midi_rwkv.inference.form import (
     DEFAULT_STRUCTURE,
     STRUCTURE_SETTINGS,
-    VARY_FACTOR,
     FollowSettings,
     FormPlan,
+    candidate_weights,
     context_to_reach,
     no_plan,
     plan_form,
@@ -35,6 +35,7 @@ from midi_rwkv.inference.requests import (
     apply_bar_request,
     apply_track_request,
 )
+from midi_rwkv.structure import REPEAT_THRESHOLD, SongStructure
 from midi_rwkv.structure.copying import copy_bars
 from midi_rwkv.tokenizer import InfillTokenizer, Piece
 from midi_rwkv.tokenizer.controls import DENSITY_MAX, BarControls, TrackControls, control_error, typical_track_controls
@@ -176,7 +177,6 @@ class Infiller:
         self.generator, self.tokenizer, self.keep_register, self.layout = generator, tokenizer, keep_register, layout
         self.strict_density, self.structure, self.follow = strict_density, structure, FollowSettings()
         self.tables = TokenTables.build(tokenizer.codec)
-        self._structures: dict[int, tuple[Piece, object]] = {}  # id(piece) -> (piece, its SongStructure)
 
     def with_structure(self, structure: str, follow: FollowSettings | None = None) -> Infiller:
         """This infiller (the same model, loaded once) with another structure setting (and how it follows)."""
@@ -307,19 +307,8 @@ class Infiller:
         free infilling asks for no controls, so none gate the copy."""
         if self.structure == "off":
             return no_plan(len(requested), "")
-        return plan_form(piece, enc, self.song_structure(piece), track, bars, requested, gate=not free,
+        return plan_form(piece, enc, SongStructure.of_piece(piece), track, bars, requested, gate=not free,
                          settings=self.follow)
-
-    def song_structure(self, piece: Piece):
-        """The piece's :class:`~midi_rwkv.structure.SongStructure`, computed once per piece object."""
-        from midi_rwkv.structure import SongStructure
-
-        key = id(piece)
-        if key not in self._structures or self._structures[key][0] is not piece:
-            while len(self._structures) >= 8:
-                self._structures.pop(next(iter(self._structures)))
-            self._structures[key] = (piece, SongStructure.of_piece(piece))
-        return self._structures[key][1]
 
     def note_limits(self, piece: Piece, requested: list[BarControls], free: bool) -> int | list[int]:
         """Notes each infilled bar may hold: the runaway guard, or with ``strict_density`` (and controls) each bar's
@@ -375,9 +364,9 @@ class Infiller:
             if earlier is None:
                 constraints.append(BarInfillConstraint(self.tables, section, **options))
             else:
-                scale = 1.0 if self.structure == "follow" and i == 0 else VARY_FACTOR
-                constraints.append(FollowEarlierBars(self.tables, section, earlier, [w * scale for w in weights],
-                                                     self.tables.bar, **options))
+                constraints.append(FollowEarlierBars(self.tables, section, earlier,
+                                                     candidate_weights(weights, i, self.structure), self.tables.bar,
+                                                     **options))
         generations = self.generator.generate(seq.ids, constraints, sampler or TRACK_SAMPLER, budget, seed)
         candidates = []
         for g in generations:
@@ -392,11 +381,9 @@ class Infiller:
         earlier bar it follows where the other tracks repeat (at least the repeat threshold), and its weight; None
         when the structure setting is off, ``FollowSettings.tracks`` is (the default), or the tokenizer's bars are not
         the song's."""
-        from midi_rwkv.structure import REPEAT_THRESHOLD
-
         if self.structure not in ("follow", "vary") or not self.follow.tracks or bars != piece.num_bars:
             return None, []
-        earlier, match = self.song_structure(piece).earlier_repeats(exclude=track)
+        earlier, match = SongStructure.of_piece(piece).earlier_repeats(exclude=track)
         repeats = (earlier >= 0) & (match >= REPEAT_THRESHOLD)
         if not repeats.any():
             return None, []

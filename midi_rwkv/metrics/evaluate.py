@@ -33,6 +33,7 @@ from midi_rwkv.metrics.prompts import Prompt, choose_prompts
 from midi_rwkv.metrics.region import Region
 from midi_rwkv.metrics.systems import REFERENCES, TRACK_REFERENCES, System, parse_system, reference_score
 from midi_rwkv.settings import require, setting
+from midi_rwkv.structure import REPEAT_THRESHOLD, SongStructure
 from midi_rwkv.tokenizer import BarControls, InfillTokenizer, Piece
 from midi_rwkv.tokenizer.controls import TrackControls, control_error
 from midi_rwkv.tokenizer.sequences import resolve_bar_controls
@@ -314,8 +315,6 @@ class Evaluation:
     def _form(self, piece: Piece, prompt: Prompt) -> dict[str, float]:
         """Whether the span repeats elsewhere in the song (its best source window's other tracks match at least
         :data:`~midi_rwkv.structure.REPEAT_THRESHOLD`), for the report's split; the same for every system."""
-        from midi_rwkv.structure import REPEAT_THRESHOLD, SongStructure
-
         sources = SongStructure.of_piece(piece).sources(prompt.track, (prompt.start, prompt.end), k=1)
         match = sources[0].match if sources else 0.0
         return {"source_match": match, "has_repeat": float(match >= REPEAT_THRESHOLD)}

@@ -10,6 +10,7 @@ import numpy as np
 
 from midi_rwkv.io import atomic_write, atomic_write_text
 from midi_rwkv.metrics.stats import bootstrap_ci, compare
+from midi_rwkv.structure import REPEAT_THRESHOLD
 
 # name -> (label, higher is better?)
 MUSIC = {
@@ -152,8 +153,6 @@ def _split_section(data, systems: list[str], models: list[str]) -> list[str]:
     flags = next((data[s]["has_repeat"] for s in systems if "has_repeat" in data[s]), None)
     if not flags:
         return []
-    from midi_rwkv.structure import REPEAT_THRESHOLD
-
     labels = {**MUSIC, **CONTROLS}
     lines = ["", "## Spans with and without a repeat", "",
              f"A span has a repeat when the window elsewhere in the song whose other tracks best match its own matches "

@@ -27,6 +27,7 @@ from midi_rwkv.inference.form import DEFAULT_STRUCTURE, FOLLOW_WEIGHT, MATCH_FLO
 from midi_rwkv.inference.ggml import ENGINES
 from midi_rwkv.inference.sampler import SamplerConfig, default_sampler
 from midi_rwkv.io import file_sha256
+from midi_rwkv.structure import SongStructure
 from midi_rwkv.structure.copying import copy_bars
 from midi_rwkv.tokenizer import Piece
 from midi_rwkv.tokenizer.sequences import LAYOUTS
@@ -189,8 +190,6 @@ def reference_score(name: str, piece: Piece, track: int, bars: tuple[int, int]) 
 
 def structure_source(piece: Piece, track: int, bars: tuple[int, int]) -> int:
     """The first real bar of the window whose other tracks best match the span's (the ``structure-copy`` source)."""
-    from midi_rwkv.structure import SongStructure
-
     sources = SongStructure.of_piece(piece).sources(track, bars, k=1)
     if not sources:
         raise MidiRwkvError(f"{piece.name}: no window elsewhere in the song with other tracks to match bars "

@@ -112,6 +112,10 @@ def rhythm_similarity(track: _Track) -> np.ndarray:
     return 1.0 - xor / np.maximum(track.cells[:, None], track.cells[None, :])
 
 
+_PIECES_KEPT = 8  # songs whose structure is kept (a studio session, an evaluation's pieces in turn)
+_PIECES: dict[int, tuple[Piece, "SongStructure"]] = {}  # id(piece) -> (piece, its structure)
+
+
 @dataclass
 class SongStructure:
     """Bar-by-bar self-similarity of every track of one song. Build it with :meth:`of` (or :meth:`of_piece`).
@@ -138,8 +142,15 @@ class SongStructure:
 
     @classmethod
     def of_piece(cls, piece: Piece) -> "SongStructure":
-        """The structure of a prepared piece: its original score in its real bars."""
-        return cls.of(piece.original, piece.bars)
+        """The structure of a prepared piece: its original score in its real bars. Computed once per piece object
+        (the last few are kept), so the infiller, the reference rows and the evaluation's split share it."""
+        key = id(piece)
+        cached = _PIECES.get(key)
+        if cached is None or cached[0] is not piece:  # an id can be reused once its piece is gone
+            while len(_PIECES) >= _PIECES_KEPT:
+                _PIECES.pop(next(iter(_PIECES)))
+            cached = _PIECES[key] = (piece, cls.of(piece.original, piece.bars))
+        return cached[1]
 
     @property
     def num_bars(self) -> int:
