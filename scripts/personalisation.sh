@@ -30,6 +30,9 @@ EVAL_BATCHES=${EVAL_BATCHES:-8}                   # batches per held-out loss me
 VALIDATION=${VALIDATION:-16}                      # validation songs that stop training
 PROMPTS=${PROMPTS:-40}                            # evaluation prompts, one per held-out song
 SEED=${SEED:-0}                                   # order of the train songs, examples, prompts
+# The model alone by default: following the song's form copies the song's own repeats whatever the adapter learned,
+# which would hide the difference the study measures. STRUCTURE=follow measures what a composer gets instead.
+STRUCTURE=${STRUCTURE:-off}
 [[ -f "$MODEL" ]] || { echo "personalisation.sh: no model at $MODEL" >&2; exit 2; }
 MODEL_ID=$(sha256sum "$MODEL" | cut -c1-12)       # the base's name in OUT and DOC
 OUT=${OUT:-runs/personalisation-$MODEL_ID}        # everything the study writes, but DOC
@@ -53,7 +56,7 @@ else
 fi
 
 banner "2/4 tune: ${methods[*]} on ${sizes[*]} songs"
-systems=(--system base)
+systems=(--system "base:structure=$STRUCTURE")
 total=$(( ${#sizes[@]} * ${#methods[@]} )); k=0
 for n in "${sizes[@]}"; do
   for method in "${methods[@]}"; do
@@ -66,7 +69,7 @@ for n in "${sizes[@]}"; do
     else
       echo "personalisation.sh: unknown method '$method' (state or loraR, e.g. lora4)" >&2; exit 2
     fi
-    systems+=(--system "$method-$n:$key=$adapter")
+    systems+=(--system "$method-$n:$key=$adapter,structure=$STRUCTURE")
     if [[ -f "$run/report.json" && -f "$adapter" ]]; then
       echo "[$k/$total] $method on $n songs: done ($run/report.json)"; continue
     fi
