@@ -12,9 +12,11 @@ nothing it would have to recompute:
 
 So :class:`CompiledExamples` draws exactly the examples the MIDI-based
 :class:`~midi_rwkv.tokenizer.examples.ExampleBuilder` draws for the same seeds, with list slicing instead of
-MidiTok (``tests/data/test_compiled.py`` checks it token for token). Two rules are the compiled corpus's:
-notes the vocabulary cannot hold are dropped before a piece is shifted (not after), and a piece is compiled
-whole or not at all (a metre the tokenizer cannot write anywhere in it leaves it out).
+MidiTok (``tests/data/test_compiled.py`` checks it token for token): :class:`CompiledCodec` and
+:class:`CompiledPiece` implement the tokenizer contract (``midi_rwkv.tokenizer.contract``) that the MIDI path's
+``Codec`` and ``EncodedPiece`` do (``tests/tokenizer/test_contract.py`` runs one suite over both). Two rules are
+the compiled corpus's: notes the vocabulary cannot hold are dropped before a piece is shifted (not after), and a
+piece is compiled whole or not at all (a metre the tokenizer cannot write anywhere in it leaves it out).
 
 Nothing here imports MidiTok or symusic: a machine with only PyTorch and numpy trains from it.
 Writing one is ``midi_rwkv.data.compile``.
@@ -40,16 +42,25 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from midi_rwkv.data.dataset import DrawnDataset
-from midi_rwkv.errors import EmptyScoreError, MidiRwkvError
-from midi_rwkv.tokenizer.controls import DURATIONS, BarStatistics
+from midi_rwkv.errors import BarRangeError, EmptyScoreError, MidiRwkvError, TrackIndexError
+from midi_rwkv.tokenizer.contract import BarIds
+from midi_rwkv.tokenizer.controls import (
+    DURATIONS,
+    BarControls,
+    BarStatistics,
+    TrackControls,
+    controls_of_bars,
+    controls_of_track,
+)
 from midi_rwkv.tokenizer.examples import ExampleConfig, ExampleDrawer
-from midi_rwkv.tokenizer.sequences import EncodedPiece, InfillSequence
+from midi_rwkv.tokenizer.sequences import InfillSequence
 
 FORMAT = 3
 ARRAYS = (
@@ -70,7 +81,8 @@ def file_hash(path: str | Path) -> str:
 
 
 class CompiledVocab:
-    """The lookups the sequence builders make (``vocab[token]``, ``program``), from a shard's meta.json."""
+    """The lookups the sequence builders make (a :class:`~midi_rwkv.tokenizer.contract.Vocabulary`), from a shard's
+    meta.json."""
 
     def __init__(self, ids: dict[str, int]):
         self.ids = ids
@@ -83,7 +95,8 @@ class CompiledVocab:
 
 
 class CompiledCodec:
-    """What the builders use of a :class:`~midi_rwkv.tokenizer.codec.Codec`: atomic tokens' ids."""
+    """What the builders use of a :class:`~midi_rwkv.tokenizer.codec.Codec` (a
+    :class:`~midi_rwkv.tokenizer.contract.TokenCodec`): atomic tokens' ids."""
 
     def __init__(self, ids: dict[str, int], vocab_size: int):
         self.vocab = CompiledVocab(ids)
@@ -100,19 +113,21 @@ class _Track:
 
 
 class _Layout:
-    """The bar grid and track numbering of one drawn piece (what the builders read of a ``Piece``)."""
+    """The bar grid and track numbering of one drawn piece (a :class:`~midi_rwkv.tokenizer.contract.PieceLayout`,
+    what the builders read of a ``Piece``)."""
 
     def __init__(self, name: str, first_token_bar: list[int], track_ids: list[int]):
         self.name, self.first_token_bar, self.track_ids = name, first_token_bar, track_ids
         self.num_bars = len(first_token_bar) - 1
-        self.token_bars = range(first_token_bar[-1])  # only its length and slices are read
 
     def track_index(self, original_track: int) -> int:
+        if original_track not in self.track_ids:
+            raise TrackIndexError(f"{self.name}: track {original_track} is not among the drawn tracks")
         return self.track_ids.index(original_track)
 
     def token_span(self, start: int, end: int) -> tuple[int, int]:
         if not 0 <= start < end <= self.num_bars:
-            raise MidiRwkvError(f"{self.name}: bars {start}:{end} are outside the piece ({self.num_bars} bars)")
+            raise BarRangeError(f"{self.name}: bars {start}:{end} are empty or outside the piece ({self.num_bars})")
         return self.first_token_bar[start], self.first_token_bar[end]
 
 
@@ -138,23 +153,24 @@ class _TrackBars:
     def __len__(self) -> int:
         return len(self.bodies)
 
-    def __getitem__(self, bar: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    def __getitem__(self, bar: int) -> BarIds:
         return self.headers[bar], self.bodies[bar]
 
     def __iter__(self):
         return (self[b] for b in range(len(self)))
 
 
-class CompiledPiece(EncodedPiece):
-    """An :class:`EncodedPiece` read from a shard: note counts and controls come from the stored statistics.
+class CompiledPiece:
+    """A piece read from a shard, what :class:`~midi_rwkv.tokenizer.sequences.EncodedPiece` is on the MIDI path (a
+    :class:`~midi_rwkv.tokenizer.contract.EncodedBars`): note counts and controls come from the stored statistics.
 
     ``lengths`` [track, bar]: model ids of each bar (header and body), for the builders' window arithmetic.
     """
 
     def __init__(self, layout: _Layout, tracks: list[_Track], bars: list[_TrackBars], lengths: np.ndarray,
                  statistics: list[BarStatistics]):
-        super().__init__(layout, tracks, bars)
-        self._statistics = dict(enumerate(statistics))
+        self.piece, self.tracks, self.bars = layout, tracks, bars
+        self._statistics = statistics
         self._lengths = lengths
         # the builders ask these per bar, thousands of times an example: plain lists, not numpy
         self._notes_before = [[0, *np.cumsum(s.count).tolist()] for s in statistics]
@@ -163,15 +179,22 @@ class CompiledPiece(EncodedPiece):
     def cost(self, track: int, bar: int) -> int:
         return self._costs[track][bar]
 
-    def bar_costs(self, tracks=None) -> list[int]:
+    def bar_costs(self, tracks: Sequence[int] | None = None) -> list[int]:
         rows = self._lengths if tracks is None else self._lengths[list(tracks)]
         return rows.sum(axis=0).tolist() if len(rows) else [0] * self._lengths.shape[1]
 
-    def has_notes(self, track: int, start: int, end: int, codec=None) -> bool:
+    def has_notes(self, track: int, start: int, end: int) -> bool:
         return self._notes_before[track][end] > self._notes_before[track][start]
 
     def statistics(self, track: int) -> BarStatistics:
+        """The stored per-bar statistics of ``track`` (what ``EncodedPiece.statistics`` computes from notes)."""
         return self._statistics[track]
+
+    def bar_controls(self, track: int, span: tuple[int, int]) -> list[BarControls]:
+        return controls_of_bars(self._statistics[track], self.tracks[track].is_drum, *span)
+
+    def track_controls(self, track: int, window: tuple[int, int]) -> TrackControls:
+        return controls_of_track(self._statistics[track], self.tracks[track].is_drum, *window)
 
 
 class Shard:

@@ -22,7 +22,11 @@ _METASPACE = "\u2581"
 
 
 class Codec:
-    """Canonical words <-> model ids for one tokenizer (BPE-trained or not)."""
+    """Canonical words <-> model ids for one tokenizer (BPE-trained or not).
+
+    It is the MIDI path's :class:`~midi_rwkv.tokenizer.contract.TokenCodec` (``vocab``, :meth:`atomic`); the rest
+    (BPE words, decoding) only the MIDI path has.
+    """
 
     def __init__(self, tokenizer: MMM):
         self.tokenizer = tokenizer

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -41,7 +40,7 @@ from midi_rwkv.tokenizer.sequences import (
 if TYPE_CHECKING:  # MidiTok and symusic only for MIDI sources (a compiled corpus trains without them)
     from symusic import Score
 
-    from midi_rwkv.tokenizer.codec import Codec
+    from midi_rwkv.tokenizer.contract import EncodedBars, TokenCodec
     from midi_rwkv.tokenizer.infill_tokenizer import InfillTokenizer
 
 
@@ -121,11 +120,12 @@ class ExampleDrawer:
     """Draws one random infilling example from a source piece; subclasses say what a source is.
 
     A subclass implements :meth:`encode`: the source with only ``tracks`` kept (indices among its
-    tracks that have notes) and shifted by ``shift`` = (semitones, velocity), as an
-    :class:`EncodedPiece`. Everything random is drawn here, in one order, from the ``rng`` given.
+    tracks that have notes) and shifted by ``shift`` = (semitones, velocity), as
+    :class:`~midi_rwkv.tokenizer.contract.EncodedBars` that ``codec`` wrote. Everything random is drawn here, in one
+    order, from the ``rng`` given.
     """
 
-    def __init__(self, codec: Codec, config: ExampleConfig | None = None):
+    def __init__(self, codec: TokenCodec, config: ExampleConfig | None = None):
         self.codec = codec
         self.config = config or ExampleConfig()
 
@@ -137,7 +137,8 @@ class ExampleDrawer:
         """(lowest, highest) pitch shift that keeps the melodic ``tracks`` in their ranges."""
         raise NotImplementedError
 
-    def encode(self, source, tracks: list[int], shift: tuple[int, int] | None) -> EncodedPiece:
+    def encode(self, source, tracks: list[int], shift: tuple[int, int] | None) -> EncodedBars:
+        """The source with only ``tracks`` kept, shifted by ``shift`` (None: not shifted)."""
         raise NotImplementedError
 
     def _choose_tracks(self, source, rng: random.Random) -> list[int]:
@@ -153,14 +154,14 @@ class ExampleDrawer:
             return None
         return rng.choice(offsets), rng.randint(-c.velocity_offset, c.velocity_offset)
 
-    def _bar_example(self, enc: EncodedPiece, rng: random.Random) -> InfillSequence:
+    def _bar_example(self, enc: EncodedBars, rng: random.Random) -> InfillSequence:
         piece = enc.piece
         c = self.config
         track = rng.randrange(len(enc.tracks))
         last = max(
             i
             for i in range(piece.num_bars)
-            if enc.has_notes(track, piece.first_token_bar[i], piece.first_token_bar[i + 1], self.codec)
+            if enc.has_notes(track, piece.first_token_bar[i], piece.first_token_bar[i + 1])
         )
         n_bars = last + 1
         span = max(min(rng.choice(c.span_choices), n_bars), round(n_bars * rng.uniform(*c.span_ratio)))
@@ -218,7 +219,11 @@ class ExampleBuilder(ExampleDrawer):
 
 
 def _keep(score: Score, tracks: list[int]) -> Score:
+    """A copy with the notes of ``tracks`` only; the other tracks stay, empty, so that the encoded piece numbers its
+    tracks as the file does (``track_ids``, as a compiled corpus does), and preparing it drops them."""
     out = score.copy()
-    out.tracks.clear()
-    out.tracks.extend([score.tracks[i].copy() for i in tracks])
+    kept = set(tracks)
+    for index, track in enumerate(out.tracks):
+        if index not in kept:
+            track.notes.clear()
     return out

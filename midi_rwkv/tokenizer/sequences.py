@@ -23,9 +23,10 @@ kept; the section itself is never cut (a section that cannot fit raises Sequence
 
 from __future__ import annotations
 
+import itertools
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-
 from typing import TYPE_CHECKING
 
 from midi_rwkv.errors import ControlError, SequenceTooLongError
@@ -41,6 +42,7 @@ from midi_rwkv.tokenizer.controls import (
 
 if TYPE_CHECKING:  # the builders run on a compiled corpus too, where neither MidiTok nor symusic is installed
     from midi_rwkv.tokenizer.codec import Codec
+    from midi_rwkv.tokenizer.contract import BarIds, EncodedBars, PieceLayout, TokenCodec
     from midi_rwkv.tokenizer.remi import TrackBars
     from midi_rwkv.tokenizer.score import Piece
 
@@ -93,18 +95,25 @@ class InfillSequence:
 
 @dataclass
 class EncodedPiece:
-    """A piece's tracks as model ids, per bar: what the builders assemble sequences from."""
+    """A piece's tracks as model ids, per bar: the MIDI path's :class:`~midi_rwkv.tokenizer.contract.EncodedBars`.
+
+    Build it with :func:`encode_piece`.
+    """
 
     piece: Piece
     tracks: list[TrackBars]  # base ids
-    bars: list[list[tuple[tuple[int, ...], tuple[int, ...]]]]  # [track][bar] -> (header, body) model ids
+    bars: list[list[BarIds]]  # [track][bar] -> (header, body) model ids
+    notes: list[list[int]]  # [track][bar] -> notes that start in the bar
     _statistics: dict[int, BarStatistics] = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self):
+        self._notes_before = [list(itertools.accumulate(counts, initial=0)) for counts in self.notes]
 
     def cost(self, track: int, bar: int) -> int:
         header, body = self.bars[track][bar]
         return len(header) + len(body)
 
-    def bar_costs(self, tracks=None) -> list[int]:
+    def bar_costs(self, tracks: Sequence[int] | None = None) -> list[int]:
         """Model tokens of each tokenizer bar over ``tracks`` (default: all), a new list."""
         tracks = range(len(self.bars)) if tracks is None else tracks
         return [sum(self.cost(t, b) for t in tracks) for b in range(len(self.piece.token_bars))]
@@ -117,8 +126,9 @@ class EncodedPiece:
         """The same, in base (pre-BPE) tokens."""
         return sum(3 + sum(len(h) + len(b) for h, b in track.bars) for track in self.tracks)
 
-    def has_notes(self, track: int, start: int, end: int, codec: Codec) -> bool:
-        return self.tracks[track].notes_in(start, end, codec.vocab) > 0
+    def has_notes(self, track: int, start: int, end: int) -> bool:
+        """Whether some note of ``track`` starts in bars ``[start, end)``."""
+        return self._notes_before[track][end] > self._notes_before[track][start]
 
     def statistics(self, track: int) -> BarStatistics:
         """The per-bar statistics of ``track`` on the whole tokenizer-bar grid (computed once)."""
@@ -146,7 +156,8 @@ def encode_piece(piece: Piece, codec: Codec) -> EncodedPiece:
     words = [w for t in tracks for bar in t.bars for w in bar]
     encoded = iter(codec.encode_words(words))
     bars = [[(next(encoded), next(encoded)) for _ in t.bars] for t in tracks]
-    return EncodedPiece(piece, tracks, bars)
+    notes = [[codec.vocab.count_notes(body) for _, body in t.bars] for t in tracks]
+    return EncodedPiece(piece, tracks, bars, notes)
 
 
 def _grow_window(costs: list[int], core: tuple[int, int], budget: int, limit: tuple[int, int], rng) -> tuple[int, int]:
@@ -176,17 +187,17 @@ def _grow_window(costs: list[int], core: tuple[int, int], budget: int, limit: tu
             right += 1
 
 
-def _real_bar_costs(piece: Piece, token_costs: list[int]) -> list[int]:
+def _real_bar_costs(piece: PieceLayout, token_costs: list[int]) -> list[int]:
     first = piece.first_token_bar
     return [sum(token_costs[first[i] : first[i + 1]]) for i in range(piece.num_bars)]
 
 
-def _context_tracks(enc: EncodedPiece, codec: Codec, window: tuple[int, int], keep: int) -> list[int]:
-    return [i for i in range(len(enc.tracks)) if i == keep or enc.has_notes(i, *window, codec)]
+def _context_tracks(enc: EncodedBars, window: tuple[int, int], keep: int) -> list[int]:
+    return [i for i in range(len(enc.tracks)) if i == keep or enc.has_notes(i, *window)]
 
 
 def _emit_track(
-    enc: EncodedPiece, codec: Codec, index: int, window: tuple[int, int], out: list[int], mask=None, extra=()
+    enc: EncodedBars, codec: TokenCodec, index: int, window: tuple[int, int], out: list[int], mask=None, extra=()
 ) -> None:
     vocab = codec.vocab
     out += [vocab["Track_Start"], vocab.program(enc.tracks[index].program), *extra]
@@ -201,7 +212,7 @@ def _emit_track(
     out.append(vocab["Track_End"])
 
 
-def resolve_bar_controls(enc: EncodedPiece, track: int, span: tuple[int, int], controls) -> list[BarControls]:
+def resolve_bar_controls(enc: EncodedBars, track: int, span: tuple[int, int], controls) -> list[BarControls]:
     """The controls of each masked tokenizer bar: the given ones, or those of the original bars."""
     piece = enc.piece
     if controls is None:
@@ -215,8 +226,8 @@ def resolve_bar_controls(enc: EncodedPiece, track: int, span: tuple[int, int], c
 
 
 def build_bar_infill(
-    enc: EncodedPiece,
-    codec: Codec,
+    enc: EncodedBars,
+    codec: TokenCodec,
     track: int,
     bars: tuple[int, int],
     *,
@@ -268,7 +279,7 @@ def build_bar_infill(
     window = (piece.first_token_bar[real[0]], piece.first_token_bar[real[1]])
     vocab = codec.vocab
     ids: list[int] = []
-    tracks = _context_tracks(enc, codec, window, keep=t)
+    tracks = _context_tracks(enc, window, keep=t)
     if layout == "target-last":
         tracks = [i for i in tracks if i != t] + [t]
     for i in tracks:
@@ -288,8 +299,8 @@ def build_bar_infill(
 
 
 def build_track_infill(
-    enc: EncodedPiece,
-    codec: Codec,
+    enc: EncodedBars,
+    codec: TokenCodec,
     track: int,
     *,
     controls: TrackControls | None = None,
@@ -318,7 +329,7 @@ def build_track_infill(
         check_drum_controls(track, enc.tracks[w].is_drum, controls.polyphony, controls.durations)
     vocab = codec.vocab
     ids: list[int] = []
-    for i in _context_tracks(enc, codec, window, keep=-1):
+    for i in _context_tracks(enc, window, keep=-1):
         if i != w:
             _emit_track(enc, codec, i, window, ids)
     ids.append(vocab["Infill_Track"])
@@ -349,7 +360,7 @@ def build_track_generation(
     """
     piece = enc.piece
     skip = piece.track_index(replace) if replace is not None else -1
-    context = [i for i in _context_tracks(enc, codec, (0, len(piece.token_bars)), keep=-1) if i != skip]
+    context = [i for i in _context_tracks(enc, (0, len(piece.token_bars)), keep=-1) if i != skip]
     costs = _real_bar_costs(piece, enc.bar_costs(context))
     budget = (max_len if max_len is not None else 1 << 62) - (3 * len(context) + 4 + _MAX_TRACK_CONTROLS)
     real = _grow_window(costs, (0, 1), budget - costs[0], (0, piece.num_bars), None) if budget >= costs[0] else None
