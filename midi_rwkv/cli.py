@@ -25,8 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
     try:
+        args = parser.parse_args(argv)  # a setting's own parser (e.g. --context) raises ours
         return args.run(args) or 0
     except MidiRwkvError as err:
         print(f"midi-rwkv: error: {err}", file=sys.stderr)

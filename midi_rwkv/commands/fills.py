@@ -5,7 +5,7 @@ from __future__ import annotations
 from midi_rwkv.commands.options import parse_bars, parse_spans
 from midi_rwkv.errors import BarRangeError, ControlError, MidiRwkvError
 from midi_rwkv.inference.requests import BarFill, ControlRequest, Fill, NewTrack, TrackFill
-from midi_rwkv.tokenizer.controls import DURATION_NAMES, POLYPHONY_MAX, POLYPHONY_MIN
+from midi_rwkv.tokenizer.controls import DURATION_NAMES
 
 FILL_HELP = (
     "TRACK:SPANS fills bars of a track (e.g. 0:5-8 or 2:5-8,13-16, bars counted from 1); TRACK alone rewrites the "
@@ -15,22 +15,19 @@ FILL_HELP = (
 
 
 def parse_request(args) -> ControlRequest:
+    """The control options as written on the command line (ControlRequest checks their values)."""
     density = polyphony = durations = None
     if args.density:
         try:
             density = [int(v) for v in args.density.split(",")]
         except ValueError:
             raise ControlError(f"--density '{args.density}': expected numbers like 6,8,8,4") from None
-        if any(d < 0 for d in density):
-            raise ControlError("--density values must be 0 or more")
     if args.polyphony:
         low, _, high = args.polyphony.partition("-")
         try:
             polyphony = (int(low), int(high or low))
         except ValueError:
             raise ControlError(f"--polyphony '{args.polyphony}': expected MIN-MAX like 1-3") from None
-        if not POLYPHONY_MIN <= polyphony[0] <= polyphony[1] <= POLYPHONY_MAX:
-            raise ControlError(f"--polyphony needs {POLYPHONY_MIN} <= MIN <= MAX <= {POLYPHONY_MAX}")
     if args.duration:
         names = [n.strip().lower() for n in args.duration.split(",")]
         unknown = [n for n in names if n not in DURATION_NAMES]
@@ -45,7 +42,7 @@ def _fill_spans(text: str) -> list[tuple[int, int]]:
     return [parse_bars(part.replace("-", ":")) for part in text.split(",") if part]
 
 
-def parse_fill(text: str, request: ControlRequest, free: bool) -> list[Fill]:
+def parse_fill(text: str, request: ControlRequest) -> list[Fill]:
     """One --fill value as fills (a track with several spans gives one fill per span)."""
     head, _, rest = text.partition(":")
     if head == "new":
@@ -62,7 +59,7 @@ def parse_fill(text: str, request: ControlRequest, free: bool) -> list[Fill]:
     if not rest:
         return [TrackFill(track, request)]
     try:
-        return [BarFill(track, span, request, free) for span in _fill_spans(rest)]
+        return [BarFill(track, span, request) for span in _fill_spans(rest)]
     except BarRangeError as err:
         raise BarRangeError(f"--fill '{text}': {err}") from None
 
@@ -75,7 +72,7 @@ def fills_from_args(args) -> list[Fill]:
     if args.fill:
         if args.track is not None or args.bars or args.new_track is not None:
             raise MidiRwkvError("--fill replaces --track, --bars and --new-track: use one or the other")
-        fills = [f for text in args.fill for f in parse_fill(text, request, args.free)]
+        fills = [f for text in args.fill for f in parse_fill(text, request)]
     elif args.new_track is not None:
         if args.track is not None or args.bars:
             raise MidiRwkvError("--new-track adds a track: it takes no --track or --bars")
@@ -83,14 +80,9 @@ def fills_from_args(args) -> list[Fill]:
     elif args.track is None:
         raise MidiRwkvError("say what to write: --track T [--bars A:B], --new-track PROGRAM, or --fill")
     elif args.bars:
-        fills = [BarFill(args.track, span, request, args.free) for span in parse_spans(args.bars)]
+        fills = [BarFill(args.track, span, request) for span in parse_spans(args.bars)]
     else:
         fills = [TrackFill(args.track, request)]
-    if args.free and not all(isinstance(f, BarFill) for f in fills):
-        raise MidiRwkvError("--free applies to bars of a track (whole and new tracks always get track controls)")
-    bar_fills = [f for f in fills if isinstance(f, BarFill)]
-    if len(fills) > 1 and request.density and len(request.density) > 1 and bar_fills:
-        raise ControlError("with several spans, --density takes one value for every bar")
     return fills
 
 

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import torch
 
 from midi_rwkv.commands.fills import FILL_HELP, fills_from_args, fills_label
 from midi_rwkv.commands.options import add_settings, given_settings, settings_from_args
-from midi_rwkv.errors import MidiRwkvError
-from midi_rwkv.inference.form import DEFAULT_STRUCTURE, STRUCTURE_SETTINGS
 from midi_rwkv.inference.generator import TorchBackend
-from midi_rwkv.inference.ggml import ENGINES
 from midi_rwkv.inference.ggml.gguf import DTYPES
-from midi_rwkv.inference.infiller import RANKINGS, Infiller, rank
-from midi_rwkv.inference.requests import BarFill
+from midi_rwkv.inference.infiller import Infiller
+from midi_rwkv.inference.options import InfillOptions
+from midi_rwkv.inference.requests import BarFill, InfillRequest
 from midi_rwkv.inference.sampler import SamplerConfig
 from midi_rwkv.io import atomic_write
 from midi_rwkv.model.checkpoint import DEFAULT_MODEL_NAME, model_layout, open_model
@@ -26,48 +23,42 @@ def _describe(controls) -> str:
     return " ".join(describe_controls(c) for c in controls)
 
 
-def _context(text: str) -> int | None:
-    if text == "all":
-        return None
-    try:
-        value = int(text)
-    except ValueError:
-        raise MidiRwkvError(f"--context '{text}': expected a number of bars or 'all'") from None
-    if value < 0:
-        raise MidiRwkvError("--context must be 0 or more bars, or 'all'")
-    return value
+ROLL_CONTEXT = 4  # bars drawn on each side of the written bars
 
 
 def _piano_roll(piece, fills, paths, results, path: Path) -> Path:
+    """The original and every candidate, zoomed to the written bars and :data:`ROLL_CONTEXT` bars around them (a
+    whole or new track: the whole song)."""
     from midi_rwkv.metrics.pianoroll import render  # matplotlib: only when asked for
 
     spans = [f.bars for f in fills if isinstance(f, BarFill) and f.track < len(piece.original.tracks)]
-    shade = (piece.bars[spans[0][0]].start, piece.bars[spans[0][1] - 1].end) if spans else None
+    shade = window = None
+    if spans and len(spans) == len(fills):
+        first, last = min(s[0] for s in spans), max(s[1] for s in spans)
+        shade = (piece.bars[spans[0][0]].start, piece.bars[spans[0][1] - 1].end)
+        window = (piece.bars[max(0, first - ROLL_CONTEXT)].start,
+                  piece.bars[min(piece.num_bars, last + ROLL_CONTEXT) - 1].end)
     title = "; ".join(f.describe() for f in fills)
     return render(piece.original, [(p.stem.rsplit("_", 1)[-1], c.score) for p, c in zip(paths, results)], path,
-                  shade, title)
+                  shade, title, window)
 
 
 def run_infill(args) -> int:
-    fills = fills_from_args(args)
-    context = _context(args.context)
-    # no sampling option: each fill takes its kind's default (whole and new tracks: the paper's, TRACK_SAMPLER)
+    overrides = {"structure": "vary"} if args.vary else {}
+    # no sampling option: each fill takes its kind's default (whole and new tracks: TRACK_SAMPLER)
     sampler = settings_from_args(SamplerConfig, args) if given_settings(SamplerConfig, args) else None
-    if args.threads is not None and args.threads < 1:
-        raise MidiRwkvError("--threads must be 1 or more")
-    infiller = Infiller.load(args.model, args.tokenizer, args.state, args.lora, engine=args.engine,
-                             threads=args.threads or 1, keep_register=args.register == "keep",
-                             strict_density=args.strict_density, structure="vary" if args.vary else args.structure)
-    if args.threads or not isinstance(infiller.generator.backend, TorchBackend):
-        torch.set_num_threads(args.threads or 1)  # the sampler's (and the PyTorch engine's) threads
+    request = InfillRequest(fills_from_args(args), settings_from_args(InfillOptions, args, **overrides), sampler)
+    options = request.options
+    infiller = Infiller.open(options, args.model, args.tokenizer, args.state, args.lora)
+    if options.threads or not isinstance(infiller.generator.backend, TorchBackend):
+        torch.set_num_threads(options.threads or 1)  # the sampler's (and the PyTorch engine's) threads
     print(f"engine: {infiller.generator.backend.name}")
     out = Path(args.output)
     source = Path(args.midi)
     piece = infiller.tokenizer.prepare(source)
+    fills = list(request.fills)
     infiller.check_fills(piece, fills)  # every track and span, before generating anything
-    results = infiller.fill(piece, fills, args.n, sampler, context, args.max_tokens, args.seed)
-    if args.rank:
-        results = rank(results, args.rank)
+    results = infiller.write(piece, request)
     label = fills_label(fills)
     paths = [out / f"{source.stem}_{label}_{i}.mid" for i in range(1, len(results) + 1)]
     for path, c in zip(paths, results):  # every file first: a closed pipe on stdout then costs only the report
@@ -138,12 +129,6 @@ def register(sub) -> None:
         help=f"notes starting together, MIN-MAX in {POLYPHONY_MIN}..{POLYPHONY_MAX} (e.g. 1-3); not for drums",
     )
     p.add_argument("--duration", help=f"note values present in each bar: {','.join(DURATION_NAMES)}; not for drums")
-    p.add_argument(
-        "--free",
-        action="store_true",
-        help="give the model no bar controls at all: it chooses density, polyphony and durations",
-    )
-    p.add_argument("-n", type=int, default=4, help="candidates to generate (default: 4)")
     p.add_argument("-o", "--output", default="infilled", help="output folder (default: ./infilled)")
     p.add_argument(
         "--model",
@@ -156,48 +141,11 @@ def register(sub) -> None:
         "--state", help="a tuned style (.safetensors from tune-style or state tuning) that starts every prompt"
     )
     p.add_argument("--lora", help="a LoRA adapter (.safetensors) merged into the model")
-    p.add_argument("--context", default="16", help="bars of context on each side of the bars written, or 'all' for "
-                   "the whole song (read in chunks at constant memory) (default: 16)")
+    add_settings(p, InfillOptions)
     add_settings(p, SamplerConfig)
-    p.add_argument("--max-tokens", type=int, help="stop a fill after this many tokens (default: 2000 for bars, "
-                   "2000 + 160 per bar for a whole track)")
-    p.add_argument("--seed", type=int, help="random seed, for repeatable candidates")
-    p.add_argument("--rank", nargs="?", const="controls", choices=RANKINGS,
-                   help="order the candidates (files numbered best first): 'controls' (the default when --rank is "
-                   "given alone) by how well they follow the controls, 'likelihood' by the model's own mean "
-                   "log-probability per token, computed while sampling")
-    p.add_argument("--register", choices=("keep", "free"), default="keep",
-                   help="keep (default): the model may write only pitches in the register the track plays around "
-                   "what it writes, 1 semitone of slack (a new track: its instrument's range); on music21's polyphonic "
-                   "works it cuts notes out of register from 13%% to 2%% (the music itself: 3%%) and changes neither "
-                   "CP nor GS. free: any pitch")
-    p.add_argument("--strict-density", action=argparse.BooleanOptionalAction, default=True,
-                   help="each new bar holds at most the notes its density control asks for; the model may still write "
-                   "fewer (default: on; on POP909 melodies it cuts the density error from 0.82 to 0.28 notes per bar "
-                   "and raises GS by 0.01). --no-strict-density lets the model overshoot the control")
-    p.add_argument("--structure", choices=STRUCTURE_SETTINGS, default=DEFAULT_STRUCTURE,
-                   help="follow the song's form in bar infills: 'follow' copies, with a weight per bar, from the "
-                   "window elsewhere in the song whose other tracks best match the span's (the first candidate "
-                   "fully, the others loosely, and never where a bar's controls differ from that window's); "
-                   "'vary' leans on it loosely in every candidate; 'context' widens the prompt to show the model "
-                   f"that window; 'off' (default: {DEFAULT_STRUCTURE}). See 'midi-rwkv structure FILE'")
     p.add_argument("--vary", action="store_true", help="a new idea rather than a repeat: the same as --structure vary")
     p.add_argument("--roll", action="store_true", help="also draw the original and every candidate as piano rolls "
                    "(a PNG beside the files; what the model wrote is outlined)")
-    p.add_argument(
-        "--engine",
-        default="auto",
-        choices=("auto", *ENGINES),
-        help="auto (default): GGML (llama.cpp) where llama-cpp-python is installed, else PyTorch; "
-        "ggml uses f16 matrices, ggml-f32 matches PyTorch to float precision",
-    )
-    p.add_argument(
-        "--threads",
-        type=int,
-        help="threads (default: 1 on the GGML engine, PyTorch's default on the PyTorch engine). On 2 cores, "
-        "a second thread speeds the paper-size model up 1.6x on an idle machine but slows it 2.7x while "
-        "another program keeps a core busy (bench/infill.py)",
-    )
     p.set_defaults(run=run_infill)
 
     e = sub.add_parser(

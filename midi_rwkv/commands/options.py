@@ -4,20 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import types
 import typing
 from dataclasses import MISSING, Field, fields
 from typing import Any
 
 from midi_rwkv.errors import BarRangeError
-
-
-def _unwrap(kind: Any) -> Any:
-    """``X | None`` -> ``X``."""
-    if typing.get_origin(kind) in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(kind) if a is not type(None)]
-        return args[0] if len(args) == 1 else str
-    return kind
+from midi_rwkv.settings import unwrap
 
 
 def _default(f: Field) -> Any:
@@ -39,18 +31,20 @@ def add_settings(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, ..
     for f in fields(cls):
         if f.name in skip or not f.metadata.get("cli", True):
             continue
-        meta, kind, default = f.metadata, _unwrap(hints[f.name]), _default(f)
+        meta, kind, default = f.metadata, unwrap(hints[f.name]), _default(f)
         kwargs: dict[str, Any] = {"help": _help(f, default)}
         if "metavar" in meta:
             kwargs["metavar"] = meta["metavar"]
-        if kind is bool:
-            kwargs["action"] = "store_true"
+        if kind is bool:  # on by default: --x / --no-x; off by default: --x
+            kwargs["action"] = argparse.BooleanOptionalAction if default is True else "store_true"
         elif typing.get_origin(kind) is list:
             kwargs |= {"action": "append", "type": meta.get("parse", typing.get_args(kind)[0])}
         else:
             kwargs["type"] = meta.get("parse", json.loads if typing.get_origin(kind) is dict or kind is dict else kind)
             if "choices" in meta:
                 kwargs["choices"] = meta["choices"]
+            if "const" in meta:  # the flag alone means this value
+                kwargs |= {"nargs": "?", "const": meta["const"]}
         if meta.get("positional"):
             parser.add_argument(f.name, **kwargs)
             continue
@@ -62,7 +56,7 @@ def add_settings(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, ..
 def given_settings(cls: type, args: argparse.Namespace) -> dict[str, Any]:
     """The fields of the settings dataclass ``cls`` that the command line set (options left out are not here)."""
     values = {f.name: getattr(args, f.name, None) for f in fields(cls)}
-    return {k: v for k, v in values.items() if v is not None and v is not False}
+    return {k: v for k, v in values.items() if v is not None}
 
 
 def settings_from_args(cls: type, args: argparse.Namespace, **overrides: Any) -> Any:

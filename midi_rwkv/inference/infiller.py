@@ -12,7 +12,6 @@ from midi_rwkv.errors import ControlError, MidiRwkvError
 from midi_rwkv.inference.constraints import BarInfillConstraint, TokenTables
 from midi_rwkv.inference.follow import FollowEarlierBars, FollowSource
 from midi_rwkv.inference.form import (
-    DEFAULT_STRUCTURE,
     STRUCTURE_SETTINGS,
     FollowSettings,
     FormPlan,
@@ -25,11 +24,13 @@ from midi_rwkv.inference.generator import Generator, Generation
 from midi_rwkv.inference.ggml import ENGINES, choose_engine, ggml_backend
 from midi_rwkv.inference.sampler import TRACK_SAMPLER, SamplerConfig
 from midi_rwkv.inference.ggml.gguf import read_layout
+from midi_rwkv.inference.options import BAR_TOKENS, RANKINGS, TRACK_TOKENS_PER_BAR, InfillOptions
 from midi_rwkv.model.checkpoint import check_vocab, model_layout, open_model, open_tokenizer, resolve_model
 from midi_rwkv.inference.requests import (
     BarFill,
     ControlRequest,
     Fill,
+    InfillRequest,
     NewTrack,
     TrackFill,
     apply_bar_request,
@@ -92,7 +93,7 @@ def _gguf_backend(path: Path, tokenizer: InfillTokenizer, engine: str, threads: 
     return backend
 
 
-RANKINGS = ("controls", "likelihood")
+DEFAULTS = InfillOptions()  # the one default of every setting, for the Python API too
 REGISTER_MARGIN = 1  # semitones past the track's own range that a kept register still allows
 # A generated bar holds at most this many times the notes of the piece's densest bar (and at least MIN_BAR_LIMIT):
 # a guard against the loops in which a small model writes hundreds of notes at one position.
@@ -147,7 +148,9 @@ def keep_source_timing(score: Score, piece: Piece, track: int, bars: tuple[int, 
 
 def rank(candidates: list[Candidate], by: str) -> list[Candidate]:
     """Best first: ``controls`` by control error (lowest first), ``likelihood`` by the model's mean log-probability
-    per sampled token (highest first); ties keep their order."""
+    per sampled token (highest first); ties keep their order. ``none`` keeps the order they were sampled in."""
+    if by == "none":
+        return list(candidates)
     if by == "controls":
         return sorted(candidates, key=lambda c: c.control_error)
     if by == "likelihood":
@@ -170,8 +173,9 @@ class Infiller:
     controls, so it is never limited this way.
     """
 
-    def __init__(self, generator: Generator, tokenizer: InfillTokenizer, keep_register: bool = True,
-                 layout: str = "file-order", strict_density: bool = True, structure: str = DEFAULT_STRUCTURE):
+    def __init__(self, generator: Generator, tokenizer: InfillTokenizer, keep_register: bool = DEFAULTS.keep_register,
+                 layout: str = "file-order", strict_density: bool = DEFAULTS.strict_density,
+                 structure: str = DEFAULTS.structure):
         if structure not in STRUCTURE_SETTINGS:
             raise MidiRwkvError(f"unknown structure setting '{structure}': choose from {', '.join(STRUCTURE_SETTINGS)}")
         self.generator, self.tokenizer, self.keep_register, self.layout = generator, tokenizer, keep_register, layout
@@ -187,18 +191,45 @@ class Infiller:
         return other
 
     @classmethod
+    def open(cls, options: InfillOptions, model_path: str | Path | None = None,
+             tokenizer_path: str | Path | None = None, state: str | Path | None = None,
+             lora: str | Path | None = None, layout: str | None = None) -> Infiller:
+        """The model (default: the shipped one) on the engine and with the settings ``options`` ask for: the one
+        place a model is opened for a request (the command line, the studio and the evaluation)."""
+        return cls.load(model_path, tokenizer_path, state, lora, options.engine, options.threads or 1,
+                        options.keep_register, layout, options.strict_density, options.structure)
+
+    def configured(self, options: InfillOptions) -> Infiller:
+        """This infiller (the same model, loaded once) with the register, density and structure settings of
+        ``options``; itself when they are its own."""
+        if (self.keep_register, self.strict_density, self.structure) == (
+                options.keep_register, options.strict_density, options.structure):
+            return self
+        other = self.with_structure(options.structure)
+        other.keep_register, other.strict_density = options.keep_register, options.strict_density
+        return other
+
+    def write(self, piece: Piece, request: InfillRequest, first_candidate: int = 0) -> list[Candidate]:
+        """The request's candidates, ranked as it asks (``first_candidate``: see :meth:`infill`)."""
+        o = request.options
+        results = self.configured(o).fill(piece, list(request.fills), o.n, request.sampler, o.context_bars,
+                                          o.max_tokens, o.seed, free=o.free, context_tokens=o.context_tokens,
+                                          first_candidate=first_candidate)
+        return rank(results, o.rank)
+
+    @classmethod
     def load(
         cls,
         model_path: str | Path | None = None,
         tokenizer_path: str | Path | None = None,
         state: str | Path | None = None,
         lora: str | Path | None = None,
-        engine: str = "torch",
+        engine: str = DEFAULTS.engine,
         threads: int = 1,
-        keep_register: bool = True,
+        keep_register: bool = DEFAULTS.keep_register,
         layout: str | None = None,
-        strict_density: bool = True,
-        structure: str = DEFAULT_STRUCTURE,
+        strict_density: bool = DEFAULTS.strict_density,
+        structure: str = DEFAULTS.structure,
     ) -> Infiller:
         """A model, its tokenizer, and optionally a tuned state (``--state``) and a LoRA merged in (``--lora``).
 
@@ -283,8 +314,8 @@ class Infiller:
         register = track_register(piece, track, bars) if self.keep_register else None
         limit = self.note_limits(piece, requested, free)
         constraints = [self._bar_constraint(section, register, limit, plan, first_candidate + i) for i in range(n)]
-        generations = self.generator.generate(seq.ids, constraints, sampler, max_tokens or 2000, seed)
-        fill = BarFill(track, tuple(bars), request, free)
+        generations = self.generator.generate(seq.ids, constraints, sampler, max_tokens or BAR_TOKENS, seed)
+        fill = BarFill(track, tuple(bars), request)
         candidates = []
         for g, constraint in zip(generations, constraints):
             score, report = tok.merge(piece, seq, g.ids)
@@ -350,7 +381,7 @@ class Infiller:
         replace_track = None if template is not None else fill.track
         seq = tok.track_generation(piece, program, controls, replace=replace_track)
         section = [(s.header, ()) for s in seq.section]
-        budget = max_tokens or 2000 + 160 * len(section)  # a whole track is long: ~160 tokens per bar at most
+        budget = max_tokens or BAR_TOKENS + TRACK_TOKENS_PER_BAR * len(section)
         register = None
         if self.keep_register and program >= 0:  # not drums
             register = track_register(piece, fill.track) if template is None else program_register(program)
@@ -399,29 +430,32 @@ class Infiller:
                     piece.token_span(*fill.bars)
 
     def fill(self, piece: Piece, fills: list[Fill], n: int = 4, sampler: SamplerConfig | None = None,
-             context_bars: int | None = 16, max_tokens: int | None = None, seed: int | None = None) -> list[Candidate]:
+             context_bars: int | None = 16, max_tokens: int | None = None, seed: int | None = None,
+             free: bool = False, context_tokens: int | None = None, first_candidate: int = 0) -> list[Candidate]:
         """K candidates of a several-part request: the fills run one after another, each on the score the
         earlier ones made (so each sees their results); the first fill forks the K candidates.
 
-        Track numbers refer to the input file; a :class:`NewTrack` becomes the next track number.
+        Track numbers refer to the input file; a :class:`NewTrack` becomes the next track number. ``free``, and
+        the context settings, apply to bar fills (see :meth:`infill`).
         """
         if not fills:
             raise MidiRwkvError("nothing to fill")
         options = dict(sampler=sampler, max_tokens=max_tokens)
-        results = self._one(piece, fills[0], n, context_bars, seed=seed, **options)
+        bar_options = dict(context_bars=context_bars, free=free, context_tokens=context_tokens)
+        results = self._one(piece, fills[0], n, bar_options | {"first_candidate": first_candidate}, seed=seed,
+                            **options)
         for fill in fills[1:]:
             later = []
             for c in results:
                 current = self.tokenizer.prepare(c.score, piece.name)
-                (new,) = self._one(current, fill, 1, context_bars, seed=seed, **options)
+                (new,) = self._one(current, fill, 1, bar_options, seed=seed, **options)
                 later.append(replace(new, previous=c.steps))
             results = later
         return results
 
-    def _one(self, piece: Piece, fill: Fill, n: int, context_bars: int | None, **options) -> list[Candidate]:
+    def _one(self, piece: Piece, fill: Fill, n: int, bar_options: dict, **options) -> list[Candidate]:
         if isinstance(fill, BarFill):
-            return self.infill(piece, fill.track, fill.bars, fill.controls, n, context_bars=context_bars,
-                               free=fill.free, **options)
+            return self.infill(piece, fill.track, fill.bars, fill.controls, n, **bar_options, **options)
         if isinstance(fill, TrackFill):
             return self.regenerate_track(piece, fill.track, fill.controls, n, **options)
         if isinstance(fill, NewTrack):

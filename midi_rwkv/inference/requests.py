@@ -5,16 +5,27 @@
     NewTrack(program=33)                                   # a bass part under the others
     NewTrack(is_drum=True)                                 # a drum part
 
-Several requests run one after another, each seeing the results of the ones before (``Infiller.fill``).
+Several fills run one after another, each seeing the results of the ones before (``Infiller.fill``). An
+:class:`InfillRequest` is the whole of one request: its fills, how they are written (:class:`InfillOptions`) and
+their sampling; the command line, the studio and the evaluation all build one (``Infiller.write`` runs it).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
-from midi_rwkv.errors import ControlError
+from midi_rwkv.errors import ControlError, MidiRwkvError
+from midi_rwkv.inference.options import InfillOptions
+from midi_rwkv.inference.sampler import SamplerConfig
 from midi_rwkv.tokenizer import BarControls, Piece
-from midi_rwkv.tokenizer.controls import DENSITY_MAX, TrackControls, check_drum_controls
+from midi_rwkv.tokenizer.controls import (
+    DENSITY_MAX,
+    DURATIONS,
+    POLYPHONY_MAX,
+    POLYPHONY_MIN,
+    TrackControls,
+    check_drum_controls,
+)
 
 
 @dataclass
@@ -29,6 +40,19 @@ class ControlRequest:
     polyphony: tuple[int, int] | None = None
     durations: tuple[bool, ...] | None = None
 
+    def __post_init__(self):
+        """The checks every front end shares (how many density values a fill takes is the fill's to check)."""
+        if self.density is not None and not (
+            self.density and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in self.density)
+        ):
+            raise ControlError("'density' takes whole numbers of notes per bar, 0 or more")
+        if self.polyphony is not None:
+            low, high = self.polyphony
+            if not POLYPHONY_MIN <= low <= high <= POLYPHONY_MAX:
+                raise ControlError(f"'polyphony' {low}-{high}: need {POLYPHONY_MIN} <= MIN <= MAX <= {POLYPHONY_MAX}")
+        if self.durations is not None and len(self.durations) != len(DURATIONS):
+            raise ControlError(f"'durations' takes {len(DURATIONS)} flags (whole, half, quarter, eighth, sixteenth)")
+
 
 @dataclass
 class BarFill:
@@ -37,7 +61,6 @@ class BarFill:
     track: int
     bars: tuple[int, int]
     controls: ControlRequest | None = None
-    free: bool = False  # no bar controls at all: the model chooses
 
     def describe(self) -> str:
         return f"track {self.track}, bars {self.bars[0] + 1}-{self.bars[1]}"
@@ -72,6 +95,32 @@ class NewTrack:
 
 
 Fill = BarFill | TrackFill | NewTrack
+
+
+@dataclass(frozen=True)
+class InfillRequest:
+    """One request: the fills (run in order), how they are written, and their sampling (None: each fill kind's
+    default, :func:`~midi_rwkv.inference.sampler.default_sampler`)."""
+
+    fills: tuple[Fill, ...]
+    options: InfillOptions = field(default_factory=InfillOptions)
+    sampler: SamplerConfig | None = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "fills", tuple(self.fills))
+        if not self.fills:
+            raise MidiRwkvError("nothing to fill")
+        if self.options.free:
+            if not all(isinstance(f, BarFill) for f in self.fills):
+                raise MidiRwkvError("free infilling is for bars of a track (whole and new tracks get track controls)")
+            if any(f.controls not in (None, ControlRequest()) for f in self.fills):
+                raise ControlError("free infilling takes no density, polyphony or duration controls")
+        bar_fills = [f for f in self.fills if isinstance(f, BarFill) and f.controls and f.controls.density]
+        if len(self.fills) > 1 and any(len(f.controls.density) > 1 for f in bar_fills):
+            raise ControlError("with several fills, density takes one value for every bar")
+
+    def describe(self) -> str:
+        return "; ".join(f.describe() for f in self.fills)
 
 
 def apply_bar_request(piece: Piece, track: int, base: list[BarControls], bars: tuple[int, int],

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import csv
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from symusic import Score
@@ -23,7 +23,8 @@ from tqdm import tqdm
 
 from midi_rwkv.data.corpora import open_corpus
 from midi_rwkv.errors import MidiRwkvError
-from midi_rwkv.inference.infiller import Infiller, rank
+from midi_rwkv.inference.infiller import Infiller
+from midi_rwkv.inference.requests import BarFill, InfillRequest, TrackFill
 from midi_rwkv.model.checkpoint import default_tokenizer, resolve_model
 from midi_rwkv.io import atomic_write, atomic_write_json
 from midi_rwkv.metrics.adherence import adherence, density_deltas
@@ -46,17 +47,18 @@ def _track(text: str) -> int | str:
 @dataclass
 class EvalConfig:
     out: str = setting(help="report folder: generations, results.csv, summary.md, plots (re-running resumes)")
-    system: list[str] = setting(help="a system to evaluate, repeatable; keys: model tokenizer state lora free "
-                                "strict_density engine (torch, ggml, ggml-f32) context context_tokens n rank "
-                                "(likelihood, controls) register (keep, free) layout (file-order, target-last; "
-                                "default: the model's) temperature top_k top_p epsilon repetition_penalty",
+    system: list[str] = setting(help="a system to evaluate, repeatable; its keys are 'midi-rwkv infill''s settings "
+                                "(n rank context context_tokens max_tokens free register strict_density structure "
+                                "engine threads and the sampling's, '-' written '_'), the files it loads (model "
+                                "tokenizer state lora), layout (file-order, target-last; default: the model's) and "
+                                "structure_weight structure_floor source_timing structure_durations structure_tracks",
                                 factory=lambda: ["model", "free:free=1"], metavar="NAME[:key=value,...]")
     model: str | None = setting(None, "the systems' model unless they name one (default: the shipped midi_rwkv.pth)")
     data: str = setting("pop909:../shared/data/pop909", "corpus to draw prompts from")
     tokenizer: str | None = setting(None, "tokenizer that chooses prompts (default: the first system's)")
     prompts: int = setting(40, "prompts, one per piece")
     bars: int = setting(4, "bars to infill, N")
-    context: int = setting(16, "bars of context on each side, C")
+    context: int = setting(16, "bars of context on each side, C (a system's context key overrides it)")
     track: int | str = setting(0, "track to infill, or 'random' for one per piece (POP909: 0 is the melody, as in the "
                                "paper)", parse=_track)
     split: str = setting("test", "split to draw from, as training splits the corpus, or all pieces",
@@ -64,7 +66,8 @@ class EvalConfig:
     seed: int = setting(0, "prompt and sampling seed")
     min_bars: int = setting(0, "draw prompts only from pieces with at least this many bars (e.g. long pieces for a "
                             "context-length sweep)")
-    max_tokens: int = setting(2000, "token limit per generation")
+    max_tokens: int | None = setting(None, "every system's token limit per generation unless it gives max_tokens "
+                                     "(default: the infill request's)")
     faithful: bool = setting(False, "the original release's metric definitions (silence scores 0, ...)")
     mode: str = setting("bars", "what each prompt asks for: N bars of a track (infill), or a whole track written "
                         "again after the others (track infill)", choices=("bars", "track"))
@@ -73,14 +76,15 @@ class EvalConfig:
     systems: list[System] = field(init=False, repr=False, metadata={"help": "parsed from system", "cli": False})
 
     def __post_init__(self):
-        for name in ("prompts", "bars", "max_tokens"):
+        for name in ("prompts", "bars"):
             require(getattr(self, name) >= 1, f"--{name.replace('_', '-')} must be 1 or more")
         require(self.context >= 0, "--context must be 0 or more")
         require(self.track == "random" or (isinstance(self.track, int) and self.track >= 0),
                 f"--track must be a track number or 'random', got {self.track!r}")
         needs_default = self.model is None and any("model=" not in text for text in self.system)
         model = str(resolve_model(None)) if needs_default else self.model
-        self.systems = [parse_system(text, model) for text in self.system]
+        shared = {"context": str(self.context)} | ({"max_tokens": str(self.max_tokens)} if self.max_tokens else {})
+        self.systems = [parse_system(text, model, shared) for text in self.system]
         names = [s.name for s in self.systems]
         require(len(set(names)) == len(names), f"system names must be unique: {names}")
 
@@ -189,13 +193,12 @@ class Evaluation:
             if not todo:
                 continue
             if not system.is_reference:
-                key = (system.model, system.tokenizer, system.state, system.lora, system.engine, system.register,
-                       system.layout, system.strict_density)
+                o = system.options
+                key = (system.model, system.tokenizer, system.state, system.lora, o.engine, o.threads, system.layout)
                 if key not in infillers:
-                    infillers[key] = Infiller.load(system.model, system.tokenizer, system.state, system.lora,
-                                                   system.engine, keep_register=system.register == "keep",
-                                                   layout=system.layout, strict_density=system.strict_density)
-                infiller = infillers[key].with_structure(system.structure, system.follow)
+                    infillers[key] = Infiller.open(o, system.model, system.tokenizer, system.state, system.lora,
+                                                   system.layout)
+                infiller = infillers[key].with_structure(o.structure, system.follow)
             for prompt in tqdm(todo, desc=f"generating {system.name}", unit="prompt", disable=not self.progress):
                 piece = self.piece(prompt)
                 bars = (prompt.start, prompt.end)
@@ -241,17 +244,12 @@ class Evaluation:
                 )
 
     def _model_candidate(self, infiller: Infiller, system: System, piece: Piece, prompt: Prompt, seed: int):
-        """The system's candidate for the prompt: the best of its ``n`` by its ``rank``."""
-        if self.config.mode == "track":
-            candidates = infiller.regenerate_track(piece, prompt.track, None, system.n, system.sampler, None, seed)
-        else:
-            context = self.config.context if system.context is None else system.context
-            candidates = infiller.infill(
-                piece, prompt.track, (prompt.start, prompt.end), None, system.n, system.sampler,
-                None if context == "all" else context, self.config.max_tokens, seed,
-                free=system.free, context_tokens=system.context_tokens,
-            )
-        return rank(candidates, system.rank)[0]
+        """The system's candidate for the prompt, from the request ``midi-rwkv infill`` would make with its
+        settings: the first one, or with a ranking the best of its ``n``."""
+        fill = TrackFill(prompt.track) if self.config.mode == "track" else BarFill(prompt.track,
+                                                                                  (prompt.start, prompt.end))
+        options = replace(system.options, n=system.candidates, seed=seed)
+        return infiller.write(piece, InfillRequest((fill,), options, system.sampler))[0]
 
     def _reference(self, name: str, piece: Piece, prompt: Prompt, bars: tuple[int, int]) -> dict:
         score = reference_score(name, piece, prompt.track, bars)

@@ -16,17 +16,17 @@ Every report also has references on the same prompts:
 
 from __future__ import annotations
 
-import typing
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 from symusic import Score
 
 from midi_rwkv.errors import MidiRwkvError
-from midi_rwkv.inference.form import DEFAULT_STRUCTURE, FOLLOW_WEIGHT, MATCH_FLOOR, STRUCTURE_SETTINGS, FollowSettings
-from midi_rwkv.inference.ggml import ENGINES
+from midi_rwkv.inference.form import FollowSettings
+from midi_rwkv.inference.options import InfillOptions
 from midi_rwkv.inference.sampler import SamplerConfig, default_sampler
 from midi_rwkv.io import file_sha256
+from midi_rwkv.settings import settings_from_mapping
 from midi_rwkv.structure import SongStructure
 from midi_rwkv.structure.copying import copy_bars
 from midi_rwkv.tokenizer import Piece
@@ -34,44 +34,44 @@ from midi_rwkv.tokenizer.sequences import LAYOUTS
 
 REFERENCES = ("original", "copy", "structure-copy", "silence")  # bar infill
 TRACK_REFERENCES = ("original", "other-track", "silence")  # whole-track infill
+FILES = ("model", "tokenizer", "state", "lora")
+# How the structure setting follows the form (inference.form.FollowSettings), keys for measuring it:
+FOLLOW_KEYS = {"structure_weight": "weight", "structure_floor": "floor", "source_timing": "source_timing",
+               "structure_durations": "durations_below", "structure_tracks": "tracks"}
+EVALUATION_SETS = ("seed",)  # the evaluation's own --seed decides each prompt's sampling
 
 
 @dataclass(frozen=True)
 class System:
+    """A model setting (the files it loads, and the same :class:`InfillOptions` and sampling that ``midi-rwkv
+    infill`` takes), or a reference row (a name alone). It scores one candidate per prompt: with ``rank`` none, the
+    first one a request writes (so it generates one); otherwise the best of its ``n``."""
+
     name: str
     model: str | None = None  # None for the references
     tokenizer: str | None = None
     state: str | None = None
     lora: str | None = None
-    free: bool = False
-    engine: str = "torch"  # or ggml / ggml-f32 (llama.cpp)
-    context: int | str | None = None  # bars of context on each side, or "all"; None: the evaluation's --context
-    context_tokens: int | None = None  # at most this many prompt tokens (with context=all: a context-length sweep)
-    n: int = 1  # candidates drawn per prompt; the best one by `rank` is kept (best of n)
-    rank: str = "likelihood"  # likelihood (the model's mean log-prob per token) | controls (control error)
-    register: str = "keep"  # keep: only pitches in the register the track plays around the span | free
-    strict_density: bool = True  # each bar holds at most the notes its density control asks for (0: it may overshoot)
     layout: str | None = None  # the sequence layout of the prompts; None: the model's own (tokenizer.sequences.LAYOUTS)
+    options: InfillOptions = field(default_factory=InfillOptions)
     sampler: SamplerConfig | None = None  # None: each fill kind's default (inference.sampler.TRACK_SAMPLER for tracks)
-    structure: str = DEFAULT_STRUCTURE  # follow the song's form: follow | vary | context | off (inference.form)
-    structure_weight: float = FOLLOW_WEIGHT  # how it follows (inference.form.FollowSettings), for measuring:
-    structure_floor: float = MATCH_FLOOR  # the copy distribution's full weight, the match below which it is off,
-    source_timing: bool = True  # whether bars followed token for token keep their source's notes,
-    structure_durations: float = 0.0  # below which match note values gate the copy too,
-    structure_tracks: bool = False  # and whether whole and new tracks follow their own repeats
-
-    @property
-    def follow(self) -> FollowSettings:
-        return FollowSettings(self.structure_weight, self.structure_floor, self.source_timing, self.structure_durations,
-                              self.structure_tracks)
+    follow: FollowSettings = field(default_factory=FollowSettings)
 
     @property
     def is_reference(self) -> bool:
         return self.model is None
 
+    @property
+    def candidates(self) -> int:
+        """Candidates generated per prompt: the first one alone when nothing ranks them."""
+        return 1 if self.options.rank == "none" else self.options.n
+
     def to_dict(self) -> dict:
-        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "sampler"}
-        return out | {"sampler": vars(self.sampler) if self.sampler else None}
+        files = {key: getattr(self, key) for key in FILES}
+        follow = {key: getattr(self.follow, name) for key, name in FOLLOW_KEYS.items()}
+        options = {k: v for k, v in asdict(self.options).items() if k not in EVALUATION_SETS}
+        return {"name": self.name, **files, "layout": self.layout, **options, **follow,
+                "sampler": vars(self.sampler) if self.sampler else None}
 
     def identity(self, mode: str) -> dict:
         """What decides this system's generations in an evaluation of ``mode`` (bars | track): its settings, the
@@ -81,82 +81,49 @@ class System:
             return {"name": self.name}
         out = self.to_dict()
         out["sampler"] = vars(self.sampler or default_sampler(mode))
-        files = {key: getattr(self, key) for key in ("model", "tokenizer", "state", "lora")}
+        files = {key: getattr(self, key) for key in FILES}
         return out | {"sha256": {key: file_sha256(path)[:12] for key, path in files.items() if path}}
 
 
-_SAMPLER_KEYS = typing.get_type_hints(SamplerConfig)  # temperature: float, top_k: int, ...
+_SAMPLER_KEYS = tuple(f.name for f in fields(SamplerConfig))
+_OPTION_KEYS = tuple(f.name for f in fields(InfillOptions) if f.name not in EVALUATION_SETS)
+KEYS = (*FILES, "layout", *_OPTION_KEYS, *FOLLOW_KEYS, *_SAMPLER_KEYS)
 
 
-def parse_system(text: str, default_model: str) -> System:
-    """``NAME[:key=value,...]``.
-
-    Keys: model tokenizer state lora free strict_density engine context context_tokens n rank register layout
-    structure (follow, vary, context, off; 1 = follow, 0 = off) structure_weight structure_floor source_timing
-    structure_durations structure_tracks temperature top_k top_p epsilon repetition_penalty.
-    """
+def parse_system(text: str, default_model: str, defaults: dict[str, str] | None = None) -> System:
+    """``NAME[:key=value,...]``: the keys of :data:`KEYS` (the files it loads, ``layout``, every setting of
+    :class:`InfillOptions` as ``midi-rwkv infill`` takes it, how it follows the form, and the sampling);
+    ``structure`` also takes 1 (follow) and 0 (off). ``defaults``: values for keys the text leaves out (the
+    evaluation's ``--context``)."""
     name, _, rest = text.partition(":")
     if not name or not name.replace("-", "").replace("_", "").isalnum():
         raise MidiRwkvError(f"system '{text}': the name must be letters, digits, - or _")
     if name in REFERENCES or name in TRACK_REFERENCES:
         raise MidiRwkvError(f"system name '{name}' is reserved for a reference row")
-    options: dict = {"model": default_model}
-    sampler: dict = {}
+    pairs: dict[str, str] = {}
     for item in filter(None, rest.split(",")):
         key, eq, value = item.partition("=")
         if not eq:
             raise MidiRwkvError(f"system '{text}': '{item}' is not key=value")
-        if key in _SAMPLER_KEYS:
-            try:
-                sampler[key] = _SAMPLER_KEYS[key](value)
-            except ValueError:
-                raise MidiRwkvError(f"system '{text}': {key} needs a number, got '{value}'") from None
-        elif key in ("free", "strict_density", "source_timing", "structure_tracks"):
-            options[key] = value.lower() in ("1", "true", "yes")
-        elif key in ("model", "tokenizer", "state", "lora"):
-            options[key] = value
-        elif key == "n":
-            if not value.isdigit() or not 1 <= int(value) <= 16:
-                raise MidiRwkvError(f"system '{text}': n must be a number of candidates from 1 to 16")
-            options["n"] = int(value)
-        elif key == "register":
-            if value not in ("keep", "free"):
-                raise MidiRwkvError(f"system '{text}': register must be keep or free")
-            options["register"] = value
-        elif key == "layout":
-            if value not in LAYOUTS:
-                raise MidiRwkvError(f"system '{text}': layout must be one of {', '.join(LAYOUTS)}")
-            options["layout"] = value
-        elif key == "rank":
-            if value not in ("likelihood", "controls"):
-                raise MidiRwkvError(f"system '{text}': rank must be likelihood or controls")
-            options["rank"] = value
-        elif key in ("context", "context_tokens"):
-            if not (value.isdigit() or (key == "context" and value == "all")):
-                unit = "bars, or all" if key == "context" else "tokens"
-                raise MidiRwkvError(f"system '{text}': {key} needs a number of {unit}")
-            options[key] = value if value == "all" else int(value)
-        elif key == "structure":
-            value = {"1": "follow", "0": "off"}.get(value, value)
-            if value not in STRUCTURE_SETTINGS:
-                choices = ", ".join(STRUCTURE_SETTINGS)
-                raise MidiRwkvError(f"system '{text}': structure must be one of {choices}, 0 or 1")
-            options[key] = value
-        elif key in ("structure_weight", "structure_floor", "structure_durations"):
-            try:
-                options[key] = float(value)
-            except ValueError:
-                raise MidiRwkvError(f"system '{text}': {key} needs a number, got '{value}'") from None
-        elif key == "engine":
-            if value not in ENGINES:
-                raise MidiRwkvError(f"system '{text}': engine must be one of {', '.join(ENGINES)}")
-            options[key] = value
-        else:
-            raise MidiRwkvError(f"system '{text}': unknown key '{key}'")
+        if key not in KEYS:
+            raise MidiRwkvError(f"system '{text}': unknown key '{key}' (keys: {' '.join(KEYS)})")
+        pairs[key] = value
+    pairs = (defaults or {}) | pairs
+    if "structure" in pairs:
+        pairs["structure"] = {"1": "follow", "0": "off"}.get(pairs["structure"], pairs["structure"])
+    if pairs.get("layout") not in (None, *LAYOUTS):
+        raise MidiRwkvError(f"system '{text}': layout must be one of {', '.join(LAYOUTS)}")
     try:
-        system = System(name, sampler=SamplerConfig(**sampler) if sampler else None, **options)
-        system.follow  # noqa: B018 (validates the follow settings)
-        return system
+        sampler = {k: v for k, v in pairs.items() if k in _SAMPLER_KEYS}
+        return System(
+            name,
+            **{key: pairs.get(key) for key in FILES} | {"model": pairs.get("model", default_model)},
+            layout=pairs.get("layout"),
+            options=settings_from_mapping(InfillOptions, {k: v for k, v in pairs.items() if k in _OPTION_KEYS}),
+            sampler=settings_from_mapping(SamplerConfig, sampler) if sampler else None,
+            follow=settings_from_mapping(FollowSettings, {FOLLOW_KEYS[k]: v for k, v in pairs.items()
+                                                          if k in FOLLOW_KEYS}),
+        )
     except (ValueError, MidiRwkvError) as exc:
         raise MidiRwkvError(f"system '{text}': {exc}") from None
 

@@ -3,55 +3,53 @@ report progress, and cancel between candidates."""
 
 from __future__ import annotations
 
-import copy
 import random
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from midi_rwkv.errors import MidiRwkvError
-from midi_rwkv.inference.form import DEFAULT_STRUCTURE
 from midi_rwkv.inference.infiller import Infiller
-from midi_rwkv.inference.requests import ControlRequest, NewTrack
-from midi_rwkv.inference.sampler import SamplerConfig
+from midi_rwkv.inference.requests import BarFill, ControlRequest, Fill, InfillRequest, NewTrack, TrackFill
 from midi_rwkv.studio.session import Song, new_id
 
 JOB_SECONDS = 120.0  # a job stops starting new candidates after this long
-MAX_TOKENS = 1500  # per bar candidate: bounds its time (a whole track gets 2000 + 160 per bar)
 
 
-@dataclass
-class Request:
-    """One Generate click, checked (see :func:`midi_rwkv.studio.server.parse_generate`)."""
+@dataclass(frozen=True)
+class Target:
+    """What a Generate click writes, as the song keeps its candidates: bars of a track, the whole track again
+    (``bars`` then covers the piece), or a new track (``track`` is the next track number)."""
 
+    mode: str  # bars | track | new
     track: int
     bars: tuple[int, int]
-    n: int
-    sampler: SamplerConfig
-    controls: ControlRequest
-    free: bool
-    style: str | None
-    seed: int
-    mode: str = "bars"  # bars | track (the whole track again) | new (a new track)
-    program: int = 0  # the new track's General MIDI program
-    drums: bool = False  # the new track is drums
-    keep_register: bool = True  # only pitches in the register the part plays (Infiller's keep_register)
-    structure: str = DEFAULT_STRUCTURE  # follow the song's form (inference.form): follow | vary | context | off
+    program: int = 0  # the track's General MIDI program (a new track's, or the one kept)
+    drums: bool = False
+
+    def fill(self, controls: ControlRequest) -> Fill:
+        if self.mode == "new":
+            return NewTrack(self.program, self.drums, controls)
+        if self.mode == "track":
+            return TrackFill(self.track, controls)
+        return BarFill(self.track, self.bars, controls)
 
 
 @dataclass
 class Job:
     id: str
     song: Song
-    request: Request
+    request: InfillRequest  # one fill; its options' seed is the first candidate's
+    target: Target
+    style: str | None = None  # a style preset's name (None: the launch's --state, if any)
     status: str = "running"  # running | done | cancelled | error
     candidates: list[dict] = field(default_factory=list)
     error: str | None = None
     cancelled: threading.Event = field(default_factory=threading.Event)
 
     def view(self) -> dict:
-        return {"id": self.id, "status": self.status, "done": len(self.candidates), "total": self.request.n,
+        return {"id": self.id, "status": self.status, "done": len(self.candidates), "total": self.request.options.n,
                 "candidates": list(self.candidates), "error": self.error}
 
 
@@ -63,8 +61,8 @@ class Jobs:
         self.jobs: OrderedDict[str, Job] = OrderedDict()
         self.lock = threading.Lock()  # one generation at a time
 
-    def start(self, song: Song, request: Request) -> Job:
-        job = Job(new_id(), song, request)
+    def start(self, song: Song, request: InfillRequest, target: Target, style: str | None = None) -> Job:
+        job = Job(new_id(), song, request, target, style)
         self.jobs[job.id] = job
         while len(self.jobs) > 64:
             self.jobs.popitem(last=False)
@@ -75,9 +73,8 @@ class Jobs:
         with self.lock:
             started = time.monotonic()
             try:
-                infiller: Infiller = self.infiller_for(job.request.style)
-                r = job.request
-                for i in range(r.n):
+                infiller: Infiller = self.infiller_for(job.style)
+                for i in range(job.request.options.n):
                     if job.cancelled.is_set():
                         job.status = "cancelled"
                         return
@@ -86,10 +83,9 @@ class Jobs:
                         return
                     with job.song.lock:
                         piece = job.song.piece()
-                    seed = r.seed + i
-                    c = _candidate(infiller, piece, r, seed, i)
+                    c = candidate(infiller, piece, job.request, i)
                     with job.song.lock:
-                        job.candidates.append(job.song.keep(c, seed, r))
+                        job.candidates.append(job.song.keep(c, job.request.options.seed + i, job.target))
                 job.status = "done"
             except MidiRwkvError as err:
                 job.status, job.error = "error", str(err)
@@ -101,19 +97,11 @@ class Jobs:
         return self.jobs.get(job_id)
 
 
-def _candidate(infiller: Infiller, piece, r: Request, seed: int, index: int):
-    """Candidate ``index`` of the request (made one at a time: under ``follow`` only the first is the repeat)."""
-    if infiller.keep_register != r.keep_register:  # the same model and engine, another register setting
-        infiller = copy.copy(infiller)
-        infiller.keep_register = r.keep_register
-    if infiller.structure != r.structure:
-        infiller = infiller.with_structure(r.structure)
-    if r.mode == "track":
-        return infiller.regenerate_track(piece, r.track, r.controls, 1, r.sampler, seed=seed)[0]
-    if r.mode == "new":
-        return infiller.add_track(piece, NewTrack(r.program, r.drums, r.controls), 1, r.sampler, seed=seed)[0]
-    return infiller.infill(piece, r.track, r.bars, None if r.free else r.controls, 1, r.sampler,
-                           max_tokens=MAX_TOKENS, seed=seed, free=r.free, first_candidate=index)[0]
+def candidate(infiller: Infiller, piece, request: InfillRequest, index: int):
+    """Candidate ``index`` of the request, made alone (so the page shows each as it arrives): seed + index, and under
+    the ``follow`` structure setting only the first is the repeat itself. The shared infiller is not changed."""
+    options = replace(request.options, n=1, seed=request.options.seed + index)
+    return infiller.write(piece, replace(request, options=options), first_candidate=index)[0]
 
 
 def random_seed() -> int:

@@ -11,7 +11,7 @@ import json
 import secrets
 from urllib.parse import unquote
 from collections import OrderedDict
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -21,13 +21,14 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from midi_rwkv.errors import MidiRwkvError
-from midi_rwkv.inference.form import DEFAULT_STRUCTURE, STRUCTURE_SETTINGS
 from midi_rwkv.inference.infiller import Infiller
-from midi_rwkv.inference.requests import ControlRequest
+from midi_rwkv.inference.options import InfillOptions
+from midi_rwkv.inference.requests import ControlRequest, InfillRequest
 from midi_rwkv.inference.sampler import default_sampler
-from midi_rwkv.studio.jobs import Jobs, Request, random_seed
+from midi_rwkv.settings import settings_from_mapping
+from midi_rwkv.studio.jobs import Jobs, Target, random_seed
 from midi_rwkv.studio.session import Song, StudioError
-from midi_rwkv.tokenizer.controls import DENSITY_MAX, DURATIONS, POLYPHONY_MAX, POLYPHONY_MIN
+from midi_rwkv.tokenizer.controls import DENSITY_MAX, DURATIONS
 
 STATIC = Path(__file__).parent / "static"
 MAX_UPLOAD = 8 * 2**20  # bytes
@@ -35,6 +36,9 @@ MAX_SONGS = 16
 MAX_CANDIDATES = 8
 MAX_BARS = 32  # per bar request (whole and new tracks cover the piece)
 MODES = ("bars", "track", "new")
+# The request's settings the page may send as JSON fields of the same names; the engine and its threads are the
+# launch's, and candidates arrive one at a time, in the order they were sampled (no ranking).
+LAUNCH_SETTINGS = ("engine", "threads", "rank")
 HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'",
     "X-Content-Type-Options": "nosniff",
@@ -62,7 +66,7 @@ class Studio:
         """The model with a style preset (None: the launch's --state, if any), loaded once."""
         if style not in self._infillers:
             state = self.styles[style] if style else self.state
-            self._infillers[style] = Infiller.load(self.model, state=state, engine="auto")
+            self._infillers[style] = Infiller.open(InfillOptions(), self.model, state=state)
         return self._infillers[style]
 
     def add_song(self, data: bytes, name: str) -> Song:
@@ -132,21 +136,21 @@ def _int(data: dict, key: str, low: int, high: int, default=None) -> int:
     return value
 
 
-def _target(data: dict, song: Song) -> tuple[str, int, tuple[int, int], int, bool]:
-    """(mode, track, bars, program, drums) of a Generate request: bars of a track, a whole track, or a new track."""
+def _target(data: dict, song: Song) -> Target:
+    """What a Generate request writes: bars of a track, a whole track, or a new track."""
     piece = song.piece()
     mode = data.get("mode", "bars")
     if mode not in MODES:
         raise StudioError(f"'mode' must be one of {', '.join(MODES)}")
     if mode == "new":
-        program = _int(data, "program", 0, 127, 0)
-        return mode, len(song.score.tracks), (0, piece.num_bars), program, data.get("drums", False) is True
+        return Target(mode, len(song.score.tracks), (0, piece.num_bars), _int(data, "program", 0, 127, 0),
+                      data.get("drums", False) is True)
     track = _int(data, "track", 0, len(song.score.tracks) - 1)
     if track not in piece.track_ids:
         raise StudioError(f"track {track} has no notes the model can read")
     original = song.score.tracks[track]
     if mode == "track":
-        return mode, track, (0, piece.num_bars), original.program, original.is_drum
+        return Target(mode, track, (0, piece.num_bars), original.program, original.is_drum)
     bars = data.get("bars")
     if not (isinstance(bars, list) and len(bars) == 2 and all(isinstance(b, int) and not isinstance(b, bool)
                                                               for b in bars)):
@@ -156,54 +160,54 @@ def _target(data: dict, song: Song) -> tuple[str, int, tuple[int, int], int, boo
         raise StudioError(f"bars {start + 1}-{end} are outside the piece, which has {piece.num_bars} bars")
     if end - start > MAX_BARS:
         raise StudioError(f"at most {MAX_BARS} bars at a time")
-    return mode, track, (start, end), original.program, original.is_drum
+    return Target(mode, track, (start, end), original.program, original.is_drum)
 
 
-def parse_generate(data: dict, song: Song, styles: dict[str, Path]) -> Request:
-    """A Generate request from the page, checked against the song and the studio's limits."""
-    mode, track, (start, end), program, drums = _target(data, song)
-    base = default_sampler(mode)
-    temperature = data.get("temperature", base.temperature)
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not 0 <= temperature <= 2:
-        raise StudioError("'temperature' must be from 0 to 2")
-    controls = ControlRequest()
-    if data.get("density") is not None:
-        density = data["density"]
-        allowed = (1, end - start) if mode == "bars" else (1, 2)
+def _controls(data: dict, target: Target) -> ControlRequest:
+    """The page's controls: their JSON shapes here, their values checked by ControlRequest and the fill."""
+    density, polyphony, durations = data.get("density"), data.get("polyphony"), data.get("durations")
+    if density is not None:
+        allowed = (1, target.bars[1] - target.bars[0]) if target.mode == "bars" else (1, 2)
         if not (isinstance(density, list) and len(density) in allowed
                 and all(isinstance(d, int) and 0 <= d <= DENSITY_MAX for d in density)):
-            what = "one value, or one per bar" if mode == "bars" else "one value, or [low, high] notes per bar"
+            what = "one value, or one per bar" if target.mode == "bars" else "one value, or [low, high] notes per bar"
             raise StudioError(f"'density' takes {what}, from 0 to {DENSITY_MAX}")
-        controls.density = density
-    if data.get("polyphony") is not None:
-        poly = data["polyphony"]
-        if not (isinstance(poly, list) and len(poly) == 2 and all(isinstance(p, int) for p in poly)
-                and POLYPHONY_MIN <= poly[0] <= poly[1] <= POLYPHONY_MAX):
-            raise StudioError(f"'polyphony' must be [min, max] with {POLYPHONY_MIN} <= min <= max <= {POLYPHONY_MAX}")
-        controls.polyphony = tuple(poly)
-    if data.get("durations") is not None:
-        flags = data["durations"]
-        if not (isinstance(flags, list) and len(flags) == len(DURATIONS) and all(isinstance(f, bool) for f in flags)):
+    if polyphony is not None:
+        if not (isinstance(polyphony, list) and len(polyphony) == 2 and all(isinstance(p, int) for p in polyphony)):
+            raise StudioError("'polyphony' must be [min, max]")
+        polyphony = tuple(polyphony)
+    if durations is not None:
+        if not (isinstance(durations, list) and len(durations) == len(DURATIONS)
+                and all(isinstance(f, bool) for f in durations)):
             raise StudioError(f"'durations' must be {len(DURATIONS)} true/false flags (whole ... sixteenth)")
-        controls.durations = tuple(flags)
+        durations = tuple(durations)
+    return ControlRequest(density, polyphony, durations)
+
+
+def parse_generate(data: dict, song: Song, styles: dict[str, Path]) -> tuple[InfillRequest, Target, str | None]:
+    """A Generate request from the page, checked against the song and the studio's limits: the infill request (its
+    settings from the JSON fields of :class:`InfillOptions`' names), what it writes, and its style preset."""
+    target = _target(data, song)
     style = data.get("style")
     if style is not None and style not in styles:
         raise StudioError(f"no style preset '{style}'")
-    seed = data.get("seed")
-    seed = random_seed() if seed is None else _int(data, "seed", 0, 2**31 - 1)
-    free = data.get("free", False) is True
-    register = data.get("register", "keep")
-    if register not in ("keep", "free"):
-        raise StudioError("'register' must be keep or free")
-    structure = data.get("structure", DEFAULT_STRUCTURE)
-    if structure not in STRUCTURE_SETTINGS:
-        raise StudioError(f"'structure' must be one of {', '.join(STRUCTURE_SETTINGS)}")
-    if free and (controls != ControlRequest() or mode != "bars"):
-        raise StudioError("free generation takes no controls, and is for bars of a track")
-    if drums and (controls.polyphony or controls.durations):
+    for name in LAUNCH_SETTINGS:
+        if name in data:
+            raise StudioError(f"'{name}' is not a setting of one request (the studio sets it for every request)")
+    given = {name: data[name] for name in InfillOptions.__dataclass_fields__ if name in data}
+    options = settings_from_mapping(InfillOptions, given, skip=LAUNCH_SETTINGS)
+    if options.n > MAX_CANDIDATES:
+        raise StudioError(f"'n' must be at most {MAX_CANDIDATES} candidates at a time")
+    if options.seed is None:
+        options = replace(options, seed=random_seed())
+    base = default_sampler(target.mode)
+    temperature = data.get("temperature", base.temperature)
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not 0 <= temperature <= 2:
+        raise StudioError("'temperature' must be from 0 to 2")
+    controls = _controls(data, target)
+    if target.drums and (controls.polyphony or controls.durations):
         raise StudioError("a drum track takes note density only (no polyphony or durations)")
-    return Request(track, (start, end), _int(data, "n", 1, MAX_CANDIDATES, 4), replace(base, temperature=temperature),
-                   controls, free, style, seed, mode, program, drums, register == "keep", structure)
+    return InfillRequest((target.fill(controls),), options, replace(base, temperature=temperature)), target, style
 
 
 def build_app(studio: Studio) -> Starlette:
@@ -228,15 +232,15 @@ def build_app(studio: Studio) -> Starlette:
         return _ok({"styles": sorted(studio.styles)})
 
     async def defaults(request):  # the page starts its controls here, so the engine's defaults live in one place
-        return _ok({"temperature": {mode: default_sampler(mode).temperature for mode in MODES},
-                    "structure": DEFAULT_STRUCTURE})
+        settings = {k: v for k, v in asdict(InfillOptions()).items() if k not in LAUNCH_SETTINGS}
+        return _ok({"temperature": {mode: default_sampler(mode).temperature for mode in MODES}} | settings)
 
     async def generate(request):
         song = studio.song(request.path_params["song"])
         data = await _json(request)
         with song.lock:
-            parsed = parse_generate(data, song, studio.styles)
-        return _ok({"job": studio.jobs.start(song, parsed).id})
+            request, target, style = parse_generate(data, song, studio.styles)
+        return _ok({"job": studio.jobs.start(song, request, target, style).id})
 
     def _job(request):
         job = studio.jobs.get(request.path_params["job"])

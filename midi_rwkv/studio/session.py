@@ -76,18 +76,18 @@ class Song:
             self._piece = (self.position, self.tokenizer.prepare(self.score, self.name))
         return self._piece[1]
 
-    def keep(self, candidate: Candidate, seed: int, request) -> dict:
+    def keep(self, candidate: Candidate, seed: int, target) -> dict:
         """Store a candidate's notes for what it wrote (the span, the whole track, or the new track); its view."""
         piece = self.piece()
-        track, bars = request.track, request.bars
+        track, bars = target.track, target.bars
         start, end = piece.bars[bars[0]].start, piece.bars[bars[1] - 1].end
         notes = [(n.time, n.duration, n.pitch, n.velocity) for n in candidate.score.tracks[track].notes
                  if start <= n.time < end]
         tpq = self.score.ticks_per_quarter
         take_id = new_id()
         view = {
-            "id": take_id, "seed": seed, "mode": request.mode, "track": track, "bars": list(bars),
-            "program": request.program, "is_drum": request.drums,
+            "id": take_id, "seed": seed, "mode": target.mode, "track": track, "bars": list(bars),
+            "program": target.program, "is_drum": target.drums,
             "notes": [[t / tpq, d / tpq, p, v] for t, d, p, v in notes],
             "requested": [describe_controls(c) for c in candidate.requested],
             "realised": [describe_controls(c) for c in candidate.realised],
@@ -95,8 +95,8 @@ class Song:
             "seconds": round(candidate.generation.seconds, 3),
             "form": candidate.form,  # what the song's form contributed, one line (None when not asked)
         }
-        self.takes[take_id] = Take(take_id, seed, track, bars, notes, view, request.mode, request.program,
-                                   request.drums)
+        self.takes[take_id] = Take(take_id, seed, track, bars, notes, view, target.mode, target.program,
+                                   target.drums)
         return view
 
     def accept(self, take_id: str) -> None:

@@ -308,7 +308,7 @@ def test_infill_command_takes_every_kind_of_request(tmp_path, model, tok, quarte
         (["--fill", "0:7-12"], "outside the piece"),
         (["--fill", "0:2-3", "--fill", "9"], "track 9 does not exist"),
         (["--drums"], "--drums goes with --new-track"),
-        (["--track", "0", "--free"], "--free applies to bars"),
+        (["--track", "0", "--free"], "free infilling is for bars of a track"),
         (["--track", "0", "--bars", "1:2", "--context", "lots"], "expected a number of bars or 'all'"),
     ],
     ids=["nothing", "both", "syntax", "program", "span", "track", "drums", "free", "context"],

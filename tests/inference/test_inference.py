@@ -315,7 +315,7 @@ def test_free_flag_refuses_controls(tmp_path, model, tok, capsys):
     path = save_checkpoint(model, tmp_path / "m.pth")
     tok.save(tmp_path / "tokenizer.json")
     argv = ["infill", str(CHORALE), "--track", "1", "--bars", "2:3", "--free", "--density", "3", "--model", str(path)]
-    assert main(argv) == 2 and "--free takes no" in capsys.readouterr().err
+    assert main(argv) == 2 and "free infilling takes no" in capsys.readouterr().err
 
 
 def test_generation_scores_what_it_sampled_with_the_model_s_own_log_probabilities(model):

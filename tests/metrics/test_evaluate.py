@@ -243,9 +243,9 @@ def test_copy_reference_copies_the_bars_before_from_bar_0_clipped_at_the_span_s_
         ("orig inal", "letters"),
         ("original", "reserved"),
         ("x:temp=1", "unknown key"),
-        ("x:top_k=a", "needs a number"),
+        ("x:top_k=a", "needs a whole number"),
         ("x:top_p=2", "invalid sampler"),
-        ("x:engine=onnx", "engine must be one of"),
+        ("x:engine=onnx", "'engine' must be one of"),
         ("x:layout=shuffled", "layout must be one of"),
     ],
 )
@@ -253,10 +253,12 @@ def test_system_specs_are_checked(text, message):
     with pytest.raises(MidiRwkvError, match=message):
         parse_system(text, "m.pth")
     assert parse_system("t08:temperature=0.8,free=1", "m.pth").sampler.temperature == 0.8
-    assert parse_system("fast:engine=ggml", "m.pth").engine == "ggml" and parse_system("x", "m.pth").engine == "torch"
+    assert parse_system("fast:engine=ggml", "m.pth").options.engine == "ggml"
+    assert parse_system("x", "m.pth").options.engine == "auto"  # the request's one default, as `infill` has it
     assert parse_system("x", "m.pth").layout is None  # the model's own
     assert parse_system("x:layout=target-last", "m.pth").layout == "target-last"
-    assert parse_system("x", "m.pth").strict_density and not parse_system("x:strict_density=0", "m.pth").strict_density
+    assert parse_system("x", "m.pth").options.strict_density
+    assert not parse_system("x:strict_density=0", "m.pth").options.strict_density
 
 
 def test_track_mode_writes_whole_tracks_against_the_other_track_row(setup):
@@ -311,7 +313,7 @@ def test_best_of_n_and_a_reference_that_cannot_be_made_does_not_stop_the_evaluat
     for p in json.loads((out / "prompts.json").read_text())["prompts"]:
         best = json.loads((out / "generations" / "best3" / f"{p['id']}.json").read_text())
         assert best["system"]["n"] == 3 and best["system"]["rank"] == "likelihood" and "mean_logprob" in best
-    with pytest.raises(MidiRwkvError, match="n must be"):
+    with pytest.raises(MidiRwkvError, match="'n' must be"):
         parse_system("x:n=99", "m.pth")
 
 

@@ -4,14 +4,18 @@ identity, and the reference rows on small scores built in code. No model runs.""
 from __future__ import annotations
 
 import hashlib
+from dataclasses import fields
 
 import pytest
 
 from midi_rwkv.errors import MidiRwkvError
-from midi_rwkv.inference.form import STRUCTURE_SETTINGS
+from midi_rwkv.inference.form import STRUCTURE_SETTINGS, FollowSettings
 from midi_rwkv.inference.ggml import ENGINES
+from midi_rwkv.inference.options import RANKINGS, InfillOptions
 from midi_rwkv.inference.sampler import SamplerConfig
 from midi_rwkv.metrics.systems import (
+    FOLLOW_KEYS,
+    KEYS,
     REFERENCES,
     TRACK_REFERENCES,
     System,
@@ -39,7 +43,14 @@ def refused(text: str, message: str) -> None:
 def test_a_plain_name_gets_the_default_model_and_every_default():
     system = parse_system("a-b_9", "m.pth")
     assert system == System("a-b_9", model="m.pth")
-    assert parse_system("x:,,free=1,", "m.pth") == System("x", model="m.pth", free=True)  # empty items skipped
+    assert system.options == InfillOptions() and system.follow == FollowSettings() and system.sampler is None
+    free = parse_system("x:,,free=1,", "m.pth")  # empty items skipped
+    assert free == System("x", model="m.pth", options=InfillOptions(free=True))
+
+
+def test_the_evaluation_s_defaults_fill_keys_the_text_leaves_out():
+    assert parse_system("x", "m.pth", {"context": "8"}).options.context == 8
+    assert parse_system("x:context=all", "m.pth", {"context": "8"}).options.context == "all"
 
 
 @pytest.mark.parametrize("text", ["", ":free=1", "a b", "a.b", "a-b c", "a/b"])
@@ -54,8 +65,15 @@ def test_reference_names_are_reserved(name):
 
 def test_items_must_be_key_value_and_keys_known():
     refused("x:free", "system 'x:free': 'free' is not key=value")
-    refused("x:temp=1", "system 'x:temp=1': unknown key 'temp'")
-    refused("x:free=1,bogus=2", "system 'x:free=1,bogus=2': unknown key 'bogus'")
+    keys = " ".join(KEYS)
+    refused("x:temp=1", f"system 'x:temp=1': unknown key 'temp' (keys: {keys})")
+    refused("x:free=1,bogus=2", f"system 'x:free=1,bogus=2': unknown key 'bogus' (keys: {keys})")
+    refused("x:seed=3", f"system 'x:seed=3': unknown key 'seed' (keys: {keys})")  # the evaluation's --seed decides
+
+
+def test_every_infill_setting_but_the_seed_is_a_key():
+    names = {f.name for f in fields(InfillOptions)} - {"seed"}
+    assert names <= set(KEYS) and {f.name for f in fields(SamplerConfig)} <= set(KEYS)
 
 
 def test_sampler_keys_are_typed_and_checked():
@@ -63,19 +81,25 @@ def test_sampler_keys_are_typed_and_checked():
     assert system.sampler == SamplerConfig(0.5, 7, 0.5, 0.0, 1.2)
     assert type(system.sampler.top_k) is int and type(system.sampler.temperature) is float
     assert parse_system("x", "m.pth").sampler is None
-    refused("x:top_k=a", "system 'x:top_k=a': top_k needs a number, got 'a'")
-    refused("x:top_k=1.5", "system 'x:top_k=1.5': top_k needs a number, got '1.5'")
+    refused("x:top_k=a", "system 'x:top_k=a': 'top_k' needs a whole number, got 'a'")
+    refused("x:top_k=1.5", "system 'x:top_k=1.5': 'top_k' needs a whole number, got '1.5'")
     with pytest.raises(MidiRwkvError) as caught:
         parse_system("x:top_p=2", "m.pth")
     assert str(caught.value).startswith("system 'x:top_p=2': invalid sampler settings")
 
 
 @pytest.mark.parametrize("key", ["free", "strict_density", "source_timing", "structure_tracks"])
-def test_flags_read_1_true_and_yes_in_any_case(key):
+def test_flags_read_1_true_yes_or_0_false_no_in_any_case(key):
+    def flag(value):
+        system = parse_system(f"x:{key}={value}", "m.pth")
+        return getattr(system.options, key) if hasattr(system.options, key) else \
+            getattr(system.follow, FOLLOW_KEYS[key])
+
     for value in ("1", "true", "TRUE", "yes", "Yes"):
-        assert getattr(parse_system(f"x:{key}={value}", "m.pth"), key) is True
-    for value in ("0", "false", "no", "2"):
-        assert getattr(parse_system(f"x:{key}={value}", "m.pth"), key) is False
+        assert flag(value) is True
+    for value in ("0", "false", "no", "NO"):
+        assert flag(value) is False
+    refused(f"x:{key}=2", f"system 'x:{key}=2': '{FOLLOW_KEYS.get(key, key)}' takes 1 or 0 (true or false), got '2'")
 
 
 @pytest.mark.parametrize("key", ["model", "tokenizer", "state", "lora"])
@@ -85,49 +109,58 @@ def test_files_are_taken_as_given(key):
 
 
 def test_n_is_a_number_of_candidates_from_1_to_16():
-    assert parse_system("x:n=1", "m.pth").n == 1
-    assert parse_system("x:n=16", "m.pth").n == 16 and type(parse_system("x:n=16", "m.pth").n) is int
-    for value in ("0", "17", "a", "-1", ""):
-        refused(f"x:n={value}", f"system 'x:n={value}': n must be a number of candidates from 1 to 16")
+    assert parse_system("x:n=1", "m.pth").options.n == 1
+    n16 = parse_system("x:n=16", "m.pth").options.n
+    assert n16 == 16 and type(n16) is int
+    for value in ("0", "17", "-1"):
+        refused(f"x:n={value}", f"system 'x:n={value}': 'n' must be a number of candidates from 1 to 16")
+    for value in ("a", ""):
+        refused(f"x:n={value}", f"system 'x:n={value}': 'n' needs a whole number, got '{value}'")
+
+
+def test_a_system_generates_its_first_candidate_alone_unless_it_ranks_them():
+    assert parse_system("x:n=4", "m.pth").candidates == 1
+    assert parse_system("x:n=4,rank=controls", "m.pth").candidates == 4
 
 
 def test_register_rank_layout_and_engine_take_their_choices_only():
-    assert parse_system("x:register=free", "m.pth").register == "free"
-    assert parse_system("x:register=keep", "m.pth").register == "keep"
-    refused("x:register=wide", "system 'x:register=wide': register must be keep or free")
-    assert parse_system("x:rank=controls", "m.pth").rank == "controls"
-    assert parse_system("x:rank=likelihood", "m.pth").rank == "likelihood"
-    refused("x:rank=best", "system 'x:rank=best': rank must be likelihood or controls")
+    assert parse_system("x:register=free", "m.pth").options.register == "free"
+    assert parse_system("x:register=keep", "m.pth").options.register == "keep"
+    refused("x:register=wide", "system 'x:register=wide': 'register' must be one of keep, free, got 'wide'")
+    for rank in RANKINGS:
+        assert parse_system(f"x:rank={rank}", "m.pth").options.rank == rank
+    refused("x:rank=best", f"system 'x:rank=best': 'rank' must be one of {', '.join(RANKINGS)}, got 'best'")
     for layout in LAYOUTS:
         assert parse_system(f"x:layout={layout}", "m.pth").layout == layout
     refused("x:layout=z", f"system 'x:layout=z': layout must be one of {', '.join(LAYOUTS)}")
-    for engine in ENGINES:
-        assert parse_system(f"x:engine={engine}", "m.pth").engine == engine
-    refused("x:engine=onnx", f"system 'x:engine=onnx': engine must be one of {', '.join(ENGINES)}")
+    for engine in ("auto", *ENGINES):
+        assert parse_system(f"x:engine={engine}", "m.pth").options.engine == engine
+    choices = ", ".join(("auto", *ENGINES))
+    refused("x:engine=onnx", f"system 'x:engine=onnx': 'engine' must be one of {choices}, got 'onnx'")
 
 
 def test_context_is_bars_or_all_and_context_tokens_a_number():
-    assert parse_system("x:context=4", "m.pth").context == 4
-    assert parse_system("x:context=all", "m.pth").context == "all"
-    assert parse_system("x:context_tokens=512", "m.pth").context_tokens == 512
-    refused("x:context=some", "system 'x:context=some': context needs a number of bars, or all")
-    refused("x:context_tokens=all", "system 'x:context_tokens=all': context_tokens needs a number of tokens")
-    refused("x:context_tokens=-3", "system 'x:context_tokens=-3': context_tokens needs a number of tokens")
+    assert parse_system("x:context=4", "m.pth").options.context == 4
+    assert parse_system("x:context=all", "m.pth").options.context == "all"
+    assert parse_system("x:context_tokens=512", "m.pth").options.context_tokens == 512
+    refused("x:context=some", "system 'x:context=some': context 'some': expected a number of bars or 'all'")
+    refused("x:context_tokens=all", "system 'x:context_tokens=all': 'context_tokens' needs a whole number, got 'all'")
+    refused("x:context_tokens=-3", "system 'x:context_tokens=-3': 'context_tokens' must be 1 or more")
 
 
 def test_structure_takes_its_settings_or_1_and_0():
     for setting in STRUCTURE_SETTINGS:
-        assert parse_system(f"x:structure={setting}", "m.pth").structure == setting
-    assert parse_system("x:structure=1", "m.pth").structure == "follow"
-    assert parse_system("x:structure=0", "m.pth").structure == "off"
+        assert parse_system(f"x:structure={setting}", "m.pth").options.structure == setting
+    assert parse_system("x:structure=1", "m.pth").options.structure == "follow"
+    assert parse_system("x:structure=0", "m.pth").options.structure == "off"
     choices = ", ".join(STRUCTURE_SETTINGS)
-    refused("x:structure=2", f"system 'x:structure=2': structure must be one of {choices}, 0 or 1")
+    refused("x:structure=2", f"system 'x:structure=2': 'structure' must be one of {choices}, got '2'")
 
 
 @pytest.mark.parametrize("key", ["structure_weight", "structure_floor", "structure_durations"])
 def test_follow_numbers_are_floats_and_checked(key):
-    assert getattr(parse_system(f"x:{key}=0.5", "m.pth"), key) == 0.5
-    refused(f"x:{key}=half", f"system 'x:{key}=half': {key} needs a number, got 'half'")
+    assert getattr(parse_system(f"x:{key}=0.5", "m.pth").follow, FOLLOW_KEYS[key]) == 0.5
+    refused(f"x:{key}=half", f"system 'x:{key}=half': '{FOLLOW_KEYS[key]}' needs a number, got 'half'")
 
 
 def test_follow_settings_are_checked_when_the_system_is_made():
@@ -143,11 +176,11 @@ def test_follow_settings_are_checked_when_the_system_is_made():
 # ---- System ----------------------------------------------------------------------------------------------------------
 
 
-def test_to_dict_holds_every_setting_and_the_sampler_as_a_dict():
-    system = System("m", model="a.pth", sampler=SamplerConfig(temperature=0.5), n=3)
+def test_to_dict_holds_every_setting_but_the_seed_and_the_sampler_as_a_dict():
+    system = System("m", model="a.pth", sampler=SamplerConfig(temperature=0.5), options=InfillOptions(n=3))
     out = system.to_dict()
     assert out["sampler"] == vars(SamplerConfig(temperature=0.5)) and out["n"] == 3 and out["name"] == "m"
-    assert set(out) == set(vars(system)) and out["model"] == "a.pth"
+    assert set(out) == {"name", "sampler", *KEYS} - set(fields_of(SamplerConfig)) and out["model"] == "a.pth"
     assert System("m").to_dict()["sampler"] is None
 
 
@@ -156,12 +189,16 @@ def test_identity_holds_the_settings_and_the_first_12_hex_of_each_loaded_file(tm
     for key in ("model", "state"):
         files[key] = tmp_path / f"{key}.bin"
         files[key].write_bytes(key.encode())
-    system = System("m", model=str(files["model"]), state=str(files["state"]), n=2)
+    system = System("m", model=str(files["model"]), state=str(files["state"]), options=InfillOptions(n=2))
     identity = system.identity("bars")
     assert identity["sha256"] == {key: hashlib.sha256(key.encode()).hexdigest()[:12] for key in ("model", "state")}
     assert identity["n"] == 2 and identity["name"] == "m" and identity["sampler"] == vars(SamplerConfig())
-    assert set(identity) == set(vars(system)) | {"sha256"}
-    assert System("silence", n=3).identity("bars") == {"name": "silence"}
+    assert set(identity) == set(system.to_dict()) | {"sha256"}
+    assert System("silence", options=InfillOptions(n=3)).identity("bars") == {"name": "silence"}
+
+
+def fields_of(cls) -> list[str]:
+    return [f.name for f in fields(cls)]
 
 
 # ---- the references --------------------------------------------------------------------------------------------------

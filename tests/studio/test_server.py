@@ -7,6 +7,10 @@ import pytest
 from starlette.testclient import TestClient
 from symusic import Score
 
+from midi_rwkv.errors import MidiRwkvError
+from midi_rwkv.inference.options import InfillOptions
+from midi_rwkv.inference.requests import BarFill, ControlRequest, InfillRequest
+from midi_rwkv.inference.sampler import SamplerConfig
 from midi_rwkv.model import save_checkpoint
 from midi_rwkv.studio.server import MAX_UPLOAD, Studio, build_app
 from tests.conftest import FIXTURES, TPQ, make_score, note_tuples
@@ -138,8 +142,8 @@ def test_uploads_are_capped_and_bad_files_get_one_readable_line(client, studio):
         ({"track": 1, "bars": [2, 4], "density": [99]}, "'density'"),
         ({"track": 1, "bars": [2, 4], "polyphony": [3, 1]}, "'polyphony'"),
         ({"track": 1, "bars": [2, 4], "style": "../../etc/passwd"}, "no style preset"),
-        ({"track": 1, "bars": [2, 4], "free": True, "density": [4]}, "free generation takes no controls"),
-        ({"track": 1, "bars": [2, 4], "register": "loose"}, "'register' must be keep or free"),
+        ({"track": 1, "bars": [2, 4], "free": True, "density": [4]}, "free infilling takes no"),
+        ({"track": 1, "bars": [2, 4], "register": "loose"}, "'register' must be one of keep, free"),
         ({"track": 1, "bars": [2, 4], "structure": "copy"}, "'structure' must be one of"),
     ],
     ids=["track", "bars", "n", "temperature", "density", "polyphony", "style-path", "free", "register", "structure"],
@@ -239,25 +243,26 @@ def test_whole_and_new_track_requests_are_checked(client, studio):
     for body, message in [({"mode": "solo"}, "'mode' must be"), ({"mode": "new", "program": 300}, "'program'"),
                           ({"mode": "track", "track": 0, "density": [1, 2, 3]}, "[low, high]"),
                           ({"mode": "new", "drums": True, "polyphony": [1, 2]}, "note density only"),
-                          ({"mode": "track", "track": 0, "free": True}, "free generation")]:
+                          ({"mode": "track", "track": 0, "free": True}, "free infilling is for bars")]:
         answer = client.post(f"/api/songs/{song}/generate", json=body, headers=auth(studio))
         assert answer.status_code == 400 and message in answer.json()["error"], (body, answer.json())
+
+
+def _studio_request(options: InfillOptions, bars=(3, 5)) -> InfillRequest:
+    return InfillRequest((BarFill(1, bars, ControlRequest()),), options, SamplerConfig())
 
 
 def test_a_request_can_free_the_register_without_touching_the_loaded_model(tok, tiny_model, monkeypatch):
     from midi_rwkv.inference.generator import Generator
     from midi_rwkv.inference.infiller import Infiller
-    from midi_rwkv.inference.requests import ControlRequest
-    from midi_rwkv.inference.sampler import SamplerConfig
-    from midi_rwkv.studio.jobs import Request, _candidate
+    from midi_rwkv.studio.jobs import candidate
 
     infiller = Infiller(Generator(tiny_model), tok)  # keeps the register, as the studio loads it
     used = []
     monkeypatch.setattr(Infiller, "infill", lambda self, *args, **kwargs: used.append(
         (self.keep_register, self is infiller, self.generator is infiller.generator)) or ["c"])
-    free = Request(1, (3, 5), 1, SamplerConfig(), ControlRequest(), False, None, 1, keep_register=False)
-    _candidate(infiller, None, free, 1, 0)
-    _candidate(infiller, None, Request(1, (3, 5), 1, SamplerConfig(), ControlRequest(), False, None, 1), 1, 0)
+    candidate(infiller, None, _studio_request(InfillOptions(n=1, seed=1, register="free")), 0)
+    candidate(infiller, None, _studio_request(InfillOptions(n=1, seed=1)), 0)
     # freed: a copy of the infiller on the same (already loaded) model; kept: the shared infiller itself
     assert used == [(False, False, True), (True, True, True)]
     assert infiller.keep_register  # the shared infiller is unchanged
@@ -266,19 +271,39 @@ def test_a_request_can_free_the_register_without_touching_the_loaded_model(tok, 
 def test_a_request_sets_how_it_follows_the_form_and_which_candidate_it_is(tok, tiny_model, monkeypatch):
     from midi_rwkv.inference.generator import Generator
     from midi_rwkv.inference.infiller import Infiller
-    from midi_rwkv.inference.requests import ControlRequest
-    from midi_rwkv.inference.sampler import SamplerConfig
-    from midi_rwkv.studio.jobs import Request, _candidate
+    from midi_rwkv.studio.jobs import candidate
 
     infiller = Infiller(Generator(tiny_model), tok, structure="follow")
     used = []
     monkeypatch.setattr(Infiller, "infill", lambda self, *args, **kwargs: used.append(
-        (self.structure, kwargs["first_candidate"], self.generator is infiller.generator)) or ["c"])
-    vary = Request(1, (3, 5), 2, SamplerConfig(), ControlRequest(), False, None, 1, structure="vary")
-    _candidate(infiller, None, vary, 1, 1)
-    _candidate(infiller, None, Request(1, (3, 5), 2, SamplerConfig(), ControlRequest(), False, None, 1), 1, 0)
-    assert used == [("vary", 1, True), ("follow", 0, True)]  # the second candidate of K is not the repeat itself
+        (self.structure, kwargs["first_candidate"], args[4], kwargs["seed"], self.generator is infiller.generator))
+        or ["c"])
+    candidate(infiller, None, _studio_request(InfillOptions(n=2, seed=1, structure="vary")), 1)
+    candidate(infiller, None, _studio_request(InfillOptions(n=2, seed=1)), 0)
+    # one candidate at a time, seed + index; the second candidate of K is not the repeat itself
+    assert used == [("vary", 1, 1, 2, True), ("follow", 0, 1, 1, True)]
     assert infiller.structure == "follow"
+
+
+def test_the_page_s_settings_are_the_infill_request_s_fields(tok):
+    from midi_rwkv.studio.server import LAUNCH_SETTINGS, parse_generate
+    from midi_rwkv.studio.session import Song, StudioError
+
+    song = Song.open(CHORALE, "bach.mid", tok)
+    body = {"track": 1, "bars": [2, 4], "n": 2, "seed": 7, "register": "free", "structure": "off", "context": 4,
+            "strict_density": False, "max_tokens": 300}
+    request, target, style = parse_generate(body, song, {})
+    assert request.options == InfillOptions(n=2, seed=7, register="free", structure="off", context=4,
+                                            strict_density=False, max_tokens=300)
+    assert target.bars == (2, 4) and style is None and request.fills == (BarFill(1, (2, 4), ControlRequest()),)
+    assert parse_generate({"track": 1, "bars": [2, 4]}, song, {})[0].options.seed is not None  # a fresh seed
+    for key in LAUNCH_SETTINGS:  # the launch's engine, and candidates shown as they arrive
+        with pytest.raises(StudioError, match=f"'{key}' is not a setting of one request"):
+            parse_generate({"track": 1, "bars": [2, 4], key: 1}, song, {})
+    with pytest.raises(StudioError, match="'n' must be at most 8"):
+        parse_generate({"track": 1, "bars": [2, 4], "n": 9}, song, {})
+    with pytest.raises(MidiRwkvError, match="'strict_density' needs true or false"):  # a 400, as every such error
+        parse_generate({"track": 1, "bars": [2, 4], "strict_density": 1}, song, {})
 
 
 # ---- each safety rule and limit, at its edge -----------------------------------------------------------------------
@@ -345,7 +370,7 @@ def test_a_bar_request_covers_at_most_32_bars(client, studio, tok):
     song = Song.open(long_song(40), "long.mid", tok)
     assert song.piece().num_bars == 40
     for bars in ([0, 32], [8, 40]):
-        assert parse_generate({"track": 0, "bars": bars}, song, {}).bars == tuple(bars)
+        assert parse_generate({"track": 0, "bars": bars}, song, {})[1].bars == tuple(bars)
     for bars in ([0, 33], [7, 40], [0, 40]):
         with pytest.raises(StudioError, match="at most 32 bars"):
             parse_generate({"track": 0, "bars": bars}, song, {})
@@ -367,9 +392,9 @@ def test_each_kind_of_request_samples_with_its_own_defaults(tok, body, mode):
     song = Song.open(CHORALE, "bach.mid", tok)
     expected = SamplerConfig() if mode == "bars" else TRACK_SAMPLER
     assert TRACK_SAMPLER != SamplerConfig() and TRACK_SAMPLER.repetition_penalty == 1.2
-    assert parse_generate(body, song, {}).sampler == expected
+    assert parse_generate(body, song, {})[0].sampler == expected
     # the page's temperature changes the temperature alone: a whole track keeps the paper's repetition penalty
-    assert parse_generate(body | {"temperature": 0.5}, song, {}).sampler == replace(expected, temperature=0.5)
+    assert parse_generate(body | {"temperature": 0.5}, song, {})[0].sampler == replace(expected, temperature=0.5)
 
 
 def test_undo_at_the_first_version_is_refused_and_changes_nothing(client, studio):
