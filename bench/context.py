@@ -2,6 +2,7 @@
 
     python bench/context.py                      # 24 prompts from long pieces of music21_poly's test split
     python bench/context.py --prompts 40 --data folder:../shared/data/music21_poly --min-bars 120
+    python bench/context.py --min-bars 48 --write-doc docs/inference.md --block music21   # and into the document
 
 Runs one `midi-rwkv evaluate` (resumable) whose systems differ only in their context: 4 and 16 bars on each side,
 then 2k, 4k, 8k and 16k tokens widened evenly around the span, then the whole song. Prints a markdown table:
@@ -20,6 +21,8 @@ import numpy as np
 
 from midi_rwkv.cli import main as cli
 from midi_rwkv.metrics.stats import bootstrap_ci
+
+import docblock  # bench/docblock.py, beside this file
 
 SYSTEMS = ["bars4:context=4", "bars16:context=16", "tok2k:context=all,context_tokens=2048",
            "tok4k:context=all,context_tokens=4096", "tok8k:context=all,context_tokens=8192",
@@ -52,13 +55,16 @@ def main() -> None:
     p.add_argument("--prompts", type=int, default=24, help="prompts, one per piece")
     p.add_argument("--min-bars", type=int, default=120, help="only pieces with at least this many bars")
     p.add_argument("--model", help="model .pth (default: the shipped one)")
+    docblock.add_arguments(p)
     args = p.parse_args()
     argv = ["evaluate", "--out", args.out, "--data", args.data, "--prompts", str(args.prompts), "--track", "random",
             "--context", "64", "--min-bars", str(args.min_bars), "--no-progress"]
     argv += [a for s in SYSTEMS for a in ("--system", s)] + (["--model", args.model] if args.model else [])
     if cli(argv) != 0:
         raise SystemExit("the evaluation failed")
-    print(table(Path(args.out)))
+    text = f"`{args.data}`, pieces of at least {args.min_bars} bars, {args.prompts} prompts:\n\n{table(Path(args.out))}"
+    print(text)
+    docblock.write_from_args(args, "bench/context.py", text)
 
 
 if __name__ == "__main__":

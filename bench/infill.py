@@ -1,20 +1,22 @@
 """Inference speed of the PyTorch and GGML engines (random weights are fine for speed).
 
-    python bench/infill.py                                  # tiny and paper-size, both engines
-    python bench/infill.py --presets small --vocab 4000 --engines torch ggml-f16 --threads 1 2
+    python bench/infill.py                                  # small (vocab 4,000) and paper-size (16,000), all engines
+    python bench/infill.py --presets small --engines torch ggml-f16 --threads 1 2
+    python bench/infill.py --write-doc docs/inference.md    # and write the table into the document's block
 
-Rows: prompt ingestion (tokens/s over a 2,000-token prompt), decoding (tokens/s per stream at
-batch 1 and 8), and a whole infill: 8 candidates of 4 bars (about 4 x 40 tokens each) after a
-2,000-token context, once from a cold cache and once with the prompt cached.
+One row per model, engine and thread count: prompt ingestion (tokens/s over a 2,000-token prompt), decoding
+(tokens/s, all streams together, at batch 1 and 8), and a whole infill: 8 candidates of 4 bars (about 4 x 40
+tokens each) after the cached 2,000-token prompt (a cold prompt adds its ingestion, the first column).
 Engines: torch, ggml-f32, ggml-f16 (the GGML ones need llama-cpp-python: pip install '.[ggml]').
 ``--threads N`` gives the whole process N threads: torch's and llama.cpp's, for prompts and decoding.
 Run it once more while another program keeps a core busy (``yes > /dev/null &``) to see what a
-second thread costs when the machine is not yours alone.
+second thread costs when the machine is not yours alone (``--write-doc docs/inference.md --block busy``).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from dataclasses import replace
@@ -25,6 +27,8 @@ import torch
 from midi_rwkv.inference.generator import Constraint, Generator
 from midi_rwkv.inference.sampler import SamplerConfig
 from midi_rwkv.model import PRESETS, RWKV7, init_weights
+
+import docblock  # bench/docblock.py, beside this file
 
 TINY_GGML_HEAD = 32  # llama.cpp's CPU WKV7 kernel needs heads of 32 or more (see ggml/backend.py)
 
@@ -56,48 +60,62 @@ def make_backend(engine: str, model: RWKV7, threads: int, folder: Path):
     return GGMLBackend(path, threads=threads)
 
 
+ENGINES = {"torch": "PyTorch", "ggml-f32": "GGML f32", "ggml-f16": "GGML f16"}
+COLUMNS = ("prompt tokens/s", "decode batch 1 tokens/s", "decode batch 8 tokens/s", "8 x 4 bars, cached prompt")
+
+
 def bench(
-    preset: str, vocab: int, prompt_len: int, section: int, engine: str, threads: int, folder: Path
-) -> list[tuple]:
-    config = PRESETS[preset](vocab_size=vocab)
+    preset: str, vocab: int | None, prompt_len: int, section: int, engine: str, threads: int, folder: Path
+) -> dict:
+    """One row: the model's label, the engine's, and the four measures of COLUMNS (rates and seconds)."""
+    config = PRESETS[preset](vocab_size=vocab) if vocab else PRESETS[preset]()
     if preset == "tiny" and engine != "torch":
         config = replace(config, head_size=TINY_GGML_HEAD)
     model = init_weights(RWKV7(config), seed=0).eval()
-    prompt = torch.randint(0, vocab, (prompt_len,), generator=torch.Generator().manual_seed(0)).tolist()
+    prompt = torch.randint(0, config.vocab_size, (prompt_len,), generator=torch.Generator().manual_seed(0)).tolist()
     sampler = SamplerConfig()
-    label = (preset, engine, str(threads))
-    rows = []
+    row = {"model": f"{preset} ({config.n_layer} x {config.n_embd}, head {config.head_size}, "
+                    f"vocab {config.vocab_size:,})", "engine": f"{ENGINES[engine]}, {threads}"}
     generator = Generator(make_backend(engine, model, threads, folder))
     t0 = time.perf_counter()
     generator.prefill(prompt)
-    rows.append((*label, "prompt ingestion", f"{prompt_len / (time.perf_counter() - t0):,.0f} tokens/s"))
-    for k in (1, 8):
+    row[COLUMNS[0]] = prompt_len / (time.perf_counter() - t0)
+    for k, column in ((1, COLUMNS[1]), (8, COLUMNS[2])):
         steps = 64
         t0 = time.perf_counter()
         generator.generate(prompt, [FixedLength(steps) for _ in range(k)], sampler, seed=0)  # prompt cached
-        rate = steps / (time.perf_counter() - t0)
-        rows.append((*label, f"decode, batch {k}", f"{rate:,.1f} steps/s = {rate * k:,.0f} tokens/s"))
-    for name, cold in (("8 x 4 bars, cold prompt", True), ("8 x 4 bars, cached prompt", False)):
-        generator = Generator(make_backend(engine, model, threads, folder)) if cold else generator
-        t0 = time.perf_counter()
-        generator.generate(prompt, [FixedLength(section) for _ in range(8)], sampler, seed=0)
-        rows.append((*label, name, f"{time.perf_counter() - t0:.2f} s"))
-    return rows
+        row[column] = steps * k / (time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    generator.generate(prompt, [FixedLength(section) for _ in range(8)], sampler, seed=0)
+    row[COLUMNS[3]] = time.perf_counter() - t0
+    return row
+
+
+def table(rows: list[dict]) -> str:
+    """The markdown table the bench prints and writes into a document (a model's label on its first row only)."""
+    lines = ["| model | engine, threads | " + " | ".join(COLUMNS) + " |", "|---|---|" + "---:|" * len(COLUMNS)]
+    for i, row in enumerate(rows):
+        model = row["model"] if i == 0 or rows[i - 1]["model"] != row["model"] else ""
+        cells = [f"{row[c]:,.0f}" for c in COLUMNS[:3]] + [f"{row[COLUMNS[3]]:.2f} s"]
+        lines.append((f"| {model} |" if model else "| |") + f" {row['engine']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--presets", nargs="+", default=["tiny", "paper"], help="model presets (default: tiny paper)")
+    parser.add_argument("--presets", nargs="+", default=["small", "paper"], help="model presets (default: small paper)")
     parser.add_argument(
         "--engines",
         nargs="+",
         default=["torch", "ggml-f32", "ggml-f16"],
         help="torch, ggml-f32, ggml-f16 (default: all three)",
     )
-    parser.add_argument("--vocab", type=int, default=16000, help="vocabulary size (default 16000)")
+    parser.add_argument("--vocab", type=int,
+                        help="vocabulary size (default: each preset's own: small 4,000, paper 16,000)")
     parser.add_argument("--prompt", type=int, default=2000, help="prompt tokens (default 2000)")
     parser.add_argument("--section", type=int, default=160, help="tokens per candidate (default 160 = 4 bars x 40)")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="thread counts to try (default: 1 2)")
+    docblock.add_arguments(parser)
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -106,11 +124,11 @@ def main() -> None:
                 for threads in args.threads:
                     folder = Path(tmp) / preset
                     folder.mkdir(exist_ok=True)
-                    rows += bench(preset, args.vocab, args.prompt, args.section, engine, threads, folder)
-    print(f"vocab {args.vocab}, prompt {args.prompt} tokens")
-    print("| model | engine | threads | measure | result |\n|---|---|---|---|---|")
-    for row in rows:
-        print("| " + " | ".join(row) + " |")
+                    rows.append(bench(preset, args.vocab, args.prompt, args.section, engine, threads, folder))
+    text = (f"Random weights, a {args.prompt:,}-token prompt, 8 candidates x {args.section} tokens, "
+            f"{os.cpu_count()} CPU cores:\n\n{table(rows)}")
+    print(text)
+    docblock.write_from_args(args, "bench/infill.py", text)
 
 
 if __name__ == "__main__":

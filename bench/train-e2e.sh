@@ -11,16 +11,18 @@
 #   bench/train-e2e.sh                                # the shipped size (small), 48 steps each
 #   PRESET=6x128 STEPS=64 bench/train-e2e.sh
 #   COMPILED=runs/compiled MIDI_DATA="$(for d in runs/compiled/*/; do jq -r .spec "$d/meta.json"; done | tr '\n' ' ')" \
-#     bench/train-e2e.sh                              # the whole training corpus (its sources, as compiled): README          # keep STEPS a multiple of GROUP: then every row sees the same examples
+#     bench/train-e2e.sh                              # the whole training corpus (its sources, as compiled)
+#   DOC=docs/training.md bench/train-e2e.sh          # and write the table into the document's block (bench/docblock.py)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PRESET=${PRESET:-small}
 STEPS=${STEPS:-48}
-GROUP=${GROUP:-8}
+GROUP=${GROUP:-8}                      # keep STEPS a multiple of GROUP: then every row sees the same examples
 MIDI_DATA=${MIDI_DATA:-"pop909+versions:../shared/data/pop909"}
 COMPILED=${COMPILED:-runs/compiled/pop909+versions-pop909}   # the same source, compiled
 TOKENIZER=${TOKENIZER:-midi_rwkv.tokenizer.json}
 OUT=${OUT:-runs/bench-e2e-$(date +%H%M%S)}
+DOC=${DOC:-}                           # a document with a bench/train-e2e.sh block to write the table into (none: print)
 
 run() {  # name, then train.sh variables
   local name=$1; shift
@@ -33,12 +35,12 @@ run compiled-1-thread DATA="compiled:$COMPILED" WORKERS=0 THREADS=1 LENGTH_GROUP
 run compiled-all-threads DATA="compiled:$COMPILED" WORKERS=0 THREADS=0 LENGTH_GROUPS=1
 run grouped-1-thread DATA="compiled:$COMPILED" WORKERS=0 THREADS=1 LENGTH_GROUPS="$GROUP"
 run grouped-all-threads DATA="compiled:$COMPILED" WORKERS=0 THREADS=0 LENGTH_GROUPS="$GROUP"
-python - "$OUT" <<'PY'
+python - "$OUT" <<'PY' | tee "$OUT/table.md"
 import csv, statistics, sys
 from pathlib import Path
 out = Path(sys.argv[1])
 cpu = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
-print(f"\n{cpu}; `midi-rwkv train`, same model, batch 4 x up to 2,048 tokens\n")
+print(f"{cpu}; `midi-rwkv train`, same model, batch 4 x up to 2,048 tokens:\n")
 print("| setting | tokens/s computed (median) | real tokens/s | padding | loss (last 10 steps) | validation loss |")
 print("|---|---:|---:|---:|---:|---:|")
 for name in ("before", "compiled-1-thread", "compiled-all-threads", "grouped-1-thread", "grouped-all-threads"):
@@ -52,3 +54,4 @@ for name in ("before", "compiled-1-thread", "compiled-all-threads", "grouped-1-t
     print(f"| {name} | {statistics.median(float(r['tok_s']) for r in timed):,.0f} | {real / seconds:,.0f} | "
           f"{1 - real / computed:.0%} | {sum(losses) / len(losses):.3f} | {val:.3f} |")
 PY
+if [[ -n "$DOC" ]]; then python bench/docblock.py "$DOC" bench/train-e2e.sh < "$OUT/table.md"; fi

@@ -45,11 +45,14 @@ def test_readme_main_job_infills_with_the_shipped_model(tmp_path):
             assert outside(a) == outside(b)
 
 
-def test_readme_python_example_runs(tmp_path, monkeypatch, capsys):
-    """The README's Python API example, as written (its output file moved into a temporary folder)."""
-    code = re.search(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S).group(1)
+def test_the_python_example_the_readme_links_runs(tmp_path, monkeypatch, capsys):
+    """The Python API example in docs/inference.md (the README links it), as written, its output file moved."""
+    assert "docs/inference.md#from-python" in (ROOT / "README.md").read_text()
+    doc = (ROOT / "docs" / "inference.md").read_text()
+    assert "\n## From Python\n\n```python\n" in doc  # the anchor the README links, right above the example
+    code = re.search(r"```python\n(.*?)```", doc, re.S).group(1)
     monkeypatch.chdir(ROOT)
-    exec(compile(code.replace("/tmp/candidate.mid", str(tmp_path / "candidate.mid")), "README.md", "exec"), {})
+    exec(compile(code.replace("/tmp/candidate.mid", str(tmp_path / "candidate.mid")), "docs/inference.md", "exec"), {})
     printed = capsys.readouterr().out
     assert printed.count("track 3, whole") == 2 and printed.count("new track, program 40") == 2
     written = Score(str(tmp_path / "candidate.mid"))

@@ -1,7 +1,7 @@
 """Sampling from logits: temperature, repetition penalty, epsilon cutoff, top-k, top-p (in that order).
 
 The paper evaluates with temperature 1.0 and a repetition penalty of 1.2 (docs/original-release.md#sampling); our
-defaults, temperature 0.8 and no penalty, were chosen by measurement (README, "Sampling"): the penalty counts
+defaults, temperature 0.8 and no penalty, were chosen by measurement (docs/inference.md, "Sampling"): the penalty counts
 every token of the prompt as seen, so it pushes the model away from the pitches and rhythms the song already
 uses, and the shipped model gained CP 0.230 -> 0.315 and GS 0.798 -> 0.819 without it (POP909, 288 prompts).
 Whole and new tracks keep the paper's settings (:data:`TRACK_SAMPLER`).

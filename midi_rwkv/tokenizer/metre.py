@@ -7,7 +7,7 @@ write each real bar as one or more *tokenizer bars* whose lengths add up to it e
 2/2 -> 4/4, 3/2 -> 6/4, 4/2 -> 4/4 + 4/4, 9/8 -> 6/8 + 3/8. Users always see real bars; the
 sequence builder works on tokenizer bars and maps between the two.
 
-Conventions (documented in the README):
+Conventions (documented in docs/design.md):
   * no time signature at tick 0 means 4/4 until the first one (the MIDI default);
   * a time-signature event inside a bar takes effect at the next bar line.
 """

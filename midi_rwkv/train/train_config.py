@@ -48,7 +48,7 @@ class TrainConfig:
     grad_checkpointing: bool = setting(False, "recompute activations in backward to save memory")
     workers: int = setting(1, "DataLoader worker processes")
     length_groups: int = setting(8, "sort the examples of this many steps by length and batch neighbours together, "
-                                 "so that batches carry less padding (1: off; README, Training speed)")
+                                 "so that batches carry less padding (1: off; docs/training.md, Training speed)")
     threads: int = setting(0, "CPU threads for the model (0: PyTorch's default, one per core). On a CPU shared with "
                            "any other busy process, 1: two threads that wait on each other at every operation ran 12x "
                            "slower than one here (bench/train.py)")

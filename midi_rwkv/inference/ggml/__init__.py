@@ -1,7 +1,7 @@
 """The GGML engine: our model exported to GGUF and run by llama.cpp, with our sampler and controls.
 
 Optional: ``pip install '.[ggml]'`` (llama-cpp-python builds llama.cpp from source; see the
-README for a cached, faster build). Without it, everything runs on the PyTorch engine.
+docs/inference.md for a cached, faster build). Without it, everything runs on the PyTorch engine.
 """
 
 from __future__ import annotations
