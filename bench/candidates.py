@@ -70,7 +70,7 @@ def main() -> None:
                 "cp_first": cps[0], "cp_best": max(cps),
             })
     seconds = time.perf_counter() - started
-    print(f"{len(prompts)} prompts, K = {args.k}, engine {infiller.generator.backend.name}, {seconds:.0f} s in all\n")
+    print(f"{len(prompts)} prompts, K = {args.k}, engine {infiller.generator.engine.name}, {seconds:.0f} s in all\n")
     print("| structure | distinct of K (mean) | candidates equal to the source window (mean, most) | copy rate | "
           "CP of the first | CP of the best |")
     print("|---|---:|---:|---:|---:|---:|")

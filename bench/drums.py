@@ -171,7 +171,7 @@ def main() -> None:
                                                        ("metres", Counter()))}
     seconds = time.perf_counter() - started
     print(f"{args.bars}-bar drum infills asked for {args.density} notes a bar; engine "
-          f"{infiller.generator.backend.name}, structure {infiller.structure}, K = {args.k}, seed {args.seed}; "
+          f"{infiller.generator.engine.name}, structure {infiller.structure}, K = {args.k}, seed {args.seed}; "
           f"{seconds:.0f} s in all\n")
     print("| prompts from | prompts | bars | mean notes/bar | 0 | 1-3 | 4-7 | 8-11 | 12-15 | 16+ | >= 12 | empty bars "
           "| repeated hits | hi-hat share (42/44/46) | commonest pitches |")

@@ -20,19 +20,19 @@ from pathlib import Path
 import torch
 
 from midi_rwkv.inference.constraints import BarInfillConstraint
-from midi_rwkv.inference.generator import Generator, TorchBackend
-from midi_rwkv.inference.ggml import choose_engine, ggml_backend
+from midi_rwkv.inference.generator import Generator, TorchEngine
+from midi_rwkv.inference.ggml import choose_engine, ggml_engine
 from midi_rwkv.inference.infiller import Infiller
 from midi_rwkv.inference.sampler import SamplerConfig
 
 CHORALE = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "bach_bwv66.6.mid"
 
 
-def logits_along(backend, prompt: list[int], every: int) -> torch.Tensor:
-    """Logits after each ``every``-th prompt token, read incrementally through the backend's state."""
+def logits_along(engine, prompt: list[int], every: int) -> torch.Tensor:
+    """Logits after each ``every``-th prompt token, read incrementally through the engine's state."""
     out, state = [], None
     for start in range(0, len(prompt), every):
-        logits, state = backend.prefill(prompt[start : start + every], state)
+        logits, state = engine.prefill(prompt[start : start + every], state)
         out.append(logits.float())
     return torch.stack(out)
 
@@ -50,7 +50,7 @@ def main() -> None:
 
     print("llama.cpp build:", llama_cpp.llama_print_system_info().decode().strip())
     infiller = Infiller.load(args.model, engine="torch")
-    model = infiller.generator.backend.model
+    model = infiller.generator.engine.model
     print(f"model: {model.config.n_layer} x {model.config.n_embd}, head size {model.config.head_size}; "
           f"--engine auto chooses: {choose_engine('auto', model.config.head_size)}")
     piece = infiller.tokenizer.prepare(args.midi)
@@ -59,17 +59,17 @@ def main() -> None:
     seq = infiller.tokenizer.bar_infill(enc, args.track, (a - 1, b), context_bars=16, with_target=False,
                                         layout=infiller.layout)
     prompt = seq.ids
-    want = logits_along(TorchBackend(model), prompt, args.every)
+    want = logits_along(TorchEngine(model), prompt, args.every)
     print(f"prompt: {len(prompt)} tokens ({infiller.layout}), logits compared at {len(want)} points")
     section = [(s.header, s.controls) for s in seq.section]
     greedy = SamplerConfig(temperature=0, repetition_penalty=1)
     reference = Generator(model).generate(prompt, [BarInfillConstraint(infiller.tables, section)], greedy, 400)[0]
     for engine in ("ggml-f32", "ggml"):
-        backend = ggml_backend(model, engine)
-        got = logits_along(backend, prompt, args.every)
+        engine = ggml_engine(model, engine)
+        got = logits_along(engine, prompt, args.every)
         rel = ((got - want).norm(dim=-1) / want.norm(dim=-1)).max().item()
         top = (got.argmax(-1) == want.argmax(-1)).float().mean().item()
-        ids = Generator(backend).generate(prompt, [BarInfillConstraint(infiller.tables, section)], greedy, 400)[0].ids
+        ids = Generator(engine).generate(prompt, [BarInfillConstraint(infiller.tables, section)], greedy, 400)[0].ids
         same = "the same" if ids == reference.ids else "DIFFERENT"
         print(f"{engine:9s} max relative logit error {rel:.1e}, top token agrees {top:.0%}, "
               f"greedy infill ({len(reference.ids)} tokens) {same}")

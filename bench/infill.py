@@ -30,7 +30,7 @@ from midi_rwkv.model import PRESETS, RWKV7, init_weights
 
 import docblock  # bench/docblock.py, beside this file
 
-TINY_GGML_HEAD = 32  # llama.cpp's CPU WKV7 kernel needs heads of 32 or more (see ggml/backend.py)
+TINY_GGML_HEAD = 32  # llama.cpp's CPU WKV7 kernel needs heads of 32 or more (see ggml/engine.py)
 
 
 class FixedLength(Constraint):
@@ -45,19 +45,19 @@ class FixedLength(Constraint):
         return [token]
 
 
-def make_backend(engine: str, model: RWKV7, threads: int, folder: Path):
-    """A fresh backend (no cached prompt) for ``engine``."""
+def make_engine(engine: str, model: RWKV7, threads: int, folder: Path):
+    """A fresh engine (no cached prompt) for ``engine``."""
     torch.set_num_threads(threads)  # the sampler's too
     if engine == "torch":
         return model
-    from midi_rwkv.inference.ggml.backend import GGMLBackend
+    from midi_rwkv.inference.ggml.engine import GGMLEngine
     from midi_rwkv.inference.ggml.gguf import export_gguf
 
     dtype = engine.removeprefix("ggml-")
     path = folder / f"model.{dtype}.gguf"
     if not path.exists():
         export_gguf(model, path, dtype)
-    return GGMLBackend(path, threads=threads)
+    return GGMLEngine(path, threads=threads)
 
 
 ENGINES = {"torch": "PyTorch", "ggml-f32": "GGML f32", "ggml-f16": "GGML f16"}
@@ -76,7 +76,7 @@ def bench(
     sampler = SamplerConfig()
     row = {"model": f"{preset} ({config.n_layer} x {config.n_embd}, head {config.head_size}, "
                     f"vocab {config.vocab_size:,})", "engine": f"{ENGINES[engine]}, {threads}"}
-    generator = Generator(make_backend(engine, model, threads, folder))
+    generator = Generator(make_engine(engine, model, threads, folder))
     t0 = time.perf_counter()
     generator.prefill(prompt)
     row[COLUMNS[0]] = prompt_len / (time.perf_counter() - t0)

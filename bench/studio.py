@@ -57,7 +57,7 @@ def main() -> None:
     song = studio.add_song(Path(args.midi).read_bytes(), Path(args.midi).stem)
     client = TestClient(build_app(studio))
     run(client, studio.token, song.id, args.track, args.bars, 1, 1)  # warm-up: model load, kernel build
-    caption = (f"Engine {studio.infiller().generator.backend.name}, {args.bars} bars of track {args.track} of "
+    caption = (f"Engine {studio.infiller().generator.engine.name}, {args.bars} bars of track {args.track} of "
                f"`{args.midi}`, {args.repeats} requests per row:")
     lines = [caption, "", "| K | first candidate, median | worst | all K, median |", "|---:|---:|---:|---:|"]
     print("\n".join(lines))

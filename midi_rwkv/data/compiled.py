@@ -112,8 +112,8 @@ class _Track:
     is_drum: bool
 
 
-class _Layout:
-    """The bar grid and track numbering of one drawn piece (a :class:`~midi_rwkv.tokenizer.contract.PieceLayout`,
+class _PieceBars:
+    """The bar grid and track numbering of one drawn piece (a :class:`~midi_rwkv.tokenizer.contract.PieceBars`,
     what the builders read of a ``Piece``)."""
 
     def __init__(self, name: str, first_token_bar: list[int], track_ids: list[int]):
@@ -167,9 +167,9 @@ class CompiledPiece:
     ``lengths`` [track, bar]: model ids of each bar (header and body), for the builders' window arithmetic.
     """
 
-    def __init__(self, layout: _Layout, tracks: list[_Track], bars: list[_TrackBars], lengths: np.ndarray,
+    def __init__(self, piece: _PieceBars, tracks: list[_Track], bars: list[_TrackBars], lengths: np.ndarray,
                  statistics: list[BarStatistics]):
-        self.piece, self.tracks, self.bars = layout, tracks, bars
+        self.piece, self.tracks, self.bars = piece, tracks, bars
         self._statistics = statistics
         self._lengths = lengths
         # the builders ask these per bar, thousands of times an example: plain lists, not numpy
@@ -299,8 +299,8 @@ class Shard:
             lengths.append(header_lengths + body_lengths)
             tracks_out.append(_Track(a["track_program"][r], bool(a["track_drum"][r])))
             statistics.append(self._statistics(r, token_bars))
-        layout = _Layout(name, grid, [a["track_index"][r] for r in encoded])
-        return CompiledPiece(layout, tracks_out, bars, np.stack(lengths), statistics)
+        piece_bars = _PieceBars(name, grid, [a["track_index"][r] for r in encoded])
+        return CompiledPiece(piece_bars, tracks_out, bars, np.stack(lengths), statistics)
 
 
 class CompiledCorpus:

@@ -1,4 +1,4 @@
-"""Inference: the token-id generator, its backends (the PyTorch and GGML engines), the sampler, bar-by-bar control,
+"""Inference: the token-id generator, its engines (PyTorch and GGML), the sampler, bar-by-bar control,
 and infilling MIDI files (the Python API: ``Infiller`` and the fills it takes)."""
 
 from midi_rwkv.inference.infiller import Candidate, Infiller

@@ -1,15 +1,16 @@
 """The generation loop: token ids in, token ids out. MIDI and the tokenizer stay outside it.
 
-("Engine" in this project means the choice of backend a user makes: the PyTorch engine or the GGML
-engine. Both run under this one :class:`Generator`.)
+An engine computes the numbers: the PyTorch engine or the GGML engine, the user's choice (``--engine``). Both run
+under this one :class:`Generator`. ("Backend" means only the WKV kernel under the PyTorch model:
+``midi_rwkv.model.kernels``.)
 
 A prompt is read once in sequence mode. Its state is cached, keyed by the prompt, and a longer
 prompt that extends a cached one continues from it. K candidates start from copies of that state
 and advance together, one token per stream per step. Per-stream rules (banned tokens, tokens to
 inject, when to stop) come from a :class:`Constraint`.
 
-The numbers come from a backend: :class:`TorchBackend` (the PyTorch model, the default) or the
-GGML backend (llama.cpp, ``midi_rwkv.inference.ggml``). Sampling, control injection and the
+The numbers come from an engine: :class:`TorchEngine` (the PyTorch model) or the
+GGML engine (llama.cpp, ``midi_rwkv.inference.ggml``). Sampling, control injection and the
 prompt cache are the generator's, the same for both.
 """
 
@@ -32,7 +33,7 @@ class Streams(Protocol):
         """Feed one token per stream (None: the stream has finished) and return logits [K, V]."""
 
 
-class Backend(Protocol):
+class Engine(Protocol):
     config: RWKVConfig
     name: str  # for people: which engine, which settings
 
@@ -49,7 +50,7 @@ class Backend(Protocol):
 PREFILL_CHUNK = 1024
 
 
-class TorchBackend:
+class TorchEngine:
     """The PyTorch model; ``initial_state`` (batch 1), e.g. a tuned style, starts every prompt."""
 
     name = "PyTorch"
@@ -116,17 +117,17 @@ class Generation:
 
 
 class Generator:
-    """K candidates from one prompt, on any :class:`Backend`, with per-stream :class:`Constraint` rules."""
+    """K candidates from one prompt, on any :class:`Engine`, with per-stream :class:`Constraint` rules."""
 
-    def __init__(self, backend: Backend | RWKV7, cache_size: int = 8, initial_state: RWKVState | None = None):
-        """``backend``: a :class:`Backend`, or a PyTorch model (with an optional ``initial_state``)."""
-        if isinstance(backend, RWKV7):
-            backend = TorchBackend(backend, initial_state)
+    def __init__(self, engine: Engine | RWKV7, cache_size: int = 8, initial_state: RWKVState | None = None):
+        """``engine``: an :class:`Engine`, or a PyTorch model (with an optional ``initial_state``)."""
+        if isinstance(engine, RWKV7):
+            engine = TorchEngine(engine, initial_state)
         elif initial_state is not None:
-            raise ValueError("initial_state goes to the backend")
-        self.backend = backend
-        self.config = backend.config
-        self.vocab_size = backend.config.vocab_size
+            raise ValueError("initial_state goes to the engine")
+        self.engine = engine
+        self.config = engine.config
+        self.vocab_size = engine.config.vocab_size
         self._cache: OrderedDict[tuple[int, ...], tuple[Tensor, Any]] = OrderedDict()
         self.cache_size = cache_size
 
@@ -141,7 +142,7 @@ class Generator:
             if len(cached) > start and key[: len(cached)] == cached:
                 start, (logits, state) = len(cached), self._cache[cached]
         if start < len(key):
-            logits, state = self.backend.prefill(list(key[start:]), state)
+            logits, state = self.engine.prefill(list(key[start:]), state)
         self._cache[key] = (logits, state)
         while len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
@@ -162,7 +163,7 @@ class Generator:
         start = time.perf_counter()
         logits, state = self.prefill(prompt)
         logits = logits.expand(k, -1).clone()
-        streams = self.backend.fork(state, k)
+        streams = self.engine.fork(state, k)
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
         seen = torch.zeros(k, self.vocab_size, dtype=torch.bool)
         seen[:, torch.tensor(sorted(set(prompt)), dtype=torch.long)] = True

@@ -21,7 +21,7 @@ from midi_rwkv.inference.form import (
     plan_form,
 )
 from midi_rwkv.inference.generator import Generator, Generation
-from midi_rwkv.inference.ggml import ENGINES, choose_engine, ggml_backend
+from midi_rwkv.inference.ggml import ENGINES, choose_engine, ggml_engine
 from midi_rwkv.inference.sampler import TRACK_SAMPLER, SamplerConfig
 from midi_rwkv.inference.ggml.gguf import read_layout
 from midi_rwkv.inference.options import BAR_TOKENS, RANKINGS, TRACK_TOKENS_PER_BAR, InfillOptions
@@ -80,17 +80,17 @@ class Candidate:
         return [*self.previous, replace(self, previous=[])]
 
 
-def _gguf_backend(path: Path, tokenizer: InfillTokenizer, engine: str, threads: int, state, lora):
+def _gguf_engine(path: Path, tokenizer: InfillTokenizer, engine: str, threads: int, state, lora):
     """A GGUF file as it is: adapters are checked against (and merged into) the .pth model, not this."""
-    from midi_rwkv.inference.ggml.backend import GGMLBackend
+    from midi_rwkv.inference.ggml.engine import GGMLEngine
 
     if engine == "torch":
         raise MidiRwkvError(f"{path.name} is a GGUF model: it runs on the GGML engine (--engine ggml)")
     if state or lora:
         raise MidiRwkvError("--state and --lora need the .pth model (they are checked against its weights)")
-    backend = GGMLBackend(path, threads=threads)
-    check_vocab(path, backend.config, tokenizer.vocab_size)
-    return backend
+    engine = GGMLEngine(path, threads=threads)
+    check_vocab(path, engine.config, tokenizer.vocab_size)
+    return engine
 
 
 DEFAULTS = InfillOptions()  # the one default of every setting, for the Python API too
@@ -247,8 +247,8 @@ class Infiller:
         if model_path.suffix == ".gguf":
             tokenizer = open_tokenizer(model_path, tokenizer_path)
             engine = "ggml" if engine == "auto" else engine
-            backend = _gguf_backend(model_path, tokenizer, engine, threads, state, lora)
-            return cls(Generator(backend), tokenizer, keep_register, layout or read_layout(model_path), strict_density,
+            ggml = _gguf_engine(model_path, tokenizer, engine, threads, state, lora)
+            return cls(Generator(ggml), tokenizer, keep_register, layout or read_layout(model_path), strict_density,
                        structure)
         model, tokenizer, _ = open_model(model_path, tokenizer_path)
         layout = layout or model_layout(model_path)
@@ -264,7 +264,7 @@ class Infiller:
         if engine == "torch":
             generator = Generator(model, initial_state=initial)
         else:
-            generator = Generator(ggml_backend(model, engine, threads, initial, layout))
+            generator = Generator(ggml_engine(model, engine, threads, initial, layout))
         return cls(generator, tokenizer, keep_register, layout, strict_density, structure)
 
     def infill(

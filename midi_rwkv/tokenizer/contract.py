@@ -56,7 +56,7 @@ class TokenCodec(Protocol):
 
 
 @runtime_checkable
-class PieceLayout(Protocol):
+class PieceBars(Protocol):
     """A piece's bar grid and track numbering (``EncodedBars.piece``)."""
 
     @property
@@ -122,7 +122,7 @@ class EncodedBars(Protocol):
     """
 
     @property
-    def piece(self) -> PieceLayout:
+    def piece(self) -> PieceBars:
         """The bar grid and track numbering."""
         ...
 

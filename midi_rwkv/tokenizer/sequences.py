@@ -42,7 +42,7 @@ from midi_rwkv.tokenizer.controls import (
 
 if TYPE_CHECKING:  # the builders run on a compiled corpus too, where neither MidiTok nor symusic is installed
     from midi_rwkv.tokenizer.codec import Codec
-    from midi_rwkv.tokenizer.contract import BarIds, EncodedBars, PieceLayout, TokenCodec
+    from midi_rwkv.tokenizer.contract import BarIds, EncodedBars, PieceBars, TokenCodec
     from midi_rwkv.tokenizer.remi import TrackBars
     from midi_rwkv.tokenizer.score import Piece
 
@@ -187,7 +187,7 @@ def _grow_window(costs: list[int], core: tuple[int, int], budget: int, limit: tu
             right += 1
 
 
-def _real_bar_costs(piece: PieceLayout, token_costs: list[int]) -> list[int]:
+def _real_bar_costs(piece: PieceBars, token_costs: list[int]) -> list[int]:
     first = piece.first_token_bar
     return [sum(token_costs[first[i] : first[i + 1]]) for i in range(piece.num_bars)]
 

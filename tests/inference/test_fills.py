@@ -6,7 +6,7 @@ from symusic import Score
 
 from midi_rwkv.cli import main
 from midi_rwkv.inference.constraints import BarInfillConstraint, TokenTables
-from midi_rwkv.inference.generator import Generator, TorchBackend
+from midi_rwkv.inference.generator import Generator, TorchEngine
 from midi_rwkv.inference.infiller import Infiller
 from midi_rwkv.inference.requests import BarFill, ControlRequest, NewTrack, TrackFill
 from midi_rwkv.model import save_checkpoint
@@ -32,7 +32,7 @@ def quartet():
 
 
 class OneNotePerBar:
-    """The tiny model as a backend whose every bar is one complete note, then a bar line: Position_0, a pitch
+    """The tiny model as an engine whose every bar is one complete note, then a bar line: Position_0, a pitch
     (``PitchDrum_36`` when the track written is the drums), ``Velocity_79``, ``Duration_1.0.4``, ``Bar_None``.
 
     Why: whole and new tracks rest no longer than the track did (``BarInfillConstraint(max_rest=...)``), so a bar
@@ -51,7 +51,7 @@ class OneNotePerBar:
     CENTRE = 60  # the preferred pitch; the register bans pick the nearest allowed one
 
     def __init__(self, model, vocab):
-        self.inner, self.config, self.vocab = TorchBackend(model), model.config, vocab
+        self.inner, self.config, self.vocab = TorchEngine(model), model.config, vocab
         names = vocab.tokens
         self.kind = {i: name.split("_")[0] for i, name in names.items()}
         pitches = sorted((i for i, name in names.items() if name.startswith("Pitch_")),
@@ -135,7 +135,7 @@ def test_a_whole_track_is_written_again_and_nothing_else_changes(tok, model, qua
     assert g.stopped == "done" and g.ids[-1] == tables.track_end and c.report.bars_generated == 8
     assert len(c.score.tracks) == 4
     unchanged_except(quartet, c.score, track)
-    written = c.score.tracks[track].notes  # the backend's one quarter note at the start of every bar
+    written = c.score.tracks[track].notes  # the engine's one quarter note at the start of every bar
     pitch = WRITTEN_PITCH[track]  # in the track's own register (also for program 0)
     assert [(n.time, n.duration, n.pitch) for n in written] == [(b * BAR, TPQ, pitch) for b in range(8)]
     kept = quartet.tracks[track]
@@ -249,9 +249,9 @@ def test_whole_song_context_reads_the_prompt_in_chunks_at_the_same_logits(tok, m
     piece = tok.prepare(quartet)
     seq = tok.bar_infill(piece, 0, (4, 5), context_bars=None, with_target=False)
     assert seq.window == (0, 8)
-    whole, _ = TorchBackend(model).prefill(seq.ids, None)
+    whole, _ = TorchEngine(model).prefill(seq.ids, None)
     monkeypatch.setattr("midi_rwkv.inference.generator.PREFILL_CHUNK", 7)
-    chunked, _ = TorchBackend(model).prefill(seq.ids, None)
+    chunked, _ = TorchEngine(model).prefill(seq.ids, None)
     assert torch.allclose(whole, chunked, atol=1e-4)
 
 

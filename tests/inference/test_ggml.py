@@ -12,7 +12,7 @@ import torch
 from midi_rwkv.cli import main
 from midi_rwkv.errors import MidiRwkvError
 from midi_rwkv.inference import ggml
-from midi_rwkv.inference.generator import Constraint, Generator, TorchBackend
+from midi_rwkv.inference.generator import Constraint, Generator, TorchEngine
 from midi_rwkv.inference.ggml import choose_engine, state_blob
 from midi_rwkv.inference.ggml.gguf import export_gguf, gguf_tensors, read_config
 from midi_rwkv.inference.infiller import ControlRequest, Infiller
@@ -135,23 +135,23 @@ def rel(a: torch.Tensor, b: torch.Tensor) -> float:
 @needs_llama
 @pytest.mark.parametrize("batch", [512, 16], ids=["one-batch", "chunked"])
 def test_logits_and_state_match_pytorch(model, gguf_files, batch):
-    from midi_rwkv.inference.ggml.backend import GGMLBackend
+    from midi_rwkv.inference.ggml.engine import GGMLEngine
 
     prompt = torch.randint(0, 663, (45,), generator=torch.Generator().manual_seed(1)).tolist()
-    want, want_state = TorchBackend(model).prefill(prompt, None)
-    f32 = GGMLBackend(gguf_files["f32"], batch=batch)
+    want, want_state = TorchEngine(model).prefill(prompt, None)
+    f32 = GGMLEngine(gguf_files["f32"], batch=batch)
     got, state = f32.prefill(prompt, None)
     assert rel(got, want) < 1e-4  # the bar for f32
     ours = f32.read_state(state)
     for name in ("att_shift", "ffn_shift", "wkv"):
         assert rel(getattr(ours, name), getattr(want_state, name)) < 1e-4, name
-    f16, _ = GGMLBackend(gguf_files["f16"], batch=batch).prefill(prompt, None)
+    f16, _ = GGMLEngine(gguf_files["f16"], batch=batch).prefill(prompt, None)
     assert f16.argmax() == want.argmax() and rel(f16, want) < 1e-2
 
 
 @needs_llama
 def test_generation_cache_and_forks_match_pytorch(model, gguf_files):
-    from midi_rwkv.inference.ggml.backend import GGMLBackend
+    from midi_rwkv.inference.ggml.engine import GGMLEngine
 
     class Stop(Constraint):  # streams that finish at different steps
         def __init__(self, n):
@@ -163,7 +163,7 @@ def test_generation_cache_and_forks_match_pytorch(model, gguf_files):
             return [token]
 
     prompt = torch.randint(0, 663, (30,), generator=torch.Generator().manual_seed(2)).tolist()
-    torch_engine, ggml_engine = Generator(model), Generator(GGMLBackend(gguf_files["f32"]))
+    torch_engine, ggml_engine = Generator(model), Generator(GGMLEngine(gguf_files["f32"]))
     want = torch_engine.generate(prompt, [Stop(n) for n in (12, 5, 9)], GREEDY, max_tokens=20)
     got = ggml_engine.generate(prompt, [Stop(n) for n in (12, 5, 9)], GREEDY, max_tokens=20)
     assert [g.ids for g in got] == [w.ids for w in want] and [len(g.ids) for g in got] == [12, 5, 9]
@@ -179,26 +179,26 @@ def test_generation_cache_and_forks_match_pytorch(model, gguf_files):
 
 @needs_llama
 def test_a_tuned_initial_state_reaches_llama_cpp(model, gguf_files):
-    from midi_rwkv.inference.ggml.backend import GGMLBackend
+    from midi_rwkv.inference.ggml.engine import GGMLEngine
 
     style = StateAdapter(model)  # as tune-style makes it: a parameter, so the state requires grad
     with torch.no_grad():
         style.wkv.normal_(std=0.3, generator=torch.Generator().manual_seed(4))
     initial = style.initial_state(1)
     prompt = [5, 17, 300, 41]
-    want, _ = TorchBackend(model, initial).prefill(prompt, None)
-    got, _ = GGMLBackend(gguf_files["f32"], initial_state=initial).prefill(prompt, None)
-    plain, _ = TorchBackend(model).prefill(prompt, None)
+    want, _ = TorchEngine(model, initial).prefill(prompt, None)
+    got, _ = GGMLEngine(gguf_files["f32"], initial_state=initial).prefill(prompt, None)
+    plain, _ = TorchEngine(model).prefill(prompt, None)
     assert rel(got, want) < 1e-4 and rel(plain, want) > 1e-2
 
 
 @needs_llama
 def test_narrow_heads_are_refused_not_miscomputed(tmp_path):
-    from midi_rwkv.inference.ggml.backend import GGMLBackend
+    from midi_rwkv.inference.ggml.engine import GGMLEngine
 
     path = export_gguf(make_model(head_size=16), tmp_path / "narrow.gguf", "f32")
     with pytest.raises(MidiRwkvError, match="blocks of"):
-        GGMLBackend(path)
+        GGMLEngine(path)
     assert choose_engine("auto", 16) == "torch"
 
 
@@ -244,12 +244,12 @@ def test_export_command_and_a_gguf_model(tmp_path, model, tok, capsys):
 
 @needs_llama
 def test_whole_and_new_tracks_on_the_ggml_engine_match_pytorch(tmp_path, model, tok, gguf_files):
-    from midi_rwkv.inference.ggml.backend import GGMLBackend
+    from midi_rwkv.inference.ggml.engine import GGMLEngine
     from midi_rwkv.inference.requests import NewTrack
 
     piece = tok.prepare(CHORALE)
     torch_infiller = Infiller(Generator(model), tok)
-    ggml_infiller = Infiller(Generator(GGMLBackend(gguf_files["f32"])), tok)
+    ggml_infiller = Infiller(Generator(GGMLEngine(gguf_files["f32"])), tok)
     for run in (lambda i: i.regenerate_track(piece, 2, n=2, sampler=GREEDY, max_tokens=400),
                 lambda i: i.add_track(piece, NewTrack(program=33), n=1, sampler=GREEDY, max_tokens=400)):
         want, got = run(torch_infiller), run(ggml_infiller)

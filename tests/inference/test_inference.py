@@ -5,7 +5,7 @@ from symusic import Score
 from midi_rwkv.cli import main
 from midi_rwkv.errors import ControlError
 from midi_rwkv.inference.constraints import BarInfillConstraint, TokenTables
-from midi_rwkv.inference.generator import Constraint, Generator, TorchBackend
+from midi_rwkv.inference.generator import Constraint, Generator, TorchEngine
 from midi_rwkv.inference.infiller import Candidate, ControlRequest, Infiller
 from midi_rwkv.inference.sampler import SamplerConfig, filter_logits, sample
 from midi_rwkv.model import save_checkpoint
@@ -252,7 +252,7 @@ def test_missing_model_is_a_clear_error(tmp_path, capsys):
 
 
 class BarsAtOnce:
-    """The tiny model as a backend, with a bar-starting token made certain: every bar ends at once.
+    """The tiny model as an engine, with a bar-starting token made certain: every bar ends at once.
 
     (A random model may go hundreds of tokens without a bar, and controls are injected only at bars.)
     """
@@ -260,7 +260,7 @@ class BarsAtOnce:
     name = "test"
 
     def __init__(self, model, bar_id: int):
-        self.inner, self.config, self.bar_id = TorchBackend(model), model.config, bar_id
+        self.inner, self.config, self.bar_id = TorchEngine(model), model.config, bar_id
 
     def boost(self, logits):
         logits = logits.clone()

@@ -122,7 +122,7 @@ def test_tune_style_command_and_infill_with_it(tmp_path, tok, capsys):
     assert main(argv) == 0
     assert style.is_file() and "loss_on_your_pieces_before" in capsys.readouterr().out
     infiller = Infiller.load(model_path, state=style)
-    assert infiller.generator.backend.initial_state is not None
+    assert infiller.generator.engine.initial_state is not None
     out = tmp_path / "out"
     infill = ["infill", str(FIXTURES / "bach_bwv66.6.mid"), "--track", "0", "--bars", "2:3", "--state", str(style)]
     assert main([*infill, "-n", "1", "--model", str(model_path), "--max-tokens", "200", "-o", str(out)]) == 0

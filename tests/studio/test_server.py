@@ -209,8 +209,8 @@ def test_style_presets_from_the_launch_folder(model_path, tiny_model, tmp_path):
                                                                "style": name}, headers=auth(studio)).json()["job"]
         views[name] = wait(client, studio, job)
         assert views[name]["status"] == "done"
-    assert studio.infiller("folk").generator.backend.initial_state is not None  # the style starts every prompt
-    assert studio.infiller(None).generator.backend.initial_state is None
+    assert studio.infiller("folk").generator.engine.initial_state is not None  # the style starts every prompt
+    assert studio.infiller(None).generator.engine.initial_state is None
 
 
 @pytest.mark.parametrize("body, label", [

@@ -16,7 +16,7 @@ from midi_rwkv.data.compile import representable
 from midi_rwkv.data.compiled import NAMED_TOKENS, CompiledCorpus, CompiledExamples
 from midi_rwkv.data.corpora import FolderCorpus
 from midi_rwkv.errors import BarRangeError, MidiRwkvError, TrackIndexError
-from midi_rwkv.tokenizer.contract import BarRow, EncodedBars, PieceLayout, TokenCodec, TrackFacts, Vocabulary
+from midi_rwkv.tokenizer.contract import BarRow, EncodedBars, PieceBars, TokenCodec, TrackFacts, Vocabulary
 from midi_rwkv.tokenizer.controls import BarControls
 from midi_rwkv.tokenizer.examples import ExampleBuilder, ExampleDrawer
 from midi_rwkv.tokenizer.sequences import build_bar_infill, build_track_infill
@@ -119,7 +119,7 @@ def test_each_path_s_objects_implement_the_contract(path, pieces):
     for index in pieces:
         enc = path.encode(index)
         assert_conforms(enc, EncodedBars)
-        assert_conforms(enc.piece, PieceLayout)
+        assert_conforms(enc.piece, PieceBars)
         for track, row in zip(enc.tracks, enc.bars, strict=True):
             assert_conforms(track, TrackFacts)
             assert_conforms(row, BarRow)

@@ -32,7 +32,7 @@ def choose_engine(requested: str, head_size: int) -> str:
         return "torch"
     import llama_cpp
 
-    from midi_rwkv.inference.ggml.backend import simd_block
+    from midi_rwkv.inference.ggml.engine import simd_block
 
     return "ggml" if head_size % simd_block(llama_cpp) == 0 else "torch"
 
@@ -42,11 +42,11 @@ def gguf_cache() -> Path:
     return cache_dir() / "gguf"
 
 
-def ggml_backend(model: RWKV7, engine: str = "ggml", threads: int = 1, initial_state: RWKVState | None = None,
+def ggml_engine(model: RWKV7, engine: str = "ggml", threads: int = 1, initial_state: RWKVState | None = None,
                  layout: str = "file-order"):
-    """A GGML backend for ``model``, exporting it to the GGUF cache the first time; ``layout``: the sequence layout
+    """The GGML engine for ``model``, exporting it to the GGUF cache the first time; ``layout``: the sequence layout
     the model was trained with, which the file records (cached files are keyed by it too)."""
-    from midi_rwkv.inference.ggml.backend import GGMLBackend, require_llama
+    from midi_rwkv.inference.ggml.engine import GGMLEngine, require_llama
     from midi_rwkv.inference.ggml.gguf import export_gguf
 
     require_llama()  # before exporting anything
@@ -55,4 +55,4 @@ def ggml_backend(model: RWKV7, engine: str = "ggml", threads: int = 1, initial_s
     path = gguf_cache() / f"{weights_sha256(model)[:20]}.{layout}.{dtype}.gguf"
     if not path.is_file():
         export_gguf(model, path, dtype, layout)
-    return GGMLBackend(path, threads=threads, initial_state=initial_state)
+    return GGMLEngine(path, threads=threads, initial_state=initial_state)

@@ -6,7 +6,7 @@
     per layer: i32 type (0 = f32), u64 row bytes, [att_shift C | ffn_shift C]
     per layer: i32 type, u64 row bytes, wkv [H, N, N] (row = value channel, column = key channel)
 
-which is our layout. Packing is how a tuned style (an initial state) reaches llama.cpp;
+which is the order of our state tensors. Packing is how a tuned style (an initial state) reaches llama.cpp;
 unpacking lets the tests compare llama.cpp's state with ours.
 """
 

@@ -1,11 +1,11 @@
-"""The GGML backend: a GGUF model run by llama.cpp (through llama-cpp-python's C API).
+"""The GGML engine: a GGUF model run by llama.cpp (through llama-cpp-python's C API).
 
 llama.cpp keeps one recurrent state per sequence id. A prompt is read into sequence 0; its
 state leaves llama.cpp as bytes (``llama_state_seq_get_data``), which is what the generator's
 prompt cache stores. Forking restores those bytes into sequence 0 and copies it to sequences
 1..K-1 (llama.cpp copies a shared state on the first write), and each step decodes one batch
 with one token for every stream still running. The generator's own sampler and control injection
-run on the logits, exactly as with the PyTorch backend.
+run on the logits, exactly as with the PyTorch engine.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def simd_block(llama_cpp) -> int:
     """Floats per step of ggml's SIMD loops (GGML_F32_STEP) in this build.
 
     Its WKV7 kernel assumes the head size is a multiple of it and silently reads past a smaller
-    head (a 16-wide head gives wrong logits under AVX2), so the backend checks.
+    head (a 16-wide head gives wrong logits under AVX2), so the engine checks.
     """
     info = llama_cpp.llama_print_system_info().decode()
 
@@ -71,7 +71,7 @@ def simd_block(llama_cpp) -> int:
     return 1
 
 
-class GGMLBackend:
+class GGMLEngine:
     """A GGUF file from :func:`~midi_rwkv.inference.ggml.gguf.export_gguf`, on the CPU.
 
     ``threads``: llama.cpp's threads (``threads_batch``, default the same, for batches of more than
@@ -127,7 +127,7 @@ class GGMLBackend:
             self.ctx = None
 
     def close(self) -> None:
-        """Free llama.cpp's memory (also done when the backend is garbage-collected)."""
+        """Free llama.cpp's memory (also done when the engine is garbage-collected)."""
         if getattr(self, "model", None):
             self._free_context()
             self.llama.llama_model_free(self.model)
@@ -194,14 +194,14 @@ class GGMLBackend:
 
 
 class GGMLStreams:
-    def __init__(self, backend: GGMLBackend, positions: list[int]):
-        self.backend, self.positions = backend, positions
-        self.last = torch.zeros(len(positions), backend.config.vocab_size)
+    def __init__(self, engine: GGMLEngine, positions: list[int]):
+        self.engine, self.positions = engine, positions
+        self.last = torch.zeros(len(positions), engine.config.vocab_size)
 
     def step(self, tokens: list[int | None]) -> Tensor:
         live = [i for i, t in enumerate(tokens) if t is not None]
-        self.backend.decode(live, [tokens[i] for i in live], [self.positions[i] for i in live], [True] * len(live))
+        self.engine.decode(live, [tokens[i] for i in live], [self.positions[i] for i in live], [True] * len(live))
         for row, i in enumerate(live):
             self.positions[i] += 1
-            self.last[i] = self.backend.logits(row)
+            self.last[i] = self.engine.logits(row)
         return self.last.clone()
