@@ -33,15 +33,13 @@ from midi_rwkv.inference.requests import (
     InfillRequest,
     NewTrack,
     TrackFill,
-    apply_bar_request,
-    apply_track_request,
 )
 from midi_rwkv.structure import REPEAT_THRESHOLD, SongStructure
 from midi_rwkv.structure.copying import copy_bars
 from midi_rwkv.tokenizer import InfillTokenizer, Piece
 from midi_rwkv.tokenizer.controls import DENSITY_MAX, BarControls, TrackControls, control_error, typical_track_controls
 from midi_rwkv.tokenizer.merge import MergeReport
-from midi_rwkv.tokenizer.sequences import resolve_bar_controls
+from midi_rwkv.tokenizer.requested import apply_track_request
 
 
 @dataclass
@@ -296,11 +294,8 @@ class Infiller:
             raise ControlError("--free takes no --density, --polyphony or --duration (free infilling gets no controls)")
         tok = self.tokenizer
         enc = tok.encode(piece)
-        t = piece.track_index(track)
-        span = piece.token_span(*bars)
-        base = resolve_bar_controls(enc, t, span, None)
-        is_drum = enc.tracks[t].is_drum
-        requested = apply_bar_request(piece, track, base, bars, request or ControlRequest(), is_drum)
+        is_drum = enc.tracks[piece.track_index(track)].is_drum
+        requested = tok.requested_controls(piece, track, bars, request, enc)
         plan = self.form_plan(piece, enc, track, bars, requested, free)
         if self.structure == "context":
             context_bars = context_to_reach(bars, plan.source, context_bars)

@@ -37,7 +37,6 @@ from midi_rwkv.settings import require, setting
 from midi_rwkv.structure import REPEAT_THRESHOLD, SongStructure
 from midi_rwkv.tokenizer import BarControls, InfillTokenizer, Piece
 from midi_rwkv.tokenizer.controls import TrackControls, control_error
-from midi_rwkv.tokenizer.sequences import resolve_bar_controls
 
 
 def _track(text: str) -> int | str:
@@ -258,12 +257,9 @@ class Evaluation:
             requested = [self.tokenizer.track_controls_of(piece, piece.name, prompt.track) or silent]
             realised = [self.tokenizer.track_controls_of(score, piece.name, prompt.track) or silent]
         else:
-            enc = self.tokenizer.encode(piece)
-            t = piece.track_index(prompt.track)
-            requested = resolve_bar_controls(enc, t, piece.token_span(*bars), None)
-            realised = self.tokenizer.realised_controls(
-                score, piece.name, prompt.track, bars, len(requested), enc.tracks[t].is_drum
-            )
+            requested = self.tokenizer.requested_controls(piece, prompt.track, bars)
+            is_drum = piece.original.tracks[prompt.track].is_drum
+            realised = self.tokenizer.realised_controls(score, piece.name, prompt.track, bars, len(requested), is_drum)
         return {
             "score": score,
             "requested": _controls_to_json(requested),

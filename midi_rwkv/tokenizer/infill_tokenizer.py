@@ -18,8 +18,10 @@ from midi_rwkv.tokenizer.sequences import (
     build_track_generation,
     build_track_infill,
     encode_piece,
+    resolve_bar_controls,
 )
 from midi_rwkv.tokenizer.merge import MergeReport, append_track, merge_section
+from midi_rwkv.tokenizer.requested import ControlRequest, apply_bar_request
 from midi_rwkv.tokenizer.score import Piece, load_score, prepare_piece
 
 
@@ -62,6 +64,16 @@ class InfillTokenizer:
 
     def encode(self, piece: Piece) -> EncodedPiece:
         return encode_piece(piece, self.codec)
+
+    def requested_controls(self, piece: Piece, track: int, bars: tuple[int, int], request: ControlRequest | None = None,
+                           enc: EncodedPiece | None = None) -> list[BarControls]:
+        """The controls of real bars ``bars`` = [start, end) of ``track``, one per tokenizer bar (a long real bar may
+        be written as several): the original bars', overridden by ``request``. ``enc``: the piece's encoding, if
+        made already."""
+        enc = enc or self.encode(piece)
+        t = piece.track_index(track)
+        base = resolve_bar_controls(enc, t, piece.token_span(*bars), None)
+        return apply_bar_request(piece, track, base, bars, request or ControlRequest(), enc.tracks[t].is_drum)
 
     def bar_infill(self, piece: Piece | EncodedPiece, track: int, bars: tuple[int, int], **options) -> InfillSequence:
         """See :func:`midi_rwkv.tokenizer.sequences.build_bar_infill` for ``options``."""
