@@ -160,15 +160,12 @@ class Infiller:
     """MIDI in, candidates out.
 
     ``keep_register``: the model may write only pitches in the register the track plays around what it writes
-    (a new track: its instrument's range), see :func:`track_register`. On by default: on music21's polyphonic
-    works it cut the notes out of a voice's register from 13 % to 2 % (the music itself: 3 %), and neither CP
-    nor GS changed there or on POP909.
+    (a new track: its instrument's range), see :func:`track_register`. On by default.
     ``layout``: where bar-infill prompts put the infilled track (``tokenizer.sequences.LAYOUTS``): the one the model
     was trained with, which :meth:`load` reads off the model.
     ``strict_density``: a bar with a density control holds at most the notes it asks for (the model still chooses
-    fewer, and where); see :func:`density_limits`. On by default: on 288 POP909 melody prompts it cut the density
-    error from 0.82 to 0.28 notes per bar and raised GS by 0.011, and no metric was worse. Free infilling has no
-    controls, so it is never limited this way.
+    fewer, and where); see :func:`density_limits`. On by default. Free infilling has no controls, so it is never
+    limited this way. Why both are on: docs/inference.md (the measurements behind every default).
     """
 
     def __init__(self, generator: Generator, tokenizer: InfillTokenizer, keep_register: bool = DEFAULTS.keep_register,

@@ -3,7 +3,7 @@
 The paper evaluates with temperature 1.0 and a repetition penalty of 1.2 (docs/original-release.md#sampling); our
 defaults, temperature 0.8 and no penalty, were chosen by measurement (docs/inference.md, "Sampling"): the penalty counts
 every token of the prompt as seen, so it pushes the model away from the pitches and rhythms the song already
-uses, and the shipped model gained CP 0.230 -> 0.315 and GS 0.798 -> 0.819 without it (POP909, 288 prompts).
+uses.
 Whole and new tracks keep the paper's settings (:data:`TRACK_SAMPLER`).
 Unlike the original, the repetition penalty has the usual (Hugging Face) meaning: a seen token's positive
 logit is divided by the penalty and a negative one multiplied, so both become less likely (the original

@@ -40,7 +40,7 @@ class TrainConfig:
     ckpt_every: int = setting(500, "write a checkpoint every this many steps (all are kept)")
     accelerator: str = setting("auto", "where to train", choices=("auto", "cpu", "gpu", "cuda"))
     precision: str = setting("auto", "auto: bf16-mixed on a GPU and on a CPU with native bf16 (avx512_bf16 or "
-                             "amx_bf16; measured 1.18x faster there at the same loss, bench/train.py), else 32-true",
+                             "amx_bf16: faster there at the same loss, bench/train.py), else 32-true",
                              choices=("auto", "32-true", "bf16-mixed"))
     devices: int = setting(1, "devices per node")
     nodes: int = setting(1, "nodes")
@@ -50,8 +50,8 @@ class TrainConfig:
     length_groups: int = setting(8, "sort the examples of this many steps by length and batch neighbours together, "
                                  "so that batches carry less padding (1: off; docs/training.md, Training speed)")
     threads: int = setting(0, "CPU threads for the model (0: PyTorch's default, one per core). On a CPU shared with "
-                           "any other busy process, 1: two threads that wait on each other at every operation ran 12x "
-                           "slower than one here (bench/train.py)")
+                           "any other busy process, 1: two threads wait on each other at every operation "
+                           "(docs/training.md, Training speed)")
     seed: int = setting(0, "random seed (data order, examples, initialisation, splits)")
     cache: str | None = setting(None, "folder for the prefilter cache (default: OUT/cache)")
     layout: str = setting("target-last", "where a bar-infill example writes the infilled track: after the other "
