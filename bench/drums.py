@@ -6,8 +6,8 @@
 Builds synthetic arrangements of POP909's and Nottingham's *test* songs on the fly (``midi_rwkv.data.drum_mix``:
 tempo-matched Groove beats from Groove's test split laid under the song; nothing is written into the corpus),
 alternating the two sources. In each it masks 4 bars of the drum track (bars that all have hits, with as much
-context on both sides as the song allows) and asks the shipped model (``Infiller.load(engine="auto")``, its
-default settings) to infill them with ``--density`` notes per bar. As the reference, the same request on Groove's
+context on both sides as the song allows) and asks the model (the shipped one unless ``--model``), with its
+default settings, to infill them with ``--density`` notes per bar. As the reference, the same request on Groove's
 own drum-only test files. Prints, per group, the distribution of realised notes per bar, the share of bars with at
 least 12 notes, the empty bars (every bar asks for ``--density`` >= 4), and the drum pitches used (the share of
 the hi-hats 42/44/46 among the hits, and the commonest pitches) and the share of hits that repeat another's pitch
@@ -143,6 +143,7 @@ def row(label: str, prompts: int, hits: list[list[int]], asked: int | None) -> s
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--shared", default="../shared/data", help="the shared data folder (default: %(default)s)")
+    parser.add_argument("--model", help="the model (default: the shipped one), e.g. lineage/6x192/model.pth")
     parser.add_argument("--arrangements", type=int, default=12, help="synthetic test arrangements (default: 12)")
     parser.add_argument("--groove", type=int, default=12, help="Groove drum-only test files (default: 12)")
     parser.add_argument("--density", type=int, default=15, help="notes per bar asked for (default: 15)")
@@ -157,7 +158,7 @@ def main() -> None:
     args = parser.parse_args()
 
     shared = Path(args.shared)
-    infiller = Infiller.load(engine=args.engine, threads=args.threads)
+    infiller = Infiller.load(args.model, engine=args.engine, threads=args.threads)
     if args.structure:
         infiller = infiller.with_structure(args.structure)
     started = time.perf_counter()
