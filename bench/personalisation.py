@@ -211,6 +211,18 @@ def check_held_out(out: Path, sizes: list[int]) -> int:
     return len(prompts)
 
 
+def _infill_setting(out: Path) -> str:
+    """How the evaluation's base wrote its infills, as its stored generations record it ("" when none are)."""
+    record = next((out / "eval" / "generations" / "base").glob("*.json"), None)
+    if record is None:
+        return ""
+    structure = json.loads(record.read_text())["system"].get("structure", "follow")
+    if structure == "off":
+        return "; the model alone, `structure=off`: following the song's form would copy its repeats whatever an " \
+               "adapter learned"
+    return f"; the structure setting `{structure}`"
+
+
 def report(out: Path, model: str, sizes: list[int], methods: list[str], doc: Path) -> Path:
     model_path = resolve_model(model)
     model_id = file_sha256(model_path)[:12]
@@ -225,10 +237,15 @@ def report(out: Path, model: str, sizes: list[int], methods: list[str], doc: Pat
     split_note = json.loads((out / "splits" / f"split-{sizes[0]}.json").read_text())
     image = plot(runs, data, sizes, methods, doc.with_suffix(".png"))
     tests, _ = tests_table(data, list(runs))
+    infills = _infill_setting(out)
+    try:  # a folder in the checkout is named as the checkout names it, never by this machine's path
+        where = out.resolve().relative_to(Path.cwd().resolve())
+    except ValueError:
+        where = Path(out.name)
     text = "\n".join([
         f"# Personalisation on the base model `{model_id}`",
         "",
-        f"Written by `scripts/personalisation.sh` on {datetime.date.today()} from `{out}`. Base model: "
+        f"Written by `scripts/personalisation.sh` on {datetime.date.today()} from `{where}`. Base model: "
         f"`{model_path.name}` (sha256 `{model_id}`…). A document about another base is out of date: run the script "
         "again.",
         "",
@@ -237,10 +254,10 @@ def report(out: Path, model: str, sizes: list[int], methods: list[str], doc: Pat
         f"steps, patience {config['patience']}, the best kept; at most {config['steps']} steps of batch "
         f"{config['batch_size']} x {config['ctx_len']} tokens) and is measured on the same "
         f"{len(split_note['test'])} test songs: the held-out loss on all of them, the infills on {prompts} prompts "
-        "(one per song, `midi-rwkv evaluate`). The base was pretrained on POP909's train split, so the adapters "
-        "train on songs it has seen; no model saw the test songs. LoRA has alpha = r. Learning rates (cosine to a "
-        f"tenth): {learning_rates}. Training time (the training loop, validation losses included) and peak memory "
-        "(resident, the whole `midi-rwkv tune` process) on this machine's CPU.",
+        f"(one per song, `midi-rwkv evaluate`{infills}). The base was pretrained on POP909's train split, so the "
+        "adapters train on songs it has seen; no model saw the test songs. LoRA has alpha = r. Learning rates "
+        f"(cosine to a tenth): {learning_rates}. Training time (the training loop, validation losses included) and "
+        "peak memory (resident, the whole `midi-rwkv tune` process) on this machine's CPU.",
         "",
         "## Training and held-out loss",
         "",
