@@ -15,7 +15,7 @@ LAYERS = {
     "data": 2, "model": 2, "structure": 2,
     "train": 3, "peft": 3,
     "inference": 4,
-    "metrics": 5,
+    "metrics": 5, "live": 5,
     "studio": 6,
     "commands": 7, "cli": 7, "__main__": 7, "__init__": 7,
 }

@@ -9,6 +9,7 @@ from midi_rwkv.commands import (
     corpus,
     evaluating,
     infilling,
+    live,
     parts,
     structure,
     studio,
@@ -17,4 +18,4 @@ from midi_rwkv.commands import (
     tuning,
 )
 
-MODULES = (infilling, studio, structure, tuning, training, evaluating, tokenizing, corpus, compiling, parts)
+MODULES = (infilling, studio, live, structure, tuning, training, evaluating, tokenizing, corpus, compiling, parts)

@@ -157,7 +157,7 @@ class GGMLEngine:
         size = self.llama.llama_state_seq_get_size(self.ctx, seq)
         buf = (ctypes.c_uint8 * size)()
         n = self.llama.llama_state_seq_get_data(self.ctx, buf, size, seq)
-        return GGMLState(bytes(buf[:n]), next_pos)
+        return GGMLState(ctypes.string_at(buf, n), next_pos)  # bytes(buf[:n]) built a list: 8 ms a state
 
     def restore(self, state: GGMLState | None, seq: int = 0) -> int:
         """Empty every sequence, load ``state`` (None: the initial state) into ``seq``; the next position."""
