@@ -26,6 +26,7 @@ from midi_rwkv.inference.options import InfillOptions
 from midi_rwkv.inference.requests import ControlRequest, InfillRequest
 from midi_rwkv.inference.sampler import default_sampler
 from midi_rwkv.settings import settings_from_mapping
+from midi_rwkv.studio.jam import jam_routes
 from midi_rwkv.studio.jobs import Jobs, Target, random_seed
 from midi_rwkv.studio.session import Song, StudioError
 from midi_rwkv.tokenizer.controls import DENSITY_MAX, DURATIONS
@@ -289,6 +290,7 @@ def build_app(studio: Studio) -> Starlette:
         Route("/api/songs/{song}/export", export),
         Route("/api/jobs/{job}", job),
         Route("/api/jobs/{job}/cancel", cancel, methods=["POST"]),
+        *jam_routes(studio),  # /api/songs/{song}/jam/...: the Jam view (midi_rwkv/studio/jam.py)
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     app = Starlette(routes=routes, exception_handlers={

@@ -4,6 +4,7 @@
 
 import { api, token } from "./api.js";
 import { GM_FAMILIES, GM_PROGRAMS, instrumentName } from "./gm.js";
+import { Jam, expose } from "./jam.js";
 import { Player } from "./player.js";
 import { MAX_BARS, PianoRoll } from "./roll.js";
 
@@ -87,6 +88,9 @@ const player = new Player();
 const roll = new PianoRoll(el.roll, el.rollScroll, el.rollWrap, {
   onSelect: (selection, final) => setSelection(selection, { fromRoll: true, final }),
 });
+
+const jam = new Jam({ song: () => state.song, kept: (view) => setSong(view), showError, player });
+expose(jam);
 
 // ---- read-only helpers for browser tests ----
 
@@ -182,6 +186,7 @@ function setSong(view, { fresh = false } = {}) {
   el.undo.disabled = !view.can_undo;
   el.redo.disabled = !view.can_redo;
   el.export.disabled = false;
+  $("#jam-open").disabled = false;
   for (const id of ["#zoom-in", "#zoom-out", "#zoom-fit"]) $(id).disabled = false;
   const bars = view.bars.length;
   el.barStart.max = String(bars);
