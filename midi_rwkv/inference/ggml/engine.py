@@ -170,7 +170,7 @@ class GGMLEngine:
             raise MidiRwkvError("llama.cpp refused a saved state (was it made by another model?)")
         return state.next_pos
 
-    # ---- the Backend interface ---------------------------------------------------------
+    # ---- the Engine interface ----------------------------------------------------------
 
     def prefill(self, tokens: list[int], state: GGMLState | None) -> tuple[Tensor, GGMLState]:
         pos = self.restore(state)
