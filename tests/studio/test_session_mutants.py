@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import pytest
 from symusic import Note, Score
 
+from midi_rwkv.errors import MidiFileError, TrackIndexError
 from midi_rwkv.inference.generator import Generation
 from midi_rwkv.studio.session import Song, StudioError, Take, Version, new_id
 from midi_rwkv.tokenizer import BarControls
@@ -184,3 +185,27 @@ def test_export_writes_the_current_version(song):
     exported = Score.from_midi(song.export())
     assert note_tuples(exported.tracks[0]) == note_tuples(song.score.tracks[0])
     assert (BAR, TPQ, 70, 90) in note_tuples(exported.tracks[0])
+
+
+def test_messages_about_a_song_name_its_file_and_after_an_edit_the_song(song, tok):
+    with pytest.raises(MidiFileError, match=r"^dir/broken\.mid: not a readable MIDI file"):
+        Song.open(b"not midi", "dir/broken.mid", tok)
+    with pytest.raises(TrackIndexError, match=r"^dir/my song\.mid: track 9 does not exist"):
+        song.piece().track_index(9)
+    _put(song, "t", [(BAR, TPQ, 70, 90)])
+    song.accept("t")
+    assert song.piece().name == "my song"
+    with pytest.raises(TrackIndexError, match=r"^my song: track 9 does not exist"):
+        song.piece().track_index(9)
+
+
+def test_accept_sorts_notes_of_one_onset_by_pitch_whatever_their_lengths(song):
+    _put(song, "t", [(BAR, 2 * TPQ, 60, 90), (BAR, TPQ, 70, 90), (BAR, TPQ, 65, 50)])
+    song.accept("t")
+    assert [(n.time, n.pitch) for n in song.score.tracks[0].notes if BAR <= n.time < 3 * BAR] == [
+        (BAR, 60), (BAR, 65), (BAR, 70)]
+
+
+def test_the_view_rounds_the_tempo_to_three_decimals(tok):
+    song = Song.open(_bytes(tempos=((0, 90.25),)), "x.mid", tok)
+    assert song.view()["qpm"] == 90.25
