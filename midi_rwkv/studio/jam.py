@@ -16,7 +16,6 @@ from dataclasses import asdict
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse
 from starlette.routing import Route
 from symusic import Score
 
@@ -25,6 +24,8 @@ from midi_rwkv.inference.infiller import Infiller
 from midi_rwkv.inference.requests import NewTrack
 from midi_rwkv.live import LiveControls, LiveEngine, LiveNote, LiveOptions
 from midi_rwkv.live.host import LiveHost
+from midi_rwkv.studio.http import ok as _ok
+from midi_rwkv.studio.http import read_json as _json
 from midi_rwkv.studio.session import Song, StudioError, Version
 
 MAX_PARTS = 4  # accompanying parts of one take (bench/live.py measures 1, 2 and 4)
@@ -256,16 +257,8 @@ class Jams:
         return jam, after, described
 
 
-def _ok(data) -> JSONResponse:
-    from midi_rwkv.studio.server import HEADERS
-
-    return JSONResponse(data, headers=HEADERS)
-
-
 def jam_routes(studio) -> list[Route]:
     """The ``/api/songs/{song}/jam/...`` routes (the server's guard covers them as every ``/api/`` path)."""
-    from midi_rwkv.studio.server import _json
-
     every = Jams(studio.infiller, studio.jobs.lock)
 
     def jams() -> Jams:

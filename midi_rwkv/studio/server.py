@@ -7,7 +7,6 @@ per-launch token. No CORS header is ever sent, so browsers keep other origins ou
 
 from __future__ import annotations
 
-import json
 import secrets
 from urllib.parse import unquote
 from collections import OrderedDict
@@ -26,6 +25,11 @@ from midi_rwkv.inference.options import InfillOptions
 from midi_rwkv.inference.requests import ControlRequest, InfillRequest
 from midi_rwkv.inference.sampler import default_sampler
 from midi_rwkv.settings import settings_from_mapping
+from midi_rwkv.studio.http import HEADERS
+from midi_rwkv.studio.http import error as _error
+from midi_rwkv.studio.http import ok as _ok
+from midi_rwkv.studio.http import read_body as _body
+from midi_rwkv.studio.http import read_json as _json
 from midi_rwkv.studio.jam import jam_routes
 from midi_rwkv.studio.jobs import Jobs, Target, random_seed
 from midi_rwkv.studio.session import Song, StudioError
@@ -40,14 +44,6 @@ MODES = ("bars", "track", "new")
 # The request's settings the page may send as JSON fields of the same names; the engine and its threads are the
 # launch's, and candidates arrive one at a time, in the order they were sampled (no ranking).
 LAUNCH_SETTINGS = ("engine", "threads", "rank")
-HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
-}
-
-
 @dataclass
 class Studio:
     """What one launch serves: a model (and its styles), the open songs and the generation jobs."""
@@ -84,14 +80,6 @@ class Studio:
         return song
 
 
-def _error(message: str, status: int) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status, headers=HEADERS)
-
-
-def _ok(data) -> JSONResponse:
-    return JSONResponse(data, headers=HEADERS)
-
-
 def _guard(studio: Studio, request: HttpRequest) -> JSONResponse | None:
     """The answer that refuses this request, or None when it may go on."""
     host = request.headers.get("host", "")
@@ -105,29 +93,6 @@ def _guard(studio: Studio, request: HttpRequest) -> JSONResponse | None:
         if not secrets.compare_digest(given.encode(), studio.token.encode()):
             return _error("missing or wrong studio token: open the URL the studio printed", 401)
     return None
-
-
-async def _body(request: HttpRequest, limit: int, what: str = "the file") -> bytes:
-    size = f"{limit // 2**20} MB" if limit >= 2**20 else f"{limit // 2**10} KB"
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise StudioError(f"{what} is larger than {size}", 413)
-    data = bytearray()
-    async for chunk in request.stream():
-        data += chunk
-        if len(data) > limit:
-            raise StudioError(f"{what} is larger than {size}", 413)
-    return bytes(data)
-
-
-async def _json(request: HttpRequest) -> dict:
-    try:
-        data = json.loads(await _body(request, 64 * 1024, "the request") or b"{}")
-    except (ValueError, UnicodeDecodeError):
-        raise StudioError("the request body is not JSON") from None
-    if not isinstance(data, dict):
-        raise StudioError("the request body must be a JSON object")
-    return data
 
 
 def _int(data: dict, key: str, low: int, high: int, default=None) -> int:
