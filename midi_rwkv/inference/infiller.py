@@ -24,7 +24,7 @@ from midi_rwkv.inference.generator import Generator, Generation
 from midi_rwkv.inference.ggml import ENGINES, choose_engine, ggml_engine
 from midi_rwkv.inference.sampler import TRACK_SAMPLER, SamplerConfig
 from midi_rwkv.inference.ggml.gguf import read_layout
-from midi_rwkv.inference.options import BAR_TOKENS, RANKINGS, TRACK_TOKENS_PER_BAR, InfillOptions
+from midi_rwkv.inference.options import RANKINGS, InfillOptions, token_budget
 from midi_rwkv.model.checkpoint import check_vocab, model_layout, open_model, open_tokenizer, resolve_model
 from midi_rwkv.inference.requests import (
     BarFill,
@@ -306,7 +306,7 @@ class Infiller:
         register = track_register(piece, track, bars) if self.keep_register else None
         limit = self.note_limits(piece, requested, free)
         constraints = [self._bar_constraint(section, register, limit, plan, first_candidate + i) for i in range(n)]
-        generations = self.generator.generate(seq.ids, constraints, sampler, max_tokens or BAR_TOKENS, seed)
+        generations = self.generator.generate(seq.ids, constraints, sampler, token_budget(max_tokens), seed)
         fill = BarFill(track, tuple(bars), request)
         candidates = []
         for g, constraint in zip(generations, constraints):
@@ -373,7 +373,7 @@ class Infiller:
         replace_track = None if template is not None else fill.track
         seq = tok.track_generation(piece, program, controls, replace=replace_track)
         section = [(s.header, ()) for s in seq.section]
-        budget = max_tokens or BAR_TOKENS + TRACK_TOKENS_PER_BAR * len(section)
+        budget = token_budget(max_tokens, len(section))
         register = None
         if self.keep_register and program >= 0:  # not drums
             register = track_register(piece, fill.track) if template is None else program_register(program)

@@ -85,8 +85,14 @@ class InfillOptions:
 
     def bar_budget(self) -> int:
         """Tokens a bar fill may sample per candidate."""
-        return self.max_tokens or BAR_TOKENS
+        return token_budget(self.max_tokens)
 
     def track_budget(self, bars: int) -> int:
         """Tokens a whole or new track of ``bars`` bars may sample per candidate."""
-        return self.max_tokens or BAR_TOKENS + TRACK_TOKENS_PER_BAR * bars
+        return token_budget(self.max_tokens, bars)
+
+
+def token_budget(max_tokens: int | None, track_bars: int = 0) -> int:
+    """Tokens a fill may sample per candidate: ``max_tokens`` where given, else :data:`BAR_TOKENS`, plus
+    :data:`TRACK_TOKENS_PER_BAR` for each of ``track_bars`` bars of a whole or new track."""
+    return max_tokens or BAR_TOKENS + TRACK_TOKENS_PER_BAR * track_bars

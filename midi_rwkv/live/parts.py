@@ -17,7 +17,13 @@ from miditok.constants import MIDI_INSTRUMENTS
 from symusic import Score
 
 from midi_rwkv.errors import MidiRwkvError, TrackIndexError
-from midi_rwkv.inference.infiller import BAR_LIMIT_FACTOR, MIN_BAR_LIMIT, REGISTER_MARGIN, program_register
+from midi_rwkv.inference.infiller import (
+    BAR_LIMIT_FACTOR,
+    MIN_BAR_LIMIT,
+    REGISTER_MARGIN,
+    density_limits,
+    program_register,
+)
 from midi_rwkv.inference.requests import NewTrack
 from midi_rwkv.live.encoding import EncodedBar
 from midi_rwkv.live.options import PartControls
@@ -120,7 +126,7 @@ def note_limits(controls: list[BarControls], base: BarControls, strict: bool) ->
     """Notes each tokenizer bar may hold: its density control with strict density, else (and for "18+") the guard
     against runaway loops, :data:`BAR_LIMIT_FACTOR` x the part's own density (at least :data:`MIN_BAR_LIMIT`)."""
     guard = max(MIN_BAR_LIMIT, BAR_LIMIT_FACTOR * base.density)
-    return [c.density if strict and c.density < DENSITY_MAX else guard for c in controls]
+    return density_limits(controls, guard) if strict else [guard] * len(controls)
 
 
 def part_register(part: LivePart, user: PartControls, keep: bool) -> tuple[int, int] | None:

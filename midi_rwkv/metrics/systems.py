@@ -81,8 +81,7 @@ class System:
             return {"name": self.name}
         out = self.to_dict()
         out["sampler"] = vars(self.sampler or default_sampler(mode))
-        files = {key: getattr(self, key) for key in FILES}
-        return out | {"sha256": {key: file_sha256(path)[:12] for key, path in files.items() if path}}
+        return out | {"sha256": {key: file_sha256(out[key])[:12] for key in FILES if out[key]}}
 
 
 _SAMPLER_KEYS = tuple(f.name for f in fields(SamplerConfig))
