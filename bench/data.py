@@ -12,19 +12,12 @@ machine). Nothing is asserted: record the table, with the CPU it names, in your 
 from __future__ import annotations
 
 import argparse
-import platform
 import random
 import time
 from pathlib import Path
 
 import torch
-
-
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown CPU"
+from machine import cpu_name  # bench/machine.py, beside this file
 
 
 def timed(dataset, keys) -> tuple[float, int, int]:

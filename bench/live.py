@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 
@@ -33,6 +32,7 @@ from midi_rwkv.live.bars import GridBar, from_ticks, notes_in_bar
 from midi_rwkv.live.take import song_grid
 
 import docblock  # bench/docblock.py, beside this file
+from machine import cpu_name  # bench/machine.py, beside this file
 
 QPM, METRE = 120.0, (4, 4)
 PARTS = {1: ["PIANO"], 2: ["PIANO", "BRIDGE"], 4: ["PIANO", "BRIDGE", 33, "drums"]}
@@ -118,16 +118,6 @@ def table(rows: list[dict]) -> str:
                      f"{r['margin']:.3f} s | {r['late']} of {r['bars']} | {r['prompt']:,.0f} | {r['read']:.0%} | "
                      f"{r['notes']:.1f} | {r['count-in']:.2f} s |")
     return "\n".join(lines)
-
-
-def cpu_name() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown CPU"
-    fields = dict(line.split(":", 1) for line in out.splitlines() if ":" in line)
-    name = fields.get("Model name", "unknown CPU").strip()
-    return f"{name}, {fields.get('CPU(s)', '?').strip()} cores"
 
 
 def main() -> None:

@@ -31,7 +31,6 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
 import sys
 import time
 from dataclasses import asdict
@@ -50,6 +49,7 @@ from midi_rwkv.peft.tune_config import TuneConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import style_report  # noqa: E402  (bench/ is no package: its sibling, found beside this file)
+from machine import cpu_name  # noqa: E402  (bench/machine.py, beside this file)
 
 SOURCES = {  # name -> (folder under --shared, kind): the training corpus's sources (data.build_corpus.SOURCES)
     "music21_poly": ("music21_poly", "midi"),
@@ -151,17 +151,6 @@ def choose_pieces(args, tokenizer) -> dict:
 
 
 # ---- 2. tune -------------------------------------------------------------------------------------------------------
-def cpu_name() -> str:
-    """lscpu's model name with its family and model (a cloud EPYC prints only "AMD EPYC")."""
-    try:
-        fields = dict(line.split(":", 1) for line in subprocess.run(["lscpu"], capture_output=True, text=True,
-                                                                    check=True).stdout.splitlines() if ":" in line)
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown CPU"
-    get = lambda key: fields.get(key, "?").strip()  # noqa: E731
-    return f"{get('Model name')}, family {get('CPU family')} model {get('Model')} ({get('CPU(s)')} CPUs)"
-
-
 def tune(args) -> dict:
     """Stage 2: ``OUT/style.safetensors`` by tune-style's function, and ``OUT/tune.json`` (its summary and times)."""
     record = args.out / "tune.json"

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import platform
 import time
 from pathlib import Path
 
@@ -26,12 +25,7 @@ import torch
 from midi_rwkv.model import PRESETS, RWKV7, init_weights
 from midi_rwkv.train.module import L2Wrap, OptimConfig, lm_loss, param_groups
 
-
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown CPU"
+from machine import cpu_name  # bench/machine.py, beside this file
 
 
 def has_bf16() -> bool:
