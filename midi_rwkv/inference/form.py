@@ -47,6 +47,8 @@ class FollowSettings:
     source_timing: bool = True  # a bar written token for token from its source keeps the source's own notes
     # below this match, a bar's requested note values must be the source bar's too (0: never; 1.01: always; rules 4, 5)
     durations_below: float = 0.0
+    duration_slack: int = 0  # of the five note-value flags, how many may differ and still agree
+    duration_keep: float = 0.0  # the share of its weight a bar keeps when its note values disagree
     # whole and new tracks follow their own earlier bars where the song repeats; off (docs/structure.md, rule 3: it
     # raised the track control error of POP909's whole tracks by 1.2)
     tracks: bool = False
@@ -54,6 +56,8 @@ class FollowSettings:
     def __post_init__(self):
         if not 0 <= self.weight <= 1 or not 0 <= self.floor < 0.9:
             raise ValueError(f"follow weight must be in [0, 1] and floor in [0, 0.9): {self}")
+        if not 0 <= self.duration_slack <= 5 or not 0 <= self.duration_keep <= 1:
+            raise ValueError(f"duration slack must be in 0..5 and duration keep in [0, 1]: {self}")
 
 
 @dataclass(frozen=True)
@@ -83,14 +87,20 @@ def candidate_weights(weights, candidate: int, setting: str) -> list[float]:
     return [w * scale for w in weights]
 
 
-def controls_agree(requested: BarControls, source: BarControls, durations: bool = False) -> bool:
-    """Does a bar asked for ``requested`` allow the source bar's content: density within one note, the same
-    polyphony where both name one, and with ``durations`` the same note values where both name them."""
+def controls_agree(requested: BarControls, source: BarControls) -> bool:
+    """Does a bar asked for ``requested`` allow the source bar's content: density within one note, and the same
+    polyphony where both name one."""
     if abs(requested.density - source.density) > 1:
         return False
-    if durations and None not in (requested.durations, source.durations) and requested.durations != source.durations:
-        return False
     return requested.polyphony is None or source.polyphony is None or requested.polyphony == source.polyphony
+
+
+def note_values_agree(requested: BarControls, source: BarControls, slack: int = 0) -> bool:
+    """Do the bar's requested note values (the five duration flags) allow the source bar's: at most ``slack`` flags
+    differ, where both name them."""
+    if None in (requested.durations, source.durations):
+        return True
+    return sum(a != b for a, b in zip(requested.durations, source.durations)) <= slack
 
 
 def ramp(match: np.ndarray, threshold: float, floor: float = MATCH_FLOOR) -> np.ndarray:
@@ -126,8 +136,9 @@ def plan_form(piece: Piece, enc, structure, track: int, bars: tuple[int, int], r
         per_bar = np.full(n, best.match)
     source_controls = enc.bar_controls(t, source_span)
     loose = per_bar < settings.durations_below  # a loose match must agree on the note values too
-    agree = np.array([not gate or controls_agree(r, s, bool(d)) for r, s, d in zip(requested, source_controls, loose)],
-                     dtype=float)
+    agree = np.array([1.0 if not gate else 0.0 if not controls_agree(r, s)
+                      else settings.duration_keep if d and not note_values_agree(r, s, settings.duration_slack)
+                      else 1.0 for r, s, d in zip(requested, source_controls, loose)])
     weights = settings.weight * ramp(per_bar, REPEAT_THRESHOLD, settings.floor) * agree
     bodies = tuple(tuple(enc.bars[t][source_span[0] + k][1]) for k in range(n))
     where = f"bars {best.start + 1}-{best.start + n_real}"

@@ -37,7 +37,8 @@ TRACK_REFERENCES = ("original", "other-track", "silence")  # whole-track infill
 FILES = ("model", "tokenizer", "state", "lora")
 # How the structure setting follows the form (inference.form.FollowSettings), keys for measuring it:
 FOLLOW_KEYS = {"structure_weight": "weight", "structure_floor": "floor", "source_timing": "source_timing",
-               "structure_durations": "durations_below", "structure_tracks": "tracks"}
+               "structure_durations": "durations_below", "structure_duration_slack": "duration_slack",
+               "structure_duration_keep": "duration_keep", "structure_tracks": "tracks"}
 EVALUATION_SETS = ("seed",)  # the evaluation's own --seed decides each prompt's sampling
 
 

@@ -2,10 +2,18 @@
 and bar infills that follow a repeated section."""
 
 import torch
+import pytest
 
 from midi_rwkv.inference.constraints import TokenTables
 from midi_rwkv.inference.follow import FollowSource
-from midi_rwkv.inference.form import FormPlan, controls_agree, context_to_reach, ramp
+from midi_rwkv.inference.form import (
+    FollowSettings,
+    FormPlan,
+    controls_agree,
+    context_to_reach,
+    note_values_agree,
+    ramp,
+)
 from midi_rwkv.inference.generator import _mix_proposals
 from midi_rwkv.tokenizer import BarControls
 
@@ -151,7 +159,7 @@ def test_a_song_without_other_tracks_gets_the_model_alone_and_says_so(tok, tiny_
 
 def test_a_bar_followed_token_for_token_keeps_its_source_notes(tok, tiny_model):
     from midi_rwkv.inference.follow import FollowSource
-    from midi_rwkv.inference.form import FollowSettings
+
     from midi_rwkv.inference.generator import Generator
     from midi_rwkv.inference.infiller import Infiller
     from tests.structure.test_structure import song
@@ -185,7 +193,7 @@ def test_a_whole_track_written_again_repeats_itself_where_the_song_repeats(tok, 
     from midi_rwkv.inference.generator import Generator
     from midi_rwkv.inference.infiller import Infiller
 
-    from midi_rwkv.inference.form import FollowSettings
+
 
     piece = _abab(tok)
     assert Infiller(Generator(tiny_model), tok, structure="follow").track_repeats(piece, 0, 16) == (None, [])  # default
@@ -201,3 +209,38 @@ def test_a_whole_track_written_again_repeats_itself_where_the_song_repeats(tok, 
     assert any(bar(k) for k in range(4))
     assert [bar(k) for k in (9, 10)] == [bar(1), bar(2)]  # the second A as the model wrote the first
     assert infiller.with_structure("off").track_repeats(piece, 0, piece.num_bars) == (None, [])
+
+
+def test_note_values_agree_within_the_slack_and_when_either_side_names_none():
+    quarter, quarter_eighth, half_eighth = (0, 0, 1, 0, 0), (0, 0, 1, 1, 0), (0, 1, 0, 1, 0)
+    assert note_values_agree(BarControls(4, None, quarter), BarControls(4, None, quarter))
+    assert not note_values_agree(BarControls(4, None, quarter), BarControls(4, None, quarter_eighth))
+    assert note_values_agree(BarControls(4, None, quarter), BarControls(4, None, quarter_eighth), slack=1)
+    assert not note_values_agree(BarControls(4, None, quarter), BarControls(4, None, half_eighth), slack=2 - 1)
+    assert note_values_agree(BarControls(4, None, None), BarControls(4, None, half_eighth))
+    assert note_values_agree(BarControls(4, None, quarter), BarControls(4))
+
+
+def test_note_values_gate_a_bar_beyond_the_slack_or_keep_a_share_of_its_weight(tok, tiny_model):
+    from dataclasses import replace
+
+    from midi_rwkv.inference.generator import Generator
+    from midi_rwkv.inference.infiller import Infiller
+
+    piece = _abab(tok)
+    enc = tok.encode(piece)
+    source = enc.bar_controls(piece.track_index(0), piece.token_span(0, 4))
+    flipped = [tuple(1 - f if k < n else f for k, f in enumerate(c.durations)) for c, n in zip(source, (0, 1, 2, 5))]
+    asked = [replace(c, durations=d) for c, d in zip(source, flipped)]  # 0, 1, 2 and 5 flags differ
+
+    def weights(**follow):
+        infiller = Infiller(Generator(tiny_model), tok).with_structure("follow", FollowSettings(**follow))
+        return infiller.form_plan(piece, enc, 0, (8, 12), asked, free=False).weights
+
+    assert weights() == (1.0, 1.0, 1.0, 1.0)  # note values never gate by default
+    assert weights(durations_below=1.01) == (1.0, 0.0, 0.0, 0.0)
+    assert weights(durations_below=1.01, duration_slack=1) == (1.0, 1.0, 0.0, 0.0)
+    assert weights(durations_below=1.01, duration_slack=1, duration_keep=0.5) == (1.0, 1.0, 0.5, 0.5)
+    assert weights(durations_below=0.5, duration_slack=0) == (1.0, 1.0, 1.0, 1.0)  # a repeat matches above 0.5
+    with pytest.raises(ValueError):
+        FollowSettings(duration_slack=6)
