@@ -8,11 +8,11 @@ tracks match the span's. The best one is the source. Each written bar k gets a w
 
 ``match_k``: how well the other tracks of source bar k match those of the span's bar k; ``ramp`` rises from 0 at
 :data:`MATCH_FLOOR` to 1 at the repeat threshold, so a near-exact repeat is followed fully and a loose match only
-nudges the model. ``agree_k``: 1 when the bar's requested controls are those of the source bar (density within one
-note, same polyphony), else 0: a bar asked to differ from its source follows its controls, not the song. A bar
-written token for token from its source keeps the source bar's own notes (``FollowSettings.source_timing``). The
-default setting and these constants were chosen by the rules in docs/structure.md, fixed before the runs that
-decided them.
+nudges the model. ``agree_k`` (:func:`agreement`): 1 when the bar's requested controls are those of the source bar
+(density within one note, same polyphony, at most one of the five note values different), else 0: a bar asked to
+differ from its source follows its controls, not the song. A bar written token for token from its source keeps the
+source bar's own notes (``FollowSettings.source_timing``). The default setting and these constants were chosen by
+the rules in docs/structure.md, fixed before the runs that decided them.
 
 Settings (:data:`STRUCTURE_SETTINGS`): ``follow`` (the first candidate follows the form with the full weight, the
 others with a weight scaled by :data:`VARY_FACTOR`, so that at most one candidate is the repeat itself), ``vary``
@@ -36,6 +36,9 @@ DEFAULT_STRUCTURE = "follow"  # the one default of the CLI, the studio, the eval
 FOLLOW_WEIGHT = 1.0  # w of the first candidate under ``follow``
 VARY_FACTOR = 0.5  # the other candidates' (and ``vary``'s) share of it
 MATCH_FLOOR = 0.0  # other tracks matching at or below this give a bar no copy at all (docs/structure.md, rule 2)
+# a bar follows its source only where at most this many of the five note-value flags differ, whatever the match
+# (docs/structure.md, rule 7: matches are at most 1, so 1.01 gates every bar)
+NOTE_VALUES_BELOW, NOTE_VALUE_SLACK = 1.01, 1
 
 
 @dataclass(frozen=True)
@@ -45,9 +48,9 @@ class FollowSettings:
     weight: float = FOLLOW_WEIGHT  # w of a bar whose other tracks match the source's at the repeat threshold
     floor: float = MATCH_FLOOR  # other tracks matching at or below this give a bar no copy
     source_timing: bool = True  # a bar written token for token from its source keeps the source's own notes
-    # below this match, a bar's requested note values must be the source bar's too (0: never; 1.01: always; rules 4, 5)
-    durations_below: float = 0.0
-    duration_slack: int = 0  # of the five note-value flags, how many may differ and still agree
+    # below this match, a bar's requested note values must agree with the source bar's (0: never; 1.01: always)
+    durations_below: float = NOTE_VALUES_BELOW
+    duration_slack: int = NOTE_VALUE_SLACK  # of the five note-value flags, how many may differ and still agree
     duration_keep: float = 0.0  # the share of its weight a bar keeps when its note values disagree
     # whole and new tracks follow their own earlier bars where the song repeats; off (docs/structure.md, rule 3: it
     # raised the track control error of POP909's whole tracks by 1.2)
@@ -103,6 +106,18 @@ def note_values_agree(requested: BarControls, source: BarControls, slack: int = 
     return sum(a != b for a, b in zip(requested.durations, source.durations)) <= slack
 
 
+def agreement(requested: BarControls, source: BarControls, match: float,
+              settings: FollowSettings = FollowSettings()) -> float:
+    """How much of its weight a bar asked for ``requested`` keeps when its source bar has ``source`` and the other
+    tracks match ``match`` there: 0 where density or polyphony disagree (the controls win), ``duration_keep`` where
+    only the note values do (checked below a match of ``durations_below``), else 1."""
+    if not controls_agree(requested, source):
+        return 0.0
+    if match < settings.durations_below and not note_values_agree(requested, source, settings.duration_slack):
+        return settings.duration_keep
+    return 1.0
+
+
 def ramp(match: np.ndarray, threshold: float, floor: float = MATCH_FLOOR) -> np.ndarray:
     """0 at or below ``floor``, 1 at or above ``threshold``, linear between."""
     return np.clip((np.asarray(match, dtype=float) - floor) / (threshold - floor), 0.0, 1.0)
@@ -135,10 +150,8 @@ def plan_form(piece: Piece, enc, structure, track: int, bars: tuple[int, int], r
     if len(per_bar) != n:  # tokenizer bars split some real bar: the window's match for every bar
         per_bar = np.full(n, best.match)
     source_controls = enc.bar_controls(t, source_span)
-    loose = per_bar < settings.durations_below  # a loose match must agree on the note values too
-    agree = np.array([1.0 if not gate else 0.0 if not controls_agree(r, s)
-                      else settings.duration_keep if d and not note_values_agree(r, s, settings.duration_slack)
-                      else 1.0 for r, s, d in zip(requested, source_controls, loose)])
+    agree = np.array([agreement(r, s, m, settings) if gate else 1.0
+                      for r, s, m in zip(requested, source_controls, per_bar)])
     weights = settings.weight * ramp(per_bar, REPEAT_THRESHOLD, settings.floor) * agree
     bodies = tuple(tuple(enc.bars[t][source_span[0] + k][1]) for k in range(n))
     where = f"bars {best.start + 1}-{best.start + n_real}"

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from symusic import Score
 
-from midi_rwkv.inference.form import FOLLOW_WEIGHT, MATCH_FLOOR, controls_agree, ramp
+from midi_rwkv.inference.form import FOLLOW_WEIGHT, MATCH_FLOOR, agreement, ramp
 from midi_rwkv.live.encoding import EncodedBar
 from midi_rwkv.structure import REPEAT_THRESHOLD, SongStructure
 from midi_rwkv.tokenizer.controls import BarControls
@@ -77,7 +77,7 @@ def plan(form: LiveForm | None, track: int, target: int, first_bar: int, request
     source: EncodedBar = source_bar(bar)
     if len(source.controls) != len(requested):  # other metres: the bars do not line up
         return None
-    agree = np.array([controls_agree(r, s) for r, s in zip(requested, source.controls)], dtype=float)
+    agree = np.array([agreement(r, s, match) for r, s in zip(requested, source.controls)])
     weights = FOLLOW_WEIGHT * ramp(np.full(len(requested), match), REPEAT_THRESHOLD) * agree
     if not (weights > 0).any():
         return None

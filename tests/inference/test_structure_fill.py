@@ -237,8 +237,9 @@ def test_note_values_gate_a_bar_beyond_the_slack_or_keep_a_share_of_its_weight(t
         infiller = Infiller(Generator(tiny_model), tok).with_structure("follow", FollowSettings(**follow))
         return infiller.form_plan(piece, enc, 0, (8, 12), asked, free=False).weights
 
-    assert weights() == (1.0, 1.0, 1.0, 1.0)  # note values never gate by default
-    assert weights(durations_below=1.01) == (1.0, 0.0, 0.0, 0.0)
+    assert weights() == (1.0, 1.0, 0.0, 0.0)  # by default one flag may differ, in every bar (rule 7)
+    assert weights(durations_below=0) == (1.0, 1.0, 1.0, 1.0)  # note values never gate
+    assert weights(durations_below=1.01, duration_slack=0) == (1.0, 0.0, 0.0, 0.0)
     assert weights(durations_below=1.01, duration_slack=1) == (1.0, 1.0, 0.0, 0.0)
     assert weights(durations_below=1.01, duration_slack=1, duration_keep=0.5) == (1.0, 1.0, 0.5, 0.5)
     assert weights(durations_below=0.5, duration_slack=0) == (1.0, 1.0, 1.0, 1.0)  # a repeat matches above 0.5
