@@ -45,6 +45,21 @@ def setting(default: Any = MISSING, help: str = "", *, factory: Any = MISSING, *
     return field(default=default, metadata=metadata)
 
 
+def like(cls: type, name: str, help: str | None = None) -> Any:
+    """Setting ``name`` of the settings dataclass ``cls`` again in another one: the same default and command-line
+    hints (choices), so two front ends cannot drift apart; ``help`` rewords it for the other front end."""
+    source = cls.__dataclass_fields__[name]
+    metadata = dict(source.metadata) | ({"help": help} if help else {})
+    if source.default_factory is not MISSING:
+        return field(default_factory=source.default_factory, metadata=metadata)
+    return field(default=source.default, metadata=metadata)
+
+
+def check_seed(seed: int | None) -> None:
+    """A random seed is None (fresh randomness) or a number torch's generators take (0 to 2**63 - 1)."""
+    require(seed is None or 0 <= seed < 2**63, "'seed' must be 0 or more")
+
+
 def require(condition: bool, message: str) -> None:
     """Raise a :class:`ConfigError` with ``message`` unless ``condition`` holds."""
     if not condition:

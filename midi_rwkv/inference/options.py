@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from midi_rwkv.inference.form import DEFAULT_STRUCTURE, STRUCTURE_SETTINGS
 from midi_rwkv.inference.ggml import ENGINES
-from midi_rwkv.settings import ConfigError, require, setting
+from midi_rwkv.settings import ConfigError, check_seed, require, setting
 
 RANKINGS = ("none", "controls", "likelihood")
 MAX_CANDIDATES = 16
@@ -72,7 +72,7 @@ class InfillOptions:
         for name in ("context_tokens", "max_tokens", "threads"):
             value = getattr(self, name)
             require(value is None or value >= 1, f"'{name}' must be 1 or more")
-        require(self.seed is None or 0 <= self.seed < 2**63, "'seed' must be 0 or more")
+        check_seed(self.seed)
 
     @property
     def context_bars(self) -> int | None:

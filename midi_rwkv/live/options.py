@@ -10,10 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from midi_rwkv.inference.form import DEFAULT_STRUCTURE, STRUCTURE_SETTINGS
-from midi_rwkv.settings import require, setting
+from midi_rwkv.inference.options import InfillOptions
+from midi_rwkv.settings import check_seed, like, require, setting
 from midi_rwkv.tokenizer.controls import POLYPHONY_MAX, POLYPHONY_MIN
 
-LIVE_RANKINGS = ("first", "likelihood")
+LIVE_RANKINGS = ("none", "likelihood")  # infill's words (InfillOptions.rank); 'controls' needs every candidate whole
 MIN_QPM, MAX_QPM = 20.0, 400.0
 
 
@@ -23,25 +24,27 @@ class LiveOptions:
 
     candidates: int = setting(1, "candidates per part and bar, forked from one state (the first is kept unless "
                               "--rank likelihood)")
-    rank: str = setting("first", "which candidate plays: 'first', or 'likelihood' (the model's mean log-probability "
-                        "per sampled token)", choices=LIVE_RANKINGS)
+    rank: str = setting("none", "which candidate plays: 'none' the first sampled (as infill's --rank none), or "
+                        "'likelihood' (the model's mean log-probability per sampled token)", choices=LIVE_RANKINGS)
     context: int = setting(8, "bars before the written bar that its prompt shows, at most")
     hop: int = setting(4, "the prompt's first bar moves forward this many bars at a time, so consecutive bars' "
                        "prompts share their start (1: a sliding window)")
     prime: bool = setting(True, "keep the state at each track's end (and after the bars already played) so later "
                           "prompts that share it continue from it")
     max_tokens: int = setting(512, "tokens one part may write per bar (a bar is about 10-160)")
-    register: str = setting("keep", "keep: each part plays in its register (the track's own range, a new part its "
-                            "instrument's); free: any pitch", choices=("keep", "free"))
-    strict_density: bool = setting(True, "a written bar holds at most the notes its density control asks for")
-    seed: int | None = setting(None, "random seed, for a repeatable take")
+    # the register, density and seed settings are infill's (InfillOptions), worded for a live part
+    register: str = like(InfillOptions, "register", "keep: each part plays in its register (the track's own range, a "
+                         "new part its instrument's); free: any pitch")
+    strict_density: bool = like(InfillOptions, "strict_density", "a written bar holds at most the notes its density "
+                                "control asks for")
+    seed: int | None = like(InfillOptions, "seed", "random seed, for a repeatable take")
 
     def __post_init__(self):
         require(1 <= self.candidates <= 16, "'candidates' must be 1 to 16")
         require(self.context >= 1, "'context' must be 1 bar or more")
         require(1 <= self.hop <= self.context, "'hop' must be 1 to 'context' bars")
         require(self.max_tokens >= 8, "'max_tokens' must be 8 or more")
-        require(self.seed is None or 0 <= self.seed < 2**62, "'seed' must be 0 or more")
+        check_seed(self.seed)
 
 
 @dataclass(frozen=True)

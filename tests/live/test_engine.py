@@ -170,3 +170,22 @@ def test_the_structure_setting_follows_the_bar_the_song_played_after_the_same_le
         assert all(p.form.startswith("form: follows bar") for p in step.parts)
     else:
         assert written != bass and all(p.form is None for p in step.parts)
+
+
+def test_live_settings_shared_with_infill_keep_infill_s_defaults_choices_and_words():
+    import dataclasses
+
+    from midi_rwkv.inference.options import RANKINGS, InfillOptions
+    from midi_rwkv.live.options import LIVE_RANKINGS
+    from midi_rwkv.settings import ConfigError
+
+    infill = {f.name: f for f in dataclasses.fields(InfillOptions)}
+    for f in dataclasses.fields(LiveOptions):
+        if f.name in ("register", "strict_density", "seed"):
+            assert f.default == infill[f.name].default
+            assert f.metadata.get("choices") == infill[f.name].metadata.get("choices")
+    assert set(LIVE_RANKINGS) <= set(RANKINGS) and LiveOptions().rank == InfillOptions().rank
+    for seed in (-1, 2**63):
+        with pytest.raises(ConfigError, match="'seed' must be 0 or more"):
+            LiveOptions(seed=seed)
+    assert LiveOptions(seed=2**63 - 1).seed == 2**63 - 1
