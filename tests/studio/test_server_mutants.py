@@ -1,6 +1,8 @@
 """studio/server.py, checked closely enough to kill its mutants (docs/testing.md): what a Generate request writes and
 the page's controls as ``parse_generate`` reads them, at their edges and with their exact messages, on songs opened
-in code; the request body's caps and the refusals' messages over HTTP, on a studio that never loads a model."""
+in code; the request body's caps and the refusals' messages over HTTP, on a studio that never loads a model; and what
+every answer carries (the policy headers, once each, static files included), the 404 and 405 answers, the lifespan
+passed through the guard, and the songs a studio keeps open."""
 
 from __future__ import annotations
 
@@ -14,8 +16,10 @@ from starlette.testclient import TestClient
 
 from midi_rwkv.inference.options import InfillOptions
 from midi_rwkv.inference.sampler import default_sampler
+from midi_rwkv.studio.http import HEADERS
 from midi_rwkv.studio.jobs import Target
-from midi_rwkv.studio.server import LAUNCH_SETTINGS, MAX_UPLOAD, STATIC, Studio, _body, build_app, parse_generate
+from midi_rwkv.studio.server import (LAUNCH_SETTINGS, MAX_SONGS, MAX_UPLOAD, STATIC, Studio, _body, build_app,
+                                      parse_generate)
 from midi_rwkv.studio.session import Song, StudioError
 from midi_rwkv.tokenizer.controls import DENSITY_MAX, DURATIONS
 from tests.conftest import FIXTURES, TPQ, make_score
@@ -273,3 +277,92 @@ def test_cancelling_a_job_stops_it_and_answers_with_its_view(bare):
     studio.jobs.get = {"j": job}.get
     answer = client.post("/api/jobs/j/cancel", headers=token)
     assert (answer.status_code, answer.json()) == (200, {"id": "j", "status": "running"}) and job.cancelled.is_set()
+
+
+def test_static_files_are_served_under_static_with_the_page_s_policy(bare):
+    _, client, _, _ = bare
+    answer = client.get("/static/studio.css")  # no token: the page loads these before it has read it
+    assert answer.status_code == 200 and answer.content == (STATIC / "studio.css").read_bytes()
+    for name, value in HEADERS.items():
+        assert answer.headers.get_list(name) == [value], name
+
+
+def test_every_answer_carries_each_policy_header_once(bare, tok):
+    studio, client, token, _ = bare
+    song = Song.open(CHORALE, "bach.mid", tok)
+    studio.songs[song.id] = song
+    answers = {
+        "page": client.get("/"), "static": client.get("/static/js/app.js"),
+        "json": client.get("/api/styles", headers=token),
+        "export": client.get(f"/api/songs/{song.id}/export", headers=token),
+        "refused by the app": client.get("/api/songs/nope", headers=token),
+        "refused at the door": client.get("/api/styles"), "not found": client.get("/static/nope.css"),
+    }
+    for what, answer in answers.items():
+        for name, value in HEADERS.items():
+            assert answer.headers.get_list(name) == [value], (what, name)
+    for headers in ([(b"host", b"testserver")], [(b"host", b"testserver"), (b"x-studio-token", studio.token.encode())]):
+        raw = []  # the ASGI messages themselves: header names in lower case, as ASGI asks
+        asyncio.run(build_app(studio)(
+            {"type": "http", "method": "GET", "path": "/api/styles", "raw_path": b"/api/styles", "query_string": b"",
+             "headers": headers, "scheme": "http", "http_version": "1.1", "server": ("testserver", 80),
+             "client": ("127.0.0.1", 1), "root_path": ""},
+            _receiving([{"type": "http.request", "body": b"", "more_body": False}]), _recording(raw)))
+        (start,) = [m for m in raw if m["type"] == "http.response.start"]
+        names = [k for k, _ in start["headers"]]
+        assert all(k == k.lower() for k in names) and all(names.count(k.lower().encode()) == 1 for k in HEADERS)
+
+
+def _receiving(messages):
+    queue = list(messages)
+
+    async def receive():
+        return queue.pop(0)
+
+    return receive
+
+
+def _recording(sent):
+    async def send(message):
+        sent.append(message)
+
+    return send
+
+
+@pytest.mark.parametrize("method, path, status, message", [
+    ("GET", "/api/nope", 404, "not found"), ("GET", "/static/nope.css", 404, "not found"),
+    ("GET", "/api/songs", 405, "method not allowed"), ("GET", "/api/jobs/j/cancel", 405, "method not allowed"),
+    ("DELETE", "/api/styles", 405, "method not allowed"),
+], ids=["api", "static", "open-by-get", "cancel-by-get", "delete"])
+def test_unknown_paths_and_methods_are_refused_in_words(bare, method, path, status, message):
+    _, client, token, _ = bare
+    answer = client.request(method, path, headers=token)
+    assert (answer.status_code, answer.json()) == (status, {"error": message})
+
+
+def test_the_server_s_lifespan_passes_through_the_guard():
+    studio = Studio(None, {})  # lifespan messages carry no Host: the guard must not see them
+    sent = []
+    asyncio.run(build_app(studio)({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}},
+                                  _receiving([{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]),
+                                  _recording(sent)))
+    assert sent == [{"type": "lifespan.startup.complete"}, {"type": "lifespan.shutdown.complete"}]
+    with TestClient(build_app(studio)) as client:  # as uvicorn runs it: startup, requests, shutdown
+        assert client.get("/api/styles").status_code == 403
+
+
+@pytest.mark.parametrize("body", [b"", b"{", b"[1]", b'{"candidate": "x"}'], ids=["none", "not-json", "list", "object"])
+@pytest.mark.parametrize("action", ["undo", "redo"])
+def test_undo_and_redo_read_no_body(bare, tok, action, body):
+    studio, client, token, _ = bare
+    song = Song.open(CHORALE, "bach.mid", tok)
+    studio.songs[song.id] = song
+    answer = client.post(f"/api/songs/{song.id}/{action}", content=body, headers=token)
+    assert (answer.status_code, answer.json()) == (409, {"error": f"nothing to {action}"})
+
+
+def test_the_studio_keeps_the_songs_opened_last_and_closes_the_oldest(bare):
+    studio, _, _, _ = bare
+    opened = [studio.add_song(CHORALE, f"song{i}.mid") for i in range(MAX_SONGS + 2)]
+    assert list(studio.songs) == [song.id for song in opened[2:]] and len(studio.songs) == MAX_SONGS
+    assert studio.songs[opened[-1].id] is opened[-1]  # the song just opened is always kept
