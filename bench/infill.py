@@ -8,7 +8,13 @@ One row per model, engine and thread count: prompt ingestion (tokens/s over a 2,
 (tokens/s, all streams together, at batch 1 and 8), and a whole infill: 8 candidates of 4 bars (about 4 x 40
 tokens each) after the cached 2,000-token prompt (a cold prompt adds its ingestion, the first column).
 Engines: torch, ggml-f32, ggml-f16 (the GGML ones need llama-cpp-python: pip install '.[ggml]').
-``--threads N`` gives the whole process N threads: torch's and llama.cpp's, for prompts and decoding.
+``--threads N``: the PyTorch engine's threads, or llama.cpp's on GGML, whose sampler then runs on one torch
+thread (torch and llama.cpp share one OpenMP runtime, and a second torch thread spinning beside llama.cpp's
+made decoding 4-8x slower on a busy machine: docs/inference.md, "Why prompt reading speed varies"). The GGML
+engine runs its threads beyond the first only on CPUs that other programs leave free (the row says
+"2, ran 1" when it chose fewer); ``--pinned`` adds a row that always runs them all (the engine before it
+looked). Each row ends with the 1-minute load average when it started (/proc/loadavg): on a shared
+machine that, more than the engine, decides what a second thread is worth.
 Run it once more while another program keeps a core busy (``yes > /dev/null &``) to see what a
 second thread costs when the machine is not yours alone (``--write-doc docs/inference.md --block busy``).
 """
@@ -29,6 +35,7 @@ from midi_rwkv.inference.sampler import SamplerConfig
 from midi_rwkv.model import PRESETS, RWKV7, init_weights
 
 import docblock  # bench/docblock.py, beside this file
+from machine import cpu_name  # bench/machine.py, beside this file
 
 TINY_GGML_HEAD = 32  # llama.cpp's CPU WKV7 kernel needs heads of 32 or more (see ggml/engine.py)
 
@@ -45,9 +52,9 @@ class FixedLength(Constraint):
         return [token]
 
 
-def make_engine(engine: str, model: RWKV7, threads: int, folder: Path):
-    """A fresh engine (no cached prompt) for ``engine``."""
-    torch.set_num_threads(threads)  # the sampler's too
+def make_engine(engine: str, model: RWKV7, threads: int, folder: Path, pinned: bool = False):
+    """A fresh engine (no cached prompt) for ``engine`` (``pinned``: GGML always runs all its threads)."""
+    torch.set_num_threads(threads if engine == "torch" else 1)  # the sampler's (see the module's doc)
     if engine == "torch":
         return model
     from midi_rwkv.inference.ggml.engine import GGMLEngine
@@ -57,17 +64,28 @@ def make_engine(engine: str, model: RWKV7, threads: int, folder: Path):
     path = folder / f"model.{dtype}.gguf"
     if not path.exists():
         export_gguf(model, path, dtype)
-    return GGMLEngine(path, threads=threads)
+    return GGMLEngine(path, threads=threads, share_cores=not pinned)
+
+
+def load_average() -> float | None:
+    """The 1-minute load average (None where the system has none)."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
 
 
 ENGINES = {"torch": "PyTorch", "ggml-f32": "GGML f32", "ggml-f16": "GGML f16"}
-COLUMNS = ("prompt tokens/s", "decode batch 1 tokens/s", "decode batch 8 tokens/s", "8 x 4 bars, cached prompt")
+COLUMNS = ("prompt tokens/s", "decode batch 1 tokens/s", "decode batch 8 tokens/s", "8 x 4 bars, cached prompt",
+           "load average")
 
 
 def bench(
-    preset: str, vocab: int | None, prompt_len: int, section: int, engine: str, threads: int, folder: Path
+    preset: str, vocab: int | None, prompt_len: int, section: int, engine: str, threads: int, folder: Path,
+    pinned: bool = False,
 ) -> dict:
-    """One row: the model's label, the engine's, and the four measures of COLUMNS (rates and seconds)."""
+    """One row: the model's label, the engine's, the four measures of COLUMNS (rates and seconds) and the load
+    average when it started."""
     config = PRESETS[preset](vocab_size=vocab) if vocab else PRESETS[preset]()
     if preset == "tiny" and engine != "torch":
         config = replace(config, head_size=TINY_GGML_HEAD)
@@ -75,8 +93,10 @@ def bench(
     prompt = torch.randint(0, config.vocab_size, (prompt_len,), generator=torch.Generator().manual_seed(0)).tolist()
     sampler = SamplerConfig()
     row = {"model": f"{preset} ({config.n_layer} x {config.n_embd}, head {config.head_size}, "
-                    f"vocab {config.vocab_size:,})", "engine": f"{ENGINES[engine]}, {threads}"}
-    generator = Generator(make_engine(engine, model, threads, folder))
+                    f"vocab {config.vocab_size:,})", "engine": f"{ENGINES[engine]}, {threads}" + " pinned" * pinned,
+           COLUMNS[4]: load_average()}
+    runner = make_engine(engine, model, threads, folder, pinned)
+    generator = Generator(runner)
     t0 = time.perf_counter()
     generator.prefill(prompt)
     row[COLUMNS[0]] = prompt_len / (time.perf_counter() - t0)
@@ -88,6 +108,9 @@ def bench(
     t0 = time.perf_counter()
     generator.generate(prompt, [FixedLength(section) for _ in range(8)], sampler, seed=0)
     row[COLUMNS[3]] = time.perf_counter() - t0
+    used = sorted(getattr(runner, "threads_used", {threads}))
+    if used != [threads]:
+        row["engine"] += ", ran " + " or ".join(map(str, used))
     return row
 
 
@@ -96,7 +119,9 @@ def table(rows: list[dict]) -> str:
     lines = ["| model | engine, threads | " + " | ".join(COLUMNS) + " |", "|---|---|" + "---:|" * len(COLUMNS)]
     for i, row in enumerate(rows):
         model = row["model"] if i == 0 or rows[i - 1]["model"] != row["model"] else ""
-        cells = [f"{row[c]:,.0f}" for c in COLUMNS[:3]] + [f"{row[COLUMNS[3]]:.2f} s"]
+        load = row[COLUMNS[4]]
+        cells = [f"{row[c]:,.0f}" for c in COLUMNS[:3]] + [f"{row[COLUMNS[3]]:.2f} s",
+                                                          "?" if load is None else f"{load:.2f}"]
         lines.append((f"| {model} |" if model else "| |") + f" {row['engine']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -115,6 +140,8 @@ def main() -> None:
     parser.add_argument("--prompt", type=int, default=2000, help="prompt tokens (default 2000)")
     parser.add_argument("--section", type=int, default=160, help="tokens per candidate (default 160 = 4 bars x 40)")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="thread counts to try (default: 1 2)")
+    parser.add_argument("--pinned", action="store_true",
+                        help="add GGML rows that run all their threads however busy the CPUs are")
     docblock.add_arguments(parser)
     args = parser.parse_args()
     rows = []
@@ -125,8 +152,11 @@ def main() -> None:
                     folder = Path(tmp) / preset
                     folder.mkdir(exist_ok=True)
                     rows.append(bench(preset, args.vocab, args.prompt, args.section, engine, threads, folder))
+                    if args.pinned and threads > 1 and engine != "torch":
+                        rows.append(bench(preset, args.vocab, args.prompt, args.section, engine, threads, folder,
+                                          pinned=True))
     text = (f"Random weights, a {args.prompt:,}-token prompt, 8 candidates x {args.section} tokens, "
-            f"{os.cpu_count()} CPU cores:\n\n{table(rows)}")
+            f"{cpu_name()}, load average at each row's start (1 minute):\n\n{table(rows)}")
     print(text)
     docblock.write_from_args(args, "bench/infill.py", text)
 

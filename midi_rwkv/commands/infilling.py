@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 
 from midi_rwkv.commands.fills import FILL_HELP, fills_from_args, fills_label
 from midi_rwkv.commands.options import add_settings, given_settings, settings_from_args
-from midi_rwkv.inference.generator import TorchEngine
 from midi_rwkv.inference.ggml.gguf import DTYPES
 from midi_rwkv.inference.infiller import Infiller
 from midi_rwkv.inference.options import InfillOptions
@@ -50,8 +48,6 @@ def run_infill(args) -> int:
     request = InfillRequest(fills_from_args(args), settings_from_args(InfillOptions, args, **overrides), sampler)
     options = request.options
     infiller = Infiller.open(options, args.model, args.tokenizer, args.state, args.lora)
-    if options.threads or not isinstance(infiller.generator.engine, TorchEngine):
-        torch.set_num_threads(options.threads or 1)  # the sampler's (and the PyTorch engine's) threads
     print(f"engine: {infiller.generator.engine.name}")
     out = Path(args.output)
     source = Path(args.midi)

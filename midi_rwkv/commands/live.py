@@ -77,7 +77,6 @@ def _midi_port(host, name: str | None | bool):
 
 
 def run_live(args) -> int:
-    import torch
 
     from midi_rwkv.inference.infiller import Infiller
     from midi_rwkv.inference.options import InfillOptions
@@ -94,7 +93,6 @@ def run_live(args) -> int:
     options, song, parts = settings_from_args(LiveOptions, args), _song(args.midi), _parts(args)
     player = args.player if args.player is not None else NewTrack(args.player_program, name="Player")
     infiller = Infiller.open(InfillOptions(engine=args.engine, threads=args.threads), args.model)
-    torch.set_num_threads(args.threads or 1)
 
     def make_engine(controls: LiveControls | None) -> LiveEngine:
         return LiveEngine(infiller, song, parts, player, options, controls)

@@ -70,6 +70,13 @@ class TorchEngine:
         return TorchStreams(self.model, state.select([0] * k))
 
 
+def sampler_threads(engine: Engine, threads: int | None) -> int | None:
+    """Torch threads for a request on ``engine``: the PyTorch engine's own (None: PyTorch's default); on any other
+    engine only the sampler's, one. llama.cpp has threads of its own, and a second torch thread spin-waiting beside
+    them on a shared core slows decoding several times (docs/inference.md, "Why prompt reading speed varies")."""
+    return threads if isinstance(engine, TorchEngine) else 1
+
+
 class TorchStreams:
     def __init__(self, model: RWKV7, state: RWKVState):
         self.model, self.state = model, state

@@ -6,6 +6,7 @@ import copy
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import torch
 from symusic import Score, Track
 
 from midi_rwkv.errors import ControlError, MidiRwkvError
@@ -20,7 +21,7 @@ from midi_rwkv.inference.form import (
     no_plan,
     plan_form,
 )
-from midi_rwkv.inference.generator import Generator, Generation
+from midi_rwkv.inference.generator import Generation, Generator, sampler_threads
 from midi_rwkv.inference.ggml import ENGINES, choose_engine, ggml_engine
 from midi_rwkv.inference.sampler import TRACK_SAMPLER, SamplerConfig
 from midi_rwkv.inference.ggml.gguf import read_layout
@@ -190,9 +191,15 @@ class Infiller:
              tokenizer_path: str | Path | None = None, state: str | Path | None = None,
              lora: str | Path | None = None, layout: str | None = None) -> Infiller:
         """The model (default: the shipped one) on the engine and with the settings ``options`` ask for: the one
-        place a model is opened for a request (the command line, the studio and the evaluation)."""
-        return cls.load(model_path, tokenizer_path, state, lora, options.engine, options.threads or 1,
-                        options.keep_register, layout, options.strict_density, options.structure)
+        place a model is opened for a request (the command line, the studio and the evaluation). It also sets the
+        process's torch threads: ``options.threads`` on the PyTorch engine, one (the sampler's) on GGML
+        (:func:`~midi_rwkv.inference.generator.sampler_threads`)."""
+        infiller = cls.load(model_path, tokenizer_path, state, lora, options.engine, options.threads or 1,
+                            options.keep_register, layout, options.strict_density, options.structure)
+        threads = sampler_threads(infiller.generator.engine, options.threads)
+        if threads:
+            torch.set_num_threads(threads)
+        return infiller
 
     def configured(self, options: InfillOptions) -> Infiller:
         """This infiller (the same model, loaded once) with the register, density and structure settings of

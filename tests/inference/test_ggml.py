@@ -212,12 +212,13 @@ def test_infill_command_on_the_ggml_engine(tmp_path, model, tok, capsys, monkeyp
     assert main(argv) == 0
     assert "engine: GGML (llama.cpp, f32, 1 thread)" in capsys.readouterr().out
     assert len(list((tmp_path / "cache").glob("*.f32.gguf"))) == 1  # exported once, then cached
-    # the same candidates as the PyTorch engine (greedy, so float noise cannot change a draw)
+    # the same candidates as the PyTorch engine: greedy, so float noise cannot change a draw, and seeded, because
+    # following the form mixes in the source's tokens by coin flips (with probability w, 0.66 in this span's bars)
     want = Infiller(Generator(model), tok).infill(
-        tok.prepare(CHORALE), 1, (2, 4), ControlRequest(), 1, GREEDY, max_tokens=300
+        tok.prepare(CHORALE), 1, (2, 4), ControlRequest(), 1, GREEDY, max_tokens=300, seed=0
     )
     got = Infiller.load(path, engine="ggml-f32").infill(
-        tok.prepare(CHORALE), 1, (2, 4), ControlRequest(), 1, GREEDY, max_tokens=300
+        tok.prepare(CHORALE), 1, (2, 4), ControlRequest(), 1, GREEDY, max_tokens=300, seed=0
     )
     assert got[0].generation.ids == want[0].generation.ids
     assert note_tuples(got[0].score.tracks[1]) == note_tuples(want[0].score.tracks[1])
@@ -287,3 +288,23 @@ def test_the_gguf_cache_records_the_models_layout(tmp_path, model, tok, monkeypa
     Infiller.load(path, engine="ggml-f32")
     (cached,) = (tmp_path / "cache").glob("*.gguf")
     assert cached.name.endswith(".target-last.f32.gguf") and read_layout(cached) == "target-last"
+
+
+@needs_llama
+def test_opening_a_model_sets_torch_threads_for_its_engine(model, tok, tmp_path, monkeypatch):
+    from midi_rwkv.inference.options import InfillOptions
+
+    monkeypatch.setattr(ggml, "gguf_cache", lambda: tmp_path / "cache")
+    path = save_checkpoint(model, tmp_path / "m.pth")
+    tok.save(tmp_path / "tokenizer.json")
+    before = torch.get_num_threads()
+    try:
+        Infiller.open(InfillOptions(engine="ggml-f32", threads=2), path)
+        assert torch.get_num_threads() == 1  # llama.cpp has its own two; the sampler one (no spinning beside them)
+        Infiller.open(InfillOptions(engine="torch", threads=2), path)
+        assert torch.get_num_threads() == 2
+        torch.set_num_threads(3)
+        Infiller.open(InfillOptions(engine="torch"), path)
+        assert torch.get_num_threads() == 3  # no threads asked: PyTorch's own choice stays
+    finally:
+        torch.set_num_threads(before)

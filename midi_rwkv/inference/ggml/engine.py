@@ -6,6 +6,13 @@ prompt cache stores. Forking restores those bytes into sequence 0 and copies it 
 1..K-1 (llama.cpp copies a shared state on the first write), and each step decodes one batch
 with one token for every stream still running. The generator's own sampler and control injection
 run on the logits, exactly as with the PyTorch engine.
+
+Threads: llama.cpp's threads meet at a barrier after every operation of the graph (hundreds per call) and
+spin while they wait. When another program holds one of the cores, the thread that shares it is descheduled
+for whole time slices and its partner spins through them, so two threads read a prompt several times slower
+than one (docs/inference.md, "Why prompt reading speed varies"). The engine therefore runs more than one
+thread only on CPUs that other programs leave free (:class:`FreeCores`), deciding afresh for every prompt and
+every set of candidates.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import torch
 from torch import Tensor
 
 from midi_rwkv.errors import MidiRwkvError
+from midi_rwkv.inference.cores import free_cores
 from midi_rwkv.inference.ggml import state_blob
 from midi_rwkv.inference.ggml.gguf import read_config
 from midi_rwkv.model import RWKVState
@@ -74,12 +82,16 @@ def simd_block(llama_cpp) -> int:
 class GGMLEngine:
     """A GGUF file from :func:`~midi_rwkv.inference.ggml.gguf.export_gguf`, on the CPU.
 
-    ``threads``: llama.cpp's threads (``threads_batch``, default the same, for batches of more than
-    one token: prompts, and decoding several candidates). bench/infill.py measures 1 and 2.
+    ``threads``: at most this many llama.cpp threads (``threads_batch``, default the same, for batches of
+    more than one token: prompts, and decoding several candidates). With ``share_cores`` (the default) each
+    prompt and each set of candidates runs on no more threads than :class:`FreeCores` finds CPUs free, so a
+    busy core costs a second thread nothing; ``share_cores=False`` always runs them all (as before).
+    ``threads_used``: the thread counts for batches that it chose. bench/infill.py measures 1 and 2.
     """
 
     def __init__(self, path: str | Path, threads: int = 1, threads_batch: int | None = None,
-                 initial_state: RWKVState | None = None, batch: int = 512):
+                 initial_state: RWKVState | None = None, batch: int = 512, share_cores: bool = True):
+        self.meter = free_cores() if share_cores and max(threads, threads_batch or threads) > 1 else None
         self.llama = require_llama()
         _quiet(self.llama)
         self.path = Path(path)
@@ -90,6 +102,8 @@ class GGMLEngine:
             raise MidiRwkvError(f"llama.cpp's CPU WKV7 kernel on this machine reads heads in blocks of {block} floats; "
                                 f"this model's heads have {self.config.head_size} (use the PyTorch engine)")
         self.threads, self.threads_batch = threads, threads_batch or threads
+        self.running = (self.threads, self.threads_batch)  # what llama.cpp runs now (see _share_cores)
+        self.threads_used: set[int] = set()
         self.batch = batch
         params = self.llama.llama_model_default_params()
         params.n_gpu_layers = 0
@@ -111,7 +125,7 @@ class GGMLEngine:
         params.n_ctx = self.batch * 4
         params.n_batch = params.n_ubatch = self.batch
         params.n_seq_max = n_seq
-        params.n_threads, params.n_threads_batch = self.threads, self.threads_batch
+        params.n_threads, params.n_threads_batch = self.running
         params.no_perf = True
         self.ctx = self.llama.llama_init_from_model(self.model, params)
         if not self.ctx:
@@ -138,6 +152,16 @@ class GGMLEngine:
             self.close()
 
     # ---- llama.cpp calls -------------------------------------------------------------
+
+    def _share_cores(self) -> None:
+        """Run on no more threads than there are CPUs other programs leave free (when share_cores)."""
+        free = self.meter.count() if self.meter is not None else None
+        running = (self.threads, self.threads_batch) if free is None else \
+            (min(self.threads, free), min(self.threads_batch, free))
+        if running != self.running:
+            self.running = running
+            self.llama.llama_set_n_threads(self.ctx, *running)
+        self.threads_used.add(running[1])
 
     def decode(self, seqs: list[int], tokens: list[int], positions: list[int], logits_for: list[bool]) -> None:
         b = self._batch
@@ -173,6 +197,7 @@ class GGMLEngine:
     # ---- the Engine interface ----------------------------------------------------------
 
     def prefill(self, tokens: list[int], state: GGMLState | None) -> tuple[Tensor, GGMLState]:
+        self._share_cores()
         pos = self.restore(state)
         for start in range(0, len(tokens), self.batch):
             chunk = tokens[start : start + self.batch]
@@ -183,6 +208,7 @@ class GGMLEngine:
 
     def fork(self, state: GGMLState, k: int) -> GGMLStreams:
         self._context(k)
+        self._share_cores()
         pos = self.restore(state)
         for s in range(1, k):
             self.llama.llama_memory_seq_cp(self.memory, 0, s, -1, -1)
