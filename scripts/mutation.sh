@@ -28,12 +28,16 @@ tests_of() {
     case $1 in
         midi_rwkv/inference/constraints.py)
             echo tests/inference/test_constraints_mutants.py tests/inference/test_inference.py tests/inference/test_fills.py ;;
-        midi_rwkv/inference/infiller.py) echo tests/inference/test_inference.py tests/inference/test_fills.py ;;
+        midi_rwkv/inference/infiller.py)
+            echo tests/inference/test_infiller_mutants.py tests/inference/test_inference.py tests/inference/test_fills.py \
+                tests/inference/test_structure_fill.py tests/inference/test_request.py tests/inference/test_ggml.py \
+                tests/peft/test_peft.py ;;
         midi_rwkv/studio/server.py) echo tests/studio/test_server_mutants.py tests/studio/test_server.py ;;
         midi_rwkv/studio/session.py)
             echo tests/studio/test_session_mutants.py tests/studio/test_session.py tests/studio/test_server.py ;;
         midi_rwkv/metrics/systems.py) echo tests/metrics/test_systems_mutants.py tests/metrics/test_evaluate.py ;;
-        midi_rwkv/metrics/evaluate.py) echo tests/metrics/test_evaluate.py ;;
+        midi_rwkv/metrics/evaluate.py)
+            echo tests/metrics/test_evaluate_mutants.py tests/metrics/test_evaluate.py tests/metrics/test_structure_copy.py ;;
         midi_rwkv/data/compile.py) echo tests/data/test_compile_mutants.py tests/data/test_compiled.py ;;
         midi_rwkv/tokenizer/merge.py) echo tests/tokenizer/test_merge.py ;;
         midi_rwkv/tokenizer/controls.py)
