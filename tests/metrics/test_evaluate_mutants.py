@@ -1,0 +1,193 @@
+"""Small tests of the evaluation pipeline's parts (issue 34: the surviving mutants of ``metrics/evaluate.py``).
+
+No model: an evaluation of the reference rows alone needs only a tokenizer file, and each test calls the one method
+that shows the behaviour on a small piece built in code.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+
+import pytest
+
+from midi_rwkv.errors import MidiRwkvError
+from midi_rwkv.metrics import evaluate as evaluate_module
+from midi_rwkv.metrics.evaluate import EvalConfig, Evaluation
+from midi_rwkv.metrics.prompts import Prompt
+from midi_rwkv.structure import SongStructure
+from midi_rwkv.tokenizer import BarControls
+from midi_rwkv.tokenizer.controls import TrackControls
+from tests.conftest import TPQ, make_score
+from tests.structure.test_structure import song
+
+
+@pytest.fixture(scope="module")
+def tokenizer_file(tmp_path_factory, tok):
+    path = tmp_path_factory.mktemp("tokenizer") / "tokenizer.json"
+    tok.save(path)
+    return path
+
+
+def _evaluation(tmp_path, tokenizer_file, **settings) -> Evaluation:
+    """An evaluation of the reference rows alone (no model system): only its tokenizer is loaded."""
+    config = EvalConfig(out=str(tmp_path / "report"), system=[], tokenizer=str(tokenizer_file), **settings)
+    return Evaluation(config, progress=False)
+
+
+def _prompt(track: int, start: int, end: int) -> Prompt:
+    return Prompt("p0", "folder:none", "piece", track, start, end)
+
+
+# ---- _same_system -------------------------------------------------------------------------------------------------
+
+
+SAMPLER = {"temperature": 1.0, "top_p": 0.95}
+
+
+def test_a_stored_key_the_current_identity_lacks_is_not_compared(tmp_path, tokenizer_file):
+    ev = _evaluation(tmp_path, tokenizer_file)
+    ev._same_system("m", {"retired_setting": 3, "n": 1}, {"n": 1})  # an older record's key: no KeyError, no refusal
+    with pytest.raises(MidiRwkvError, match="system 'm' was generated with n 1, and is now 2"):
+        ev._same_system("m", {"retired_setting": 3, "n": 1}, {"n": 2})  # the keys after it are still compared
+
+
+def test_an_unresolved_stored_sampler_is_not_compared_but_the_keys_after_it_are(tmp_path, tokenizer_file):
+    ev = _evaluation(tmp_path, tokenizer_file)
+    ev._same_system("m", {"sampler": None, "n": 1}, {"sampler": SAMPLER, "n": 1})
+    with pytest.raises(MidiRwkvError, match="system 'm' was generated with n 1, and is now 2"):
+        ev._same_system("m", {"sampler": None, "n": 1}, {"sampler": SAMPLER, "n": 2})
+    with pytest.raises(MidiRwkvError, match="was generated with sampler"):  # a stored sampler is compared
+        ev._same_system("m", {"sampler": SAMPLER}, {"sampler": SAMPLER | {"temperature": 0.5}})
+    with pytest.raises(MidiRwkvError, match="was generated with lora None"):  # only the sampler's None is spared
+        ev._same_system("m", {"lora": None}, {"lora": "a.pth"})
+
+
+def test_file_hashes_are_compared_only_for_the_files_both_records_name(tmp_path, tokenizer_file):
+    ev = _evaluation(tmp_path, tokenizer_file)
+    ev._same_system("m", {"sha256": {"model": "aaa"}}, {"sha256": {"model": "aaa", "tokenizer": "bbb"}})
+    ev._same_system("m", {"sha256": {"model": "aaa", "state": "ccc"}}, {"sha256": {"model": "aaa"}})
+    with pytest.raises(MidiRwkvError, match="was generated with sha256"):
+        ev._same_system("m", {"sha256": {"model": "aaa", "state": "ccc"}}, {"sha256": {"model": "ddd"}})
+
+
+def test_a_changed_system_is_refused_with_what_to_do(tmp_path, tokenizer_file):
+    ev = _evaluation(tmp_path, tokenizer_file)
+    with pytest.raises(MidiRwkvError) as refused:
+        ev._same_system("m", {"n": 1}, {"n": 2})
+    assert str(refused.value) == (
+        f"{ev.out}: system 'm' was generated with n 1, and is now 2: give it another name, or another --out"
+    )
+
+
+# ---- _reference in track mode ---------------------------------------------------------------------------------------
+
+
+def _two_tracks():
+    """4/4, 4 bars: a quarter-note melody (track 0) and a whole-note bass (track 1)."""
+    bar = 4 * TPQ
+    melody = [(b * bar + k * TPQ, TPQ, 60 + k, 80) for b in range(4) for k in range(4)]
+    bass = [(b * bar, bar, 40, 70) for b in range(4)]
+    return make_score([(0, 4, 4)], [(0, False, melody), (32, False, bass)])
+
+
+def test_a_track_mode_reference_records_track_controls_and_silence_reads_as_no_notes(tmp_path, tokenizer_file, tok):
+    ev = _evaluation(tmp_path, tokenizer_file, mode="track")
+    piece = tok.prepare(_two_tracks(), "two")
+    prompt = _prompt(0, 0, piece.num_bars)
+    record = ev._reference("silence", piece, prompt, (0, piece.num_bars))
+    expected = tok.track_controls_of(piece, piece.name, 0)
+    assert isinstance(expected, TrackControls) and expected.density[1] > 0
+    assert record["requested"] == [asdict(expected)]  # one set of track controls, not one per bar
+    assert record["realised"] == [asdict(TrackControls((0, 0), 0.0))]  # the emptied track: no notes, no repetition
+    assert not record["score"].tracks[0].notes and record["stopped"] == "done"
+
+
+def _drum_fill():
+    """4/4, 4 bars: a quarter-note melody (track 0) and drums (track 1) that play only in bars 1-2."""
+    bar = 4 * TPQ
+    melody = [(b * bar + k * TPQ, TPQ, 60 + k, 80) for b in range(4) for k in range(4)]
+    drums = [(b * bar + k * TPQ // 2, TPQ // 4, 36 if k % 2 == 0 else 38, 100) for b in (1, 2) for k in range(8)]
+    return make_score([(0, 4, 4)], [(0, False, melody), (0, True, drums)])
+
+
+def test_a_reference_row_records_its_bar_controls_and_no_generation_cost(tmp_path, tokenizer_file, tok):
+    ev = _evaluation(tmp_path, tokenizer_file)
+    piece = tok.prepare(_drum_fill(), "drums")
+    record = ev._reference("silence", piece, _prompt(1, 1, 3), (1, 3))  # silence empties the whole drum track
+    requested = tok.requested_controls(piece, 1, (1, 3))
+    assert len(requested) == 2 and all(c.density > 0 for c in requested)
+    assert not record.pop("score").tracks[1].notes
+    assert record == {
+        "requested": [asdict(c) for c in requested],
+        "realised": [asdict(BarControls(0))] * 2,  # one empty drum bar per bar asked for: a density, nothing else
+        "seconds": 0.0,
+        "tokens": 0,
+        "stopped": "done",
+        "notes_added": 0,
+    }
+
+
+# ---- _form ----------------------------------------------------------------------------------------------------------
+
+
+def _abab(tok):
+    """ABAB in 4-bar sections with a melody that follows the form: bars 8-11 repeat bars 0-3 exactly."""
+    return tok.prepare(song("ABAB", melody_repeats=True), "abab")
+
+
+def test_the_form_of_a_repeated_span_is_its_best_source_s_match(tmp_path, tokenizer_file, tok):
+    ev = _evaluation(tmp_path, tokenizer_file)
+    piece = _abab(tok)
+    prompt = _prompt(0, 8, 12)
+    best = SongStructure.of_piece(piece).sources(0, (8, 12), k=None)[0]
+    assert best.match == pytest.approx(1.0)
+    assert ev._form(piece, prompt) == {"source_match": best.match, "has_repeat": 1.0}
+
+
+def test_a_span_with_no_source_window_has_no_repeat(tmp_path, tokenizer_file, tok):
+    ev = _evaluation(tmp_path, tokenizer_file)
+    bar = 4 * TPQ
+    solo = tok.prepare(make_score([(0, 4, 4)], [(0, False, [(b * bar, TPQ, 60 + b, 80) for b in range(4)])]), "solo")
+    assert SongStructure.of_piece(solo).sources(0, (0, 2)) == []  # one track: nothing to match on
+    assert ev._form(solo, _prompt(0, 0, 2)) == {"source_match": 0.0, "has_repeat": 0.0}
+
+
+def test_a_match_equal_to_the_threshold_counts_as_a_repeat(tmp_path, tokenizer_file, tok, monkeypatch):
+    ev = _evaluation(tmp_path, tokenizer_file)
+    piece = _abab(tok)
+    match = ev._form(piece, _prompt(0, 8, 12))["source_match"]
+    monkeypatch.setattr(evaluate_module, "REPEAT_THRESHOLD", match)  # as structure.has_repeat: at least the threshold
+    assert ev._form(piece, _prompt(0, 8, 12))["has_repeat"] == 1.0
+    monkeypatch.setattr(evaluate_module, "REPEAT_THRESHOLD", match + 1e-9)
+    assert ev._form(piece, _prompt(0, 8, 12))["has_repeat"] == 0.0
+
+
+# ---- the controls a record stores -----------------------------------------------------------------------------------
+
+
+def test_stored_controls_read_back_as_they_were_written():
+    from midi_rwkv.metrics.evaluate import _controls_from_json, _controls_to_json
+
+    durations = (True, False, True, False, True)
+    bars = [
+        BarControls(5, (1, 3), durations),
+        BarControls(0, None, (False,) * len(durations)),  # an empty bar: no polyphony, durations all off
+        BarControls(7),  # a drum bar: a density alone
+    ]
+    tracks = [TrackControls((2, 6), 0.5, (1, 2), durations), TrackControls((0, 0), 0.0)]
+    for controls in (bars, tracks):
+        stored = json.loads(json.dumps(_controls_to_json(controls)))  # as the record's JSON holds them: lists
+        assert _controls_from_json(stored) == controls
+
+
+# ---- progress --------------------------------------------------------------------------------------------------------
+
+
+def test_measuring_shows_its_progress_only_when_asked(tmp_path, tokenizer_file, capsys):
+    config = EvalConfig(out=str(tmp_path / "report"), system=[], tokenizer=str(tokenizer_file))
+    assert Evaluation(config, progress=True).measure([]) == []
+    shown = capsys.readouterr().err
+    assert "measuring: " in shown and "prompt/s" in shown  # tqdm's bar, labelled and counted in prompts
+    assert Evaluation(config, progress=False).measure([]) == []
+    assert capsys.readouterr().err == ""
