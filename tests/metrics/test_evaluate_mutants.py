@@ -191,3 +191,40 @@ def test_measuring_shows_its_progress_only_when_asked(tmp_path, tokenizer_file, 
     assert "measuring: " in shown and "prompt/s" in shown  # tqdm's bar, labelled and counted in prompts
     assert Evaluation(config, progress=False).measure([]) == []
     assert capsys.readouterr().err == ""
+
+
+# ---- measure ---------------------------------------------------------------------------------------------------------
+
+
+def _measured(tmp_path, tokenizer_file, tok, **settings):
+    """The rows measure() writes for the reference systems on ABAB's melody, bars 8-11 (a repeat of bars 0-3)."""
+    ev = _evaluation(tmp_path, tokenizer_file, **settings)
+    prompt = _prompt(0, 8, 12)
+    ev._pieces[prompt.id] = _abab(tok)  # the piece as the corpus would give it
+    ev.generate([prompt])
+    rows = ev.measure([prompt])
+    out: dict[str, dict[str, float]] = {}
+    for row in rows:
+        assert row["prompt"] == prompt.id
+        out.setdefault(row["system"], {})[row["metric"]] = row["value"]
+    return out
+
+
+def test_measure_writes_the_form_copy_rate_and_bar_controls_of_each_bar_infill(tmp_path, tokenizer_file, tok):
+    rows = _measured(tmp_path, tokenizer_file, tok)
+    original, silence = rows["original"], rows["silence"]
+    assert original["source_match"] == pytest.approx(1.0) and original["has_repeat"] == 1.0
+    assert silence["source_match"] == original["source_match"]  # the span's form: the same for every system
+    assert original["copy_rate"] == 1.0  # the original bars repeat bars 0-3 note for note
+    assert original["content_preservation"] == pytest.approx(1.0) and original["density_error"] == 0
+    assert [original[f"density_delta_bar_{i}"] for i in range(4)] == [0, 0, 0, 0]
+    assert all(silence[f"density_delta_bar_{i}"] < 0 for i in range(4))  # every bar asked for notes, got none
+    assert original["seconds"] == 0.0 and "control_error" not in original
+
+
+def test_measure_writes_one_control_error_and_no_form_for_a_whole_track(tmp_path, tokenizer_file, tok):
+    rows = _measured(tmp_path, tokenizer_file, tok, mode="track")
+    original, silence = rows["original"], rows["silence"]
+    assert original["control_error"] == 0 and silence["control_error"] > 0
+    for kept_out in ("source_match", "has_repeat", "copy_rate", "density_delta_bar_0", "density_error"):
+        assert kept_out not in original
