@@ -228,3 +228,14 @@ def test_measure_writes_one_control_error_and_no_form_for_a_whole_track(tmp_path
     assert original["control_error"] == 0 and silence["control_error"] > 0
     for kept_out in ("source_match", "has_repeat", "copy_rate", "density_delta_bar_0", "density_error"):
         assert kept_out not in original
+
+
+def test_a_system_without_a_generation_is_passed_over_and_the_next_ones_measured(tmp_path, tokenizer_file, tok):
+    ev = _evaluation(tmp_path, tokenizer_file)
+    prompt = _prompt(0, 8, 12)
+    ev._pieces[prompt.id] = _abab(tok)
+    ev.generate([prompt])
+    first = ev.systems[0]
+    ev._paths(first, prompt)[1].unlink()  # its record gone, as when a run was stopped before writing it
+    measured = {row["system"] for row in ev.measure([prompt])}
+    assert first.name not in measured and measured == {s.name for s in ev.systems[1:]}
