@@ -81,12 +81,14 @@ if [[ "$PREPARE" == 1 ]]; then
     pydantic-core==2.41.5 annotated-types==0.7.0 typing-inspection==0.4.2
   # DeepSpeed is an sdist on PyPI: build its pure-Python wheel here (ops compile on first use, there)
   DS_BUILD_OPS=0 "$PYTHON" -m pip wheel -q --no-deps --no-build-isolation -w "$CARRY/whl" deepspeed==0.18.2
-  if [[ -d runs/compiled && ! -d "$CARRY_CORPUS" ]]; then
-    banner "prepare: runs/compiled's sources without pitch shifts -> $CARRY_CORPUS"
-    specs=$("$PYTHON" -c "import json, pathlib; print(' '.join(json.loads(m.read_text())['spec']
-      for m in sorted(pathlib.Path('runs/compiled').glob('[!.]*/meta.json'))))")  # any format: only the sources
+  # the lineage's corpus: since step 6,000 the compiled corpus without its synthetic drum mix (MODEL_CARD.md)
+  SOURCE_CORPUS=${SOURCE_CORPUS:-$([[ -d runs/compiled-nomix ]] && echo runs/compiled-nomix || echo runs/compiled)}
+  if [[ -d $SOURCE_CORPUS && ! -d "$CARRY_CORPUS" ]]; then
+    banner "prepare: $SOURCE_CORPUS's sources without pitch shifts -> $CARRY_CORPUS"
+    specs=$("$PYTHON" -c "import json, pathlib, sys; print(' '.join(json.loads(m.read_text())['spec']
+      for m in sorted(pathlib.Path(sys.argv[1]).glob('[!.]*/meta.json'))))" "$SOURCE_CORPUS")  # only the sources
     # shellcheck disable=SC2086
-    midi-rwkv compile-corpus $specs --tokenizer runs/compiled/"$(ls runs/compiled | head -n 1)"/tokenizer.json \
+    midi-rwkv compile-corpus $specs --tokenizer "$SOURCE_CORPUS/$(ls "$SOURCE_CORPUS" | head -n 1)/tokenizer.json" \
       --max-shift 0 --out "$CARRY_CORPUS" --quiet
   fi
   # the arrays compress about 9 times (78 MB -> 8.7 MB for all sources): they travel packed, inside CARRY
