@@ -20,10 +20,12 @@ from starlette.routing import Route
 from symusic import Score
 
 from midi_rwkv.errors import MidiRwkvError
+from midi_rwkv.inference.form import STRUCTURE_SETTINGS
 from midi_rwkv.inference.infiller import Infiller
 from midi_rwkv.inference.requests import NewTrack
 from midi_rwkv.live import LiveControls, LiveEngine, LiveNote, LiveOptions
 from midi_rwkv.live.host import LiveHost
+from midi_rwkv.live.options import MAX_QPM, MIN_QPM
 from midi_rwkv.studio.http import ok as _ok
 from midi_rwkv.studio.http import read_json as _json
 from midi_rwkv.studio.session import Song, StudioError, Version
@@ -31,7 +33,6 @@ from midi_rwkv.studio.session import Song, StudioError, Version
 MAX_PARTS = 4  # accompanying parts of one take (bench/live.py measures 1, 2 and 4)
 MAX_NOTES = 256  # notes in one played bar
 MAX_EVENTS = 2048  # events kept per take for the page to poll (the oldest are dropped)
-STRUCTURES = ("follow", "vary", "context", "off")
 
 
 class LockedEngine(LiveEngine):
@@ -68,6 +69,16 @@ def _pair(value, key: str, low: int, high: int) -> tuple[int, int] | None:
             and value[0] <= value[1]):
         raise StudioError(f"'{key}' must be [low, high] from {low} to {high}, or null")
     return value[0], value[1]
+
+
+def _structure(value) -> str:
+    if value not in STRUCTURE_SETTINGS:
+        raise StudioError(f"'structure' must be one of {', '.join(STRUCTURE_SETTINGS)}")
+    return value
+
+
+def _tempo(value) -> float:
+    return float(_number(value, "tempo", MIN_QPM, MAX_QPM, whole=False))
 
 
 def _metre(value) -> tuple[int, int]:
@@ -238,12 +249,10 @@ class Jams:
         if view["bars"] and first > 0:
             bar = view["bars"][first - 1]
             metre = (bar["numerator"], bar["denominator"])
-        tempo = _number(data.get("tempo", qpm), "tempo", 20, 400, whole=False)
+        tempo = _tempo(data.get("tempo", qpm))
         metre = _metre(data["metre"]) if "metre" in data else metre
-        structure = data.get("structure", LiveControls().structure)
-        if structure not in STRUCTURES:
-            raise StudioError(f"'structure' must be one of {', '.join(STRUCTURES)}")
-        controls = LiveControls(qpm=float(tempo), metre=metre, structure=structure)
+        structure = _structure(data.get("structure", LiveControls().structure))
+        controls = LiveControls(qpm=tempo, metre=metre, structure=structure)
         make_engine(controls)  # a metre the tokenizer cannot write is refused here, before anything stops
         for other in list(self.jams.values()):
             other.host.stop()
@@ -302,13 +311,11 @@ def jam_routes(studio) -> list[Route]:
         data = await _json(request)
         changes = {}
         if "tempo" in data:
-            changes["qpm"] = float(_number(data["tempo"], "tempo", 20, 400, whole=False))
+            changes["qpm"] = _tempo(data["tempo"])
         if "metre" in data:
             changes["metre"] = _metre(data["metre"])
         if "structure" in data:
-            if data["structure"] not in STRUCTURES:
-                raise StudioError(f"'structure' must be one of {', '.join(STRUCTURES)}")
-            changes["structure"] = data["structure"]
+            changes["structure"] = _structure(data["structure"])
         parts = data.get("parts", [])
         if not isinstance(parts, list) or len(parts) > 16 or not all(isinstance(p, dict) for p in parts):
             raise StudioError("'parts' must be a list of {\"track\": N, \"density\": ..., \"register\": ...}")
