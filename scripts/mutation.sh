@@ -29,7 +29,8 @@ tests_of() {
         midi_rwkv/inference/constraints.py)
             echo tests/inference/test_constraints_mutants.py tests/inference/test_inference.py tests/inference/test_fills.py ;;
         midi_rwkv/inference/infiller.py)
-            echo tests/inference/test_infiller_mutants.py tests/inference/test_inference.py tests/inference/test_fills.py \
+            echo tests/inference/test_infiller_mutants.py tests/inference/test_infiller_mutants_bars.py \
+                tests/inference/test_inference.py tests/inference/test_fills.py \
                 tests/inference/test_structure_fill.py tests/inference/test_request.py tests/inference/test_ggml.py \
                 tests/peft/test_peft.py ;;
         midi_rwkv/studio/server.py) echo tests/studio/test_server_mutants.py tests/studio/test_server.py ;;

@@ -10,7 +10,7 @@ from midi_rwkv.inference.generator import Generator, TorchEngine
 from midi_rwkv.inference.infiller import Infiller
 from midi_rwkv.inference.requests import BarFill, ControlRequest, NewTrack, TrackFill
 from midi_rwkv.model import save_checkpoint
-from tests.conftest import TPQ, make_score, note_tuples
+from tests.conftest import TPQ, note_tuples
 from tests.inference.test_inference import BarsAtOnce
 
 BAR = 4 * TPQ
@@ -19,16 +19,6 @@ BAR = 4 * TPQ
 @pytest.fixture(scope="module")
 def model(tiny_model):
     return tiny_model
-
-
-@pytest.fixture
-def quartet():
-    """8 bars of 4/4: melody, chords, bass and drums, as a band plays them."""
-    melody = [(b * BAR + k * TPQ, TPQ, 67 + (b + k) % 5, 90) for b in range(8) for k in range(4)]
-    chords = [(b * BAR, 2 * TPQ, p + (b % 2) * 2, 70) for b in range(8) for p in (60, 64, 67)]
-    bass = [(b * BAR + k * 2 * TPQ, 2 * TPQ, 36 + (b % 4), 80) for b in range(8) for k in range(2)]
-    drums = [(b * BAR + k * TPQ // 2, TPQ // 4, (36, 42, 38, 42)[k % 4], 100) for b in range(8) for k in range(8)]
-    return make_score([(0, 4, 4)], [(0, False, melody), (0, False, chords), (33, False, bass), (0, True, drums)])
 
 
 class OneNotePerBar:
