@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-
 from midi_rwkv.commands.fills import FILL_HELP, fills_from_args, fills_label
 from midi_rwkv.commands.options import add_settings, given_settings, settings_from_args
 from midi_rwkv.inference.ggml.gguf import DTYPES

@@ -77,7 +77,6 @@ def _midi_port(host, name: str | None | bool):
 
 
 def run_live(args) -> int:
-
     from midi_rwkv.inference.infiller import Infiller
     from midi_rwkv.inference.options import InfillOptions
     from midi_rwkv.inference.requests import NewTrack

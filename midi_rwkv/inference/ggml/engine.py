@@ -91,7 +91,6 @@ class GGMLEngine:
 
     def __init__(self, path: str | Path, threads: int = 1, threads_batch: int | None = None,
                  initial_state: RWKVState | None = None, batch: int = 512, share_cores: bool = True):
-        self.meter = free_cores() if share_cores and max(threads, threads_batch or threads) > 1 else None
         self.llama = require_llama()
         _quiet(self.llama)
         self.path = Path(path)
@@ -102,6 +101,7 @@ class GGMLEngine:
             raise MidiRwkvError(f"llama.cpp's CPU WKV7 kernel on this machine reads heads in blocks of {block} floats; "
                                 f"this model's heads have {self.config.head_size} (use the PyTorch engine)")
         self.threads, self.threads_batch = threads, threads_batch or threads
+        self.meter = free_cores() if share_cores and max(self.threads, self.threads_batch) > 1 else None
         self.running = (self.threads, self.threads_batch)  # what llama.cpp runs now (see _share_cores)
         self.threads_used: set[int] = set()
         self.batch = batch
