@@ -76,7 +76,7 @@ class EvalConfig:
 
     def __post_init__(self):
         for name in ("prompts", "bars"):
-            require(getattr(self, name) >= 1, f"--{name.replace('_', '-')} must be 1 or more")
+            require(getattr(self, name) >= 1, f"--{name} must be 1 or more")
         require(self.context >= 0, "--context must be 0 or more")
         require(self.track == "random" or (isinstance(self.track, int) and self.track >= 0),
                 f"--track must be a track number or 'random', got {self.track!r}")

@@ -7,14 +7,17 @@ that shows the behaviour on a small piece built in code.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict
 
 import pytest
 
+from midi_rwkv.data.corpora import open_corpus
 from midi_rwkv.errors import MidiRwkvError
 from midi_rwkv.metrics import evaluate as evaluate_module
 from midi_rwkv.metrics.evaluate import EvalConfig, Evaluation
 from midi_rwkv.metrics.prompts import Prompt
+from midi_rwkv.metrics.systems import parse_system
 from midi_rwkv.structure import SongStructure
 from midi_rwkv.tokenizer import BarControls
 from midi_rwkv.tokenizer.controls import TrackControls
@@ -239,3 +242,65 @@ def test_a_system_without_a_generation_is_passed_over_and_the_next_ones_measured
     ev._paths(first, prompt)[1].unlink()  # its record gone, as when a run was stopped before writing it
     measured = {row["system"] for row in ev.measure([prompt])}
     assert first.name not in measured and measured == {s.name for s in ev.systems[1:]}
+
+
+def test_faithful_metrics_are_the_original_release_s_definitions(tmp_path, tokenizer_file, tok):
+    """--faithful reaches the music metrics: the emptied span is 'perfectly groove-consistent' (1) as the original
+    release scores it, where ours calls it undefined (NaN)."""
+    ours = _measured(tmp_path / "ours", tokenizer_file, tok)["silence"]
+    faithful = _measured(tmp_path / "faithful", tokenizer_file, tok, faithful=True)["silence"]
+    assert math.isnan(ours["groove_consistency"]) and faithful["groove_consistency"] == 1.0
+    assert ours["content_preservation"] == faithful["content_preservation"] == 0.0  # silent in one only: 0 either way
+
+
+# ---- the settings' checks --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("setting, message", [({"prompts": 0}, "--prompts must be 1 or more"),
+                                              ({"bars": 0}, "--bars must be 1 or more"),
+                                              ({"context": -1}, "--context must be 0 or more")])
+def test_settings_out_of_range_are_refused_in_words(tmp_path, tokenizer_file, setting, message):
+    with pytest.raises(MidiRwkvError) as refused:
+        EvalConfig(out=str(tmp_path), system=[], tokenizer=str(tokenizer_file), **setting)
+    assert str(refused.value) == message
+
+
+# ---- the pieces and the requests ------------------------------------------------------------------------------------
+
+
+def test_a_prompt_s_piece_is_named_by_its_corpus_id_and_read_once(tmp_path, tokenizer_file):
+    folder = tmp_path / "songs"
+    folder.mkdir()
+    _two_tracks().dump_midi(str(folder / "two.mid"))
+    ev = _evaluation(tmp_path, tokenizer_file)
+    corpus = f"folder:{folder}"
+    prompt = Prompt("p0", corpus, open_corpus(corpus).ids[0], 0, 1, 3)
+    piece = ev.piece(prompt)
+    assert piece.name == prompt.piece  # the name a skipped reference row's reason starts with
+    assert piece.num_bars == 4 and ev.piece(prompt) is piece
+
+
+class _RecordingInfiller:
+    """Stands in for an Infiller: keeps the request it is given and writes nothing."""
+
+    def __init__(self):
+        self.requests = []
+
+    def write(self, piece, request):
+        self.requests.append(request)
+        return ["candidate"]
+
+
+@pytest.mark.parametrize("spec, n", [("m:n=3,rank=controls,temperature=0.5", 3), ("m:n=4,rank=none", 1)])
+def test_a_model_system_s_request_carries_its_seed_its_candidates_and_its_sampling(tmp_path, tokenizer_file, tok,
+                                                                                  spec, n):
+    ev = _evaluation(tmp_path, tokenizer_file)
+    system = parse_system(spec, "model.pth")
+    piece = tok.prepare(_two_tracks(), "two")
+    infiller = _RecordingInfiller()
+    assert ev._model_candidate(infiller, system, piece, _prompt(1, 1, 3), seed=1234) == "candidate"
+    (request,) = infiller.requests
+    assert request.options.seed == 1234  # each prompt's own seed: generations differ per prompt, and repeat
+    assert request.options.n == n == system.candidates  # with no ranking, one candidate: the one scored
+    assert request.sampler == system.sampler and request.options.rank == system.options.rank
+    assert [(f.track, f.bars) for f in request.fills] == [(1, (1, 3))]
