@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 import time
 from dataclasses import replace
@@ -30,6 +31,7 @@ from pathlib import Path
 
 import torch
 
+from midi_rwkv.errors import MidiRwkvError
 from midi_rwkv.inference.generator import Constraint, Generator
 from midi_rwkv.inference.sampler import SamplerConfig
 from midi_rwkv.model import PRESETS, RWKV7, init_weights
@@ -144,19 +146,25 @@ def main() -> None:
                         help="add GGML rows that run all their threads however busy the CPUs are")
     docblock.add_arguments(parser)
     args = parser.parse_args()
-    rows = []
+    rows, not_run = [], {}
     with tempfile.TemporaryDirectory() as tmp:
         for preset in args.presets:
             for engine in args.engines:
                 for threads in args.threads:
                     folder = Path(tmp) / preset
                     folder.mkdir(exist_ok=True)
-                    rows.append(bench(preset, args.vocab, args.prompt, args.section, engine, threads, folder))
-                    if args.pinned and threads > 1 and engine != "torch":
-                        rows.append(bench(preset, args.vocab, args.prompt, args.section, engine, threads, folder,
-                                          pinned=True))
+                    try:
+                        rows.append(bench(preset, args.vocab, args.prompt, args.section, engine, threads, folder))
+                        if args.pinned and threads > 1 and engine != "torch":
+                            rows.append(bench(preset, args.vocab, args.prompt, args.section, engine, threads,
+                                              folder, pinned=True))
+                    except MidiRwkvError as err:  # e.g. head widths this machine's llama.cpp kernel cannot read
+                        print(f"bench/infill.py: {preset} on {ENGINES[engine]} not run: {err}", file=sys.stderr)
+                        not_run[(preset, engine)] = str(err)
+                        break  # the other thread counts would be refused the same way
     text = (f"Random weights, a {args.prompt:,}-token prompt, 8 candidates x {args.section} tokens, "
             f"{cpu_name()}, load average at each row's start (1 minute):\n\n{table(rows)}")
+    text += "".join(f"\n\nNot run: {preset} on {ENGINES[engine]}: {why}" for (preset, engine), why in not_run.items())
     print(text)
     docblock.write_from_args(args, "bench/infill.py", text)
 
