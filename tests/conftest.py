@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
 from symusic import Note, Score, Tempo, TimeSignature, Track
+from tqdm import tqdm
 
 from midi_rwkv.tokenizer import InfillTokenizer
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 TPQ = 480
+
+# tqdm's default lock is a multiprocessing lock, shared by every process forked after it exists. mutmut
+# (scripts/mutation.sh) forks one test process per mutant from one that already ran the tests; a process killed by
+# its timeout while inside that lock left it held, and every later mutant whose tests show a progress bar waited
+# until its own timeout, counted as killed. The tests run in one process: a thread lock is all they need.
+tqdm.set_lock(threading.RLock())
 
 
 @pytest.fixture(scope="session")
