@@ -10,9 +10,9 @@ tokens each) after the cached 2,000-token prompt (a cold prompt adds its ingesti
 Engines: torch, ggml-f32, ggml-f16 (the GGML ones need llama-cpp-python: pip install '.[ggml]').
 ``--threads N``: the PyTorch engine's threads, or llama.cpp's on GGML, whose sampler then runs on one torch
 thread (torch and llama.cpp share one OpenMP runtime, and a second torch thread spinning beside llama.cpp's
-made decoding 4-8x slower on a busy machine: docs/inference.md, "Why prompt reading speed varies"). The GGML
-engine runs its threads beyond the first only on CPUs that other programs leave free (the row says
-"2, ran 1" when it chose fewer); ``--pinned`` adds a row that always runs them all (the engine before it
+made decoding 4-8x slower on a busy machine: docs/inference.md, "Why prompt reading speed varies"). Both
+engines run their threads beyond the first only on CPUs that other programs leave free (the row says
+"2, ran 1" when it chose fewer); ``--pinned`` adds a row that always runs them all (the engines before they
 looked). Each row ends with the 1-minute load average when it started (/proc/loadavg): on a shared
 machine that, more than the engine, decides what a second thread is worth.
 Run it once more while another program keeps a core busy (``yes > /dev/null &``) to see what a
@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 
 from midi_rwkv.errors import MidiRwkvError
-from midi_rwkv.inference.generator import Constraint, Generator
+from midi_rwkv.inference.generator import Constraint, Generator, TorchEngine
 from midi_rwkv.inference.sampler import SamplerConfig
 from midi_rwkv.model import PRESETS, RWKV7, init_weights
 
@@ -55,10 +55,10 @@ class FixedLength(Constraint):
 
 
 def make_engine(engine: str, model: RWKV7, threads: int, folder: Path, pinned: bool = False):
-    """A fresh engine (no cached prompt) for ``engine`` (``pinned``: GGML always runs all its threads)."""
-    torch.set_num_threads(threads if engine == "torch" else 1)  # the sampler's (see the module's doc)
+    """A fresh engine (no cached prompt) for ``engine`` (``pinned``: it always runs all its threads)."""
     if engine == "torch":
-        return model
+        return TorchEngine(model, threads=threads, share_cores=not pinned)
+    torch.set_num_threads(1)  # the sampler's (see the module's doc)
     from midi_rwkv.inference.ggml.engine import GGMLEngine
     from midi_rwkv.inference.ggml.gguf import export_gguf
 
@@ -155,7 +155,7 @@ def main() -> None:
                     folder.mkdir(exist_ok=True)
                     try:
                         rows.append(bench(preset, args.vocab, args.prompt, args.section, engine, threads, folder))
-                        if args.pinned and threads > 1 and engine != "torch":
+                        if args.pinned and threads > 1:
                             rows.append(bench(preset, args.vocab, args.prompt, args.section, engine, threads,
                                               folder, pinned=True))
                     except MidiRwkvError as err:  # e.g. head widths this machine's llama.cpp kernel cannot read

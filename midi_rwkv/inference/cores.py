@@ -1,4 +1,4 @@
-"""How many CPUs other programs leave free: the reading behind the GGML engine's thread count.
+"""How many CPUs other programs leave free: the reading behind both engines' thread counts.
 
 On a machine shared with other programs, threads that meet at a barrier after every operation (llama.cpp's, and
 PyTorch's OpenMP threads) spin while a partner is descheduled, so a second thread on a busy core makes a batch
@@ -96,3 +96,10 @@ _free_cores = FreeCores()  # one per process, reading from the import on (so the
 
 def free_cores() -> FreeCores:
     return _free_cores
+
+
+def threads_to_run(meter: FreeCores | None, ceiling: int) -> int:
+    """At most ``ceiling`` threads, and no more than the CPUs ``meter`` finds free (all of them without a meter, or
+    where it knows nothing): the rule of both engines, read before each prompt and each set of candidates."""
+    free = meter.count() if meter is not None else None
+    return ceiling if free is None else min(ceiling, free)

@@ -24,6 +24,7 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor
 
+from midi_rwkv.inference.cores import free_cores, threads_to_run
 from midi_rwkv.inference.sampler import SamplerConfig, sample
 from midi_rwkv.model import RWKV7, RWKVConfig, RWKVState
 
@@ -51,30 +52,45 @@ PREFILL_CHUNK = 1024
 
 
 class TorchEngine:
-    """The PyTorch model; ``initial_state`` (batch 1), e.g. a tuned style, starts every prompt."""
+    """The PyTorch model; ``initial_state`` (batch 1), e.g. a tuned style, starts every prompt.
+
+    ``threads``: at most this many torch threads, set before each prompt and each set of candidates; with
+    ``share_cores`` (the default) no more than :class:`~midi_rwkv.inference.cores.FreeCores` finds CPUs free,
+    as the GGML engine does: PyTorch's OpenMP threads spin at a barrier after each operation too, and a second
+    one on a core another program holds made an infill twice as slow (docs/inference.md, "Why prompt reading
+    speed varies"). ``threads=None`` leaves the process's torch threads as they are. ``threads_used``: the
+    counts it chose.
+    """
 
     name = "PyTorch"
 
-    def __init__(self, model: RWKV7, initial_state: RWKVState | None = None):
+    def __init__(self, model: RWKV7, initial_state: RWKVState | None = None, threads: int | None = None,
+                 share_cores: bool = True):
         self.model, self.config, self.initial_state = model.eval(), model.config, initial_state
+        self.threads = threads
+        self.meter = free_cores() if share_cores and threads is not None and threads > 1 else None
+        self.threads_used: set[int] = set()
+
+    def _share_cores(self) -> None:
+        if self.threads is None:
+            return
+        running = threads_to_run(self.meter, self.threads)
+        if torch.get_num_threads() != running:
+            torch.set_num_threads(running)
+        self.threads_used.add(running)
 
     @torch.no_grad()
     def prefill(self, tokens: list[int], state: RWKVState | None) -> tuple[Tensor, RWKVState]:
         """Read the prompt in chunks of :data:`PREFILL_CHUNK` tokens, so memory does not grow with its length."""
+        self._share_cores()
         state = state if state is not None else self.initial_state
         for start in range(0, len(tokens), PREFILL_CHUNK):
             out, state = self.model(torch.tensor([tokens[start : start + PREFILL_CHUNK]]), state, last_only=True)
         return out[0, -1], state
 
     def fork(self, state: RWKVState, k: int) -> TorchStreams:
+        self._share_cores()
         return TorchStreams(self.model, state.select([0] * k))
-
-
-def sampler_threads(engine: Engine, threads: int | None) -> int | None:
-    """Torch threads for a request on ``engine``: the PyTorch engine's own (None: PyTorch's default); on any other
-    engine only the sampler's, one. llama.cpp has threads of its own, and a second torch thread spin-waiting beside
-    them on a shared core slows decoding several times (docs/inference.md, "Why prompt reading speed varies")."""
-    return threads if isinstance(engine, TorchEngine) else 1
 
 
 class TorchStreams:

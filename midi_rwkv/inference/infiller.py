@@ -21,7 +21,7 @@ from midi_rwkv.inference.form import (
     no_plan,
     plan_form,
 )
-from midi_rwkv.inference.generator import Generation, Generator, sampler_threads
+from midi_rwkv.inference.generator import Generation, Generator, TorchEngine
 from midi_rwkv.inference.ggml import ENGINES, choose_engine, ggml_engine
 from midi_rwkv.inference.sampler import TRACK_SAMPLER, SamplerConfig
 from midi_rwkv.inference.ggml.gguf import read_layout
@@ -191,14 +191,14 @@ class Infiller:
              tokenizer_path: str | Path | None = None, state: str | Path | None = None,
              lora: str | Path | None = None, layout: str | None = None) -> Infiller:
         """The model (default: the shipped one) on the engine and with the settings ``options`` ask for: the one
-        place a model is opened for a request (the command line, the studio and the evaluation). It also sets the
-        process's torch threads: ``options.threads`` on the PyTorch engine, one (the sampler's) on GGML
-        (:func:`~midi_rwkv.inference.generator.sampler_threads`)."""
-        infiller = cls.load(model_path, tokenizer_path, state, lora, options.engine, options.threads or 1,
+        place a model is opened for a request (the command line, the studio and the evaluation). On an engine other
+        than PyTorch it gives the sampler one torch thread: llama.cpp has threads of its own, and a second torch
+        thread spin-waiting beside them on a shared core slows decoding several times (docs/inference.md, "Why
+        prompt reading speed varies")."""
+        infiller = cls.load(model_path, tokenizer_path, state, lora, options.engine, options.threads,
                             options.keep_register, layout, options.strict_density, options.structure)
-        threads = sampler_threads(infiller.generator.engine, options.threads)
-        if threads:
-            torch.set_num_threads(threads)
+        if not isinstance(infiller.generator.engine, TorchEngine):
+            torch.set_num_threads(1)
         return infiller
 
     def configured(self, options: InfillOptions) -> Infiller:
@@ -227,7 +227,7 @@ class Infiller:
         state: str | Path | None = None,
         lora: str | Path | None = None,
         engine: str = DEFAULTS.engine,
-        threads: int = 1,
+        threads: int | None = None,
         keep_register: bool = DEFAULTS.keep_register,
         layout: str | None = None,
         strict_density: bool = DEFAULTS.strict_density,
@@ -237,7 +237,9 @@ class Infiller:
 
         ``engine``: torch, ggml (f16 matrices), ggml-f32, or auto (ggml where it is installed and can run
         the model, else torch); see :mod:`midi_rwkv.inference.ggml`.
-        ``threads``: llama.cpp's threads on the GGML engine. A ``.gguf`` model runs on the GGML engine.
+        ``threads``: at most this many threads, fewer while other programs keep CPUs busy: llama.cpp's on the GGML
+        engine (default 1), torch's on the PyTorch engine (default: the process's torch threads when it loads). A
+        ``.gguf`` model runs on the GGML engine.
         ``keep_register``, ``strict_density``: see the class. ``layout``: the model's own (its sidecar's) unless
         given (to measure another, e.g. a file-order model's prompts written target-last).
         """
@@ -249,7 +251,7 @@ class Infiller:
         if model_path.suffix == ".gguf":
             tokenizer = open_tokenizer(model_path, tokenizer_path)
             engine = "ggml" if engine == "auto" else engine
-            ggml = _gguf_engine(model_path, tokenizer, engine, threads, state, lora)
+            ggml = _gguf_engine(model_path, tokenizer, engine, threads or 1, state, lora)
             return cls(Generator(ggml), tokenizer, keep_register, layout or read_layout(model_path), strict_density,
                        structure)
         model, tokenizer, _ = open_model(model_path, tokenizer_path)
@@ -264,9 +266,9 @@ class Infiller:
             merge_lora(lora, model)
         engine = choose_engine(engine, model.config.head_size)
         if engine == "torch":
-            generator = Generator(model, initial_state=initial)
+            generator = Generator(TorchEngine(model, initial, threads or torch.get_num_threads()))
         else:
-            generator = Generator(ggml_engine(model, engine, threads, initial, layout))
+            generator = Generator(ggml_engine(model, engine, threads or 1, initial, layout))
         return cls(generator, tokenizer, keep_register, layout, strict_density, structure)
 
     def infill(

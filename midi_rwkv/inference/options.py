@@ -62,8 +62,9 @@ class InfillOptions:
     engine: str = setting("auto", "auto: GGML (llama.cpp) where llama-cpp-python is installed and runs the model, "
                           "else PyTorch; ggml: f16 matrices; ggml-f32: matches PyTorch to float precision; torch",
                           choices=("auto", *ENGINES))
-    threads: int | None = setting(None, "threads (default: 1 on the GGML engine, PyTorch's default on the PyTorch "
-                                  "engine; see bench/infill.py for when a second one helps)")
+    threads: int | None = setting(None, "at most this many threads, fewer while other programs keep CPUs busy "
+                                  "(default: 1 on the GGML engine, PyTorch's default on the PyTorch engine; see "
+                                  "bench/infill.py for when a second one helps)")
 
     def __post_init__(self):
         require(1 <= self.n <= MAX_CANDIDATES, f"'n' must be a number of candidates from 1 to {MAX_CANDIDATES}")

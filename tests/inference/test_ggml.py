@@ -301,10 +301,9 @@ def test_opening_a_model_sets_torch_threads_for_its_engine(model, tok, tmp_path,
     try:
         Infiller.open(InfillOptions(engine="ggml-f32", threads=2), path)
         assert torch.get_num_threads() == 1  # llama.cpp has its own two; the sampler one (no spinning beside them)
-        Infiller.open(InfillOptions(engine="torch", threads=2), path)
-        assert torch.get_num_threads() == 2
         torch.set_num_threads(3)
-        Infiller.open(InfillOptions(engine="torch"), path)
-        assert torch.get_num_threads() == 3  # no threads asked: PyTorch's own choice stays
+        assert Infiller.open(InfillOptions(engine="torch", threads=2), path).generator.engine.threads == 2
+        assert torch.get_num_threads() == 3  # the PyTorch engine sets its own before each prompt (test_torch_threads)
+        assert Infiller.open(InfillOptions(engine="torch"), path).generator.engine.threads == 3  # PyTorch's own choice
     finally:
         torch.set_num_threads(before)

@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 
 from midi_rwkv.errors import MidiRwkvError
-from midi_rwkv.inference.cores import free_cores
+from midi_rwkv.inference.cores import free_cores, threads_to_run
 from midi_rwkv.inference.ggml import state_blob
 from midi_rwkv.inference.ggml.gguf import read_config
 from midi_rwkv.model import RWKVState
@@ -155,9 +155,8 @@ class GGMLEngine:
 
     def _share_cores(self) -> None:
         """Run on no more threads than there are CPUs other programs leave free (when share_cores)."""
-        free = self.meter.count() if self.meter is not None else None
-        running = (self.threads, self.threads_batch) if free is None else \
-            (min(self.threads, free), min(self.threads_batch, free))
+        free = threads_to_run(self.meter, max(self.threads, self.threads_batch))
+        running = (min(self.threads, free), min(self.threads_batch, free))
         if running != self.running:
             self.running = running
             self.llama.llama_set_n_threads(self.ctx, *running)
