@@ -32,7 +32,7 @@ tests_of() {
             echo tests/inference/test_infiller_mutants.py tests/inference/test_infiller_mutants_bars.py \
                 tests/inference/test_inference.py tests/inference/test_fills.py \
                 tests/inference/test_structure_fill.py tests/inference/test_request.py tests/inference/test_ggml.py \
-                tests/peft/test_peft.py ;;
+                tests/inference/test_torch_threads.py tests/peft/test_peft.py ;;
         midi_rwkv/studio/server.py) echo tests/studio/test_server_mutants.py tests/studio/test_server.py ;;
         midi_rwkv/studio/session.py)
             echo tests/studio/test_session_mutants.py tests/studio/test_session.py tests/studio/test_server.py ;;
