@@ -304,3 +304,18 @@ def test_a_model_system_s_request_carries_its_seed_its_candidates_and_its_sampli
     assert request.options.n == n == system.candidates  # with no ranking, one candidate: the one scored
     assert request.sampler == system.sampler and request.options.rank == system.options.rank
     assert [(f.track, f.bars) for f in request.fills] == [(1, (1, 3))]
+
+
+# ---- the settings a report's prompts were chosen with ----------------------------------------------------------------
+
+
+def test_prompt_settings_name_min_bars_and_mode_only_when_set_so_older_reports_still_resume(tmp_path, tokenizer_file):
+    def settings(**changed):
+        return EvalConfig(out=str(tmp_path), system=[], tokenizer=str(tokenizer_file), **changed).prompt_settings()
+
+    base = {"data": "pop909:../shared/data/pop909", "prompts": 40, "bars": 4, "context": 16, "track": 0,
+            "split": "test", "seed": 0}
+    assert settings() == base  # what reports written before min_bars and mode existed hold
+    assert settings(min_bars=24) == base | {"min_bars": 24}
+    assert settings(mode="track") == base | {"mode": "track"}
+    assert settings(track="random") == base | {"track": None}  # one track per piece, chosen with the prompts
