@@ -9,11 +9,14 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from midi_rwkv.data.corpora import open_corpus
 from midi_rwkv.errors import MidiRwkvError
+from midi_rwkv.inference.sampler import SamplerConfig
 from midi_rwkv.metrics import evaluate as evaluate_module
 from midi_rwkv.metrics.evaluate import EvalConfig, Evaluation
 from midi_rwkv.metrics.prompts import Prompt
@@ -319,3 +322,133 @@ def test_prompt_settings_name_min_bars_and_mode_only_when_set_so_older_reports_s
     assert settings(min_bars=24) == base | {"min_bars": 24}
     assert settings(mode="track") == base | {"mode": "track"}
     assert settings(track="random") == base | {"track": None}  # one track per piece, chosen with the prompts
+
+
+# ---- choosing the prompts --------------------------------------------------------------------------------------------
+
+
+class _Chooser:
+    """Stands in for choose_prompts: records its arguments and returns ``prompts``."""
+
+    def __init__(self, prompts):
+        self.prompts, self.calls = prompts, []
+
+    def __call__(self, *args, **kwargs):
+        self.calls.append((args, kwargs))
+        return self.prompts
+
+
+def test_prompts_are_chosen_with_the_evaluation_s_settings_once(tmp_path, tokenizer_file, monkeypatch):
+    chooser = _Chooser([Prompt("p0", "folder:songs", "piece", 1, 0, 2)])
+    monkeypatch.setattr(evaluate_module, "choose_prompts", chooser)
+    config = EvalConfig(out=str(tmp_path / "report"), system=[], tokenizer=str(tokenizer_file), data="folder:songs",
+                        prompts=3, bars=2, context=5, track=1, split="all", seed=7, min_bars=9, mode="track")
+    ev = Evaluation(config, progress=True)
+    assert ev.prompts() == chooser.prompts
+    (args, kwargs), = chooser.calls
+    assert args == ("folder:songs", ev.tokenizer, 3, 2, 5, 1, "all", 7, True, 9) and kwargs == {"whole_track": True}
+    assert Evaluation(config, progress=True).prompts() == chooser.prompts and len(chooser.calls) == 1  # read back
+    random = EvalConfig(out=str(tmp_path / "random"), system=[], tokenizer=str(tokenizer_file), track="random")
+    Evaluation(random, progress=False).prompts()
+    args, kwargs = chooser.calls[-1]
+    assert args[5] is None and args[8] is False and kwargs == {"whole_track": False}  # one track per piece, drawn
+
+
+def test_prompts_of_other_settings_or_none_at_all_are_refused_in_words(tmp_path, tokenizer_file, monkeypatch):
+    chooser = _Chooser([Prompt("p0", "folder:songs", "piece", 0, 0, 2)])
+    monkeypatch.setattr(evaluate_module, "choose_prompts", chooser)
+    _evaluation(tmp_path, tokenizer_file, bars=2).prompts()
+    ev = _evaluation(tmp_path, tokenizer_file, bars=3)
+    with pytest.raises(MidiRwkvError) as refused:
+        ev.prompts()
+    saved = _evaluation(tmp_path, tokenizer_file, bars=2).config.prompt_settings()
+    assert str(refused.value) == (f"{ev.out} holds an evaluation with other prompt settings ({saved}); "
+                                  "use another --out")
+    chooser.prompts = []
+    with pytest.raises(MidiRwkvError) as none:
+        _evaluation(tmp_path / "empty", tokenizer_file, data="folder:songs", split="all", bars=2).prompts()
+    assert str(none.value) == "folder:songs: no piece of the all split has 2 bars with notes to infill"
+
+
+def test_a_model_system_s_tokenizer_is_its_own_file_or_the_one_beside_its_model(tmp_path):
+    model = tmp_path / "run" / "model.pth"
+    assert Evaluation._tokenizer_of(parse_system("m:tokenizer=t.json", str(model))) == Path("t.json")
+    assert Evaluation._tokenizer_of(parse_system("m", str(model))) == tmp_path / "run" / "tokenizer.json"
+
+
+# ---- generating ------------------------------------------------------------------------------------------------------
+
+
+class _Infillers:
+    """Stands in for Infiller: records the model each open is for and each request, and writes the span's bars as
+    they were."""
+
+    def __init__(self, score):
+        self.score, self.opened, self.requests = score, [], []
+
+    def open(self, options, model, tokenizer, state, lora, layout):
+        self.opened.append(model)
+        return self
+
+    def with_structure(self, structure, follow):
+        return self
+
+    def write(self, piece, request):
+        self.requests.append(request)
+        generation = SimpleNamespace(seconds=0.5, sampled=10, prompt_tokens=100, stopped="done")
+        return [SimpleNamespace(score=self.score, requested=[], realised=[], generation=generation, mean_logprob=-1.0,
+                                report=SimpleNamespace(notes_added=3))]
+
+
+@pytest.fixture
+def models(tmp_path, tok, monkeypatch):
+    """Two model files (their bytes only hashed), and the Infiller every model system then opens."""
+    paths = []
+    for name in ("one", "two"):
+        path = tmp_path / f"{name}.pth"
+        path.write_bytes(name.encode())
+        paths.append(str(path))
+    infillers = _Infillers(_abab(tok).original)
+    monkeypatch.setattr(evaluate_module, "Infiller", infillers)
+    return paths, infillers
+
+
+def _generating(tmp_path, tokenizer_file, tok, systems):
+    """An evaluation of the model systems ``systems`` alone, and ABAB's melody, bars 8-11, to generate."""
+    config = EvalConfig(out=str(tmp_path / "report"), system=systems, tokenizer=str(tokenizer_file),
+                        no_references=True)
+    ev = Evaluation(config, progress=False)
+    prompt = _prompt(0, 8, 12)
+    ev._pieces[prompt.id] = _abab(tok)
+    return ev, prompt
+
+
+def test_each_model_is_opened_once_and_every_system_records_its_identity(tmp_path, tokenizer_file, tok, models):
+    (one, two), infillers = models
+    ev, prompt = _generating(tmp_path, tokenizer_file, tok, [f"a:model={one}", f"b:model={two}",
+                                                             f"c:model={one},temperature=0.5"])
+    ev.generate([prompt])
+    assert infillers.opened == [one, two]  # c runs on a's model, opened once
+    for system in ev.systems:
+        record = json.loads(ev._paths(system, prompt)[1].read_text())
+        assert record["system"] == system.identity("bars") and record["notes_added"] == 3
+    assert json.loads(ev._paths(ev.systems[0], prompt)[1].read_text())["system"]["sampler"] == vars(SamplerConfig())
+
+
+def test_a_system_with_nothing_left_to_generate_lets_the_next_ones_generate(tmp_path, tokenizer_file, tok, models):
+    (one, two), infillers = models
+    ev, prompt = _generating(tmp_path, tokenizer_file, tok, [f"a:model={one}", f"b:model={two}"])
+    ev.generate([prompt])
+    ev._paths(ev.systems[1], prompt)[1].unlink()  # b stopped before its record was written
+    ev.generate([prompt])
+    assert len(infillers.requests) == 3 and ev._paths(ev.systems[1], prompt)[1].is_file()
+
+
+def test_a_record_older_than_system_identities_is_reused(tmp_path, tokenizer_file, tok, models):
+    (one, _), infillers = models
+    ev, prompt = _generating(tmp_path, tokenizer_file, tok, [f"a:model={one}"])
+    meta = ev._paths(ev.systems[0], prompt)[1]
+    meta.parent.mkdir(parents=True)
+    meta.write_text(json.dumps({"prompt": prompt.to_dict(), "requested": [], "realised": [], "seconds": 1.0}))
+    ev.generate([prompt])
+    assert infillers.requests == [] and "system" not in json.loads(meta.read_text())
