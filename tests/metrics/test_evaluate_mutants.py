@@ -384,20 +384,21 @@ class _Infillers:
     they were."""
 
     def __init__(self, score):
-        self.score, self.opened, self.requests = score, [], []
+        self.score, self.opened, self.structures, self.requests = score, [], [], []
 
     def open(self, options, model, tokenizer, state, lora, layout):
-        self.opened.append(model)
+        self.opened.append((model, tokenizer, state, lora, layout))
         return self
 
     def with_structure(self, structure, follow):
+        self.structures.append((structure, follow))
         return self
 
     def write(self, piece, request):
         self.requests.append(request)
-        generation = SimpleNamespace(seconds=0.5, sampled=10, prompt_tokens=100, stopped="done")
-        return [SimpleNamespace(score=self.score, requested=[], realised=[], generation=generation, mean_logprob=-1.0,
-                                report=SimpleNamespace(notes_added=3))]
+        generation = SimpleNamespace(seconds=0.123456, sampled=10, prompt_tokens=100, stopped="done")
+        return [SimpleNamespace(score=self.score, requested=[], realised=[], generation=generation,
+                                mean_logprob=-1.23456, report=SimpleNamespace(notes_added=3))]
 
 
 @pytest.fixture
@@ -413,11 +414,11 @@ def models(tmp_path, tok, monkeypatch):
     return paths, infillers
 
 
-def _generating(tmp_path, tokenizer_file, tok, systems):
+def _generating(tmp_path, tokenizer_file, tok, systems, progress=False, **settings):
     """An evaluation of the model systems ``systems`` alone, and ABAB's melody, bars 8-11, to generate."""
     config = EvalConfig(out=str(tmp_path / "report"), system=systems, tokenizer=str(tokenizer_file),
-                        no_references=True)
-    ev = Evaluation(config, progress=False)
+                        no_references=True, **settings)
+    ev = Evaluation(config, progress=progress)
     prompt = _prompt(0, 8, 12)
     ev._pieces[prompt.id] = _abab(tok)
     return ev, prompt
@@ -428,11 +429,62 @@ def test_each_model_is_opened_once_and_every_system_records_its_identity(tmp_pat
     ev, prompt = _generating(tmp_path, tokenizer_file, tok, [f"a:model={one}", f"b:model={two}",
                                                              f"c:model={one},temperature=0.5"])
     ev.generate([prompt])
-    assert infillers.opened == [one, two]  # c runs on a's model, opened once
+    assert [opened[0] for opened in infillers.opened] == [one, two]  # c runs on a's model, opened once
     for system in ev.systems:
         record = json.loads(ev._paths(system, prompt)[1].read_text())
-        assert record["system"] == system.identity("bars") and record["notes_added"] == 3
+        assert record == {"prompt": prompt.to_dict(), "system": system.identity("bars"), "requested": [],
+                          "realised": [], "seconds": 0.123, "tokens": 10, "prompt_tokens": 100,
+                          "mean_logprob": -1.2346, "stopped": "done", "notes_added": 3}
     assert json.loads(ev._paths(ev.systems[0], prompt)[1].read_text())["system"]["sampler"] == vars(SamplerConfig())
+
+
+def test_a_system_opens_its_own_files_and_follows_the_form_its_way(tmp_path, tokenizer_file, tok, models):
+    (one, _), infillers = models
+    files = {}
+    for kind in ("tokenizer", "state", "lora"):
+        files[kind] = tmp_path / f"{kind}.file"
+        files[kind].write_bytes(kind.encode())
+    ev, prompt = _generating(tmp_path, tokenizer_file, tok, [
+        f"a:model={one},tokenizer={files['tokenizer']},state={files['state']},lora={files['lora']},"
+        "layout=target-last,structure=off,structure_weight=0.5"])
+    ev.generate([prompt])
+    system = ev.systems[0]
+    assert infillers.opened == [(one, str(files["tokenizer"]), str(files["state"]), str(files["lora"]), "target-last")]
+    assert infillers.structures == [("off", system.follow)] and system.follow.weight == 0.5
+
+
+def test_each_prompt_is_sampled_with_its_own_seed(tmp_path, tokenizer_file, tok, models):
+    (one, _), infillers = models
+    ev, first = _generating(tmp_path, tokenizer_file, tok, [f"a:model={one}"], seed=2)
+    second = Prompt("p1", "folder:none", "piece", 0, 4, 8)
+    ev._pieces[second.id] = ev._pieces[first.id]
+    ev.generate([first, second])
+    assert [r.options.seed for r in infillers.requests] == [2 * 1_000_003, 2 * 1_000_003 + 1]
+
+
+def test_generating_shows_its_progress_only_when_asked(tmp_path, tokenizer_file, tok, models, capsys):
+    (one, _), _ = models
+    ev, prompt = _generating(tmp_path / "shown", tokenizer_file, tok, [f"a:model={one}"], progress=True)
+    ev.generate([prompt])
+    shown = capsys.readouterr().err
+    assert "generating a: " in shown and "prompt/s" in shown  # labelled with the system, counted in prompts
+    ev, prompt = _generating(tmp_path / "quiet", tokenizer_file, tok, [f"a:model={one}"])
+    ev.generate([prompt])
+    assert capsys.readouterr().err == ""
+
+
+def test_a_reference_that_cannot_be_made_is_recorded_as_skipped_and_the_next_prompts_still_made(
+        tmp_path, tokenizer_file, tok):
+    ev = _evaluation(tmp_path, tokenizer_file)
+    piece = _abab(tok)
+    whole, later = _prompt(0, 0, piece.num_bars), Prompt("p1", "folder:none", "piece", 0, 8, 12)
+    ev._pieces[whole.id] = ev._pieces[later.id] = piece
+    ev.generate([whole, later])
+    copy = next(s for s in ev.systems if s.name == "copy")
+    record = json.loads(ev._paths(copy, whole)[1].read_text())
+    assert set(record) == {"prompt", "system", "skipped"}  # no bars next to the whole piece to copy
+    assert record["prompt"] == whole.to_dict() and record["system"] == {"name": "copy"}
+    assert "skipped" not in json.loads(ev._paths(copy, later)[1].read_text())
 
 
 def test_a_system_with_nothing_left_to_generate_lets_the_next_ones_generate(tmp_path, tokenizer_file, tok, models):
