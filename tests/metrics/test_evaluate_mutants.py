@@ -504,3 +504,29 @@ def test_a_record_older_than_system_identities_is_reused(tmp_path, tokenizer_fil
     meta.write_text(json.dumps({"prompt": prompt.to_dict(), "requested": [], "realised": [], "seconds": 1.0}))
     ev.generate([prompt])
     assert infillers.requests == [] and "system" not in json.loads(meta.read_text())
+
+
+# ---- opening an evaluation -------------------------------------------------------------------------------------------
+
+
+def test_an_evaluation_shows_its_progress_unless_told_not_to(tmp_path, tokenizer_file, capsys):
+    Evaluation(EvalConfig(out=str(tmp_path), system=[], tokenizer=str(tokenizer_file))).measure([])
+    assert "measuring: " in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kind", ["model", "tokenizer", "state", "lora"])
+def test_a_system_naming_a_missing_file_is_refused_in_words(tmp_path, tokenizer_file, kind):
+    model = tmp_path / "model.pth"
+    model.write_bytes(b"weights")
+    missing = tmp_path / f"no-{kind}"
+    config = EvalConfig(out=str(tmp_path / "report"), system=[f"a:model={model},{kind}={missing}"],
+                        tokenizer=str(tokenizer_file))
+    with pytest.raises(MidiRwkvError) as refused:
+        Evaluation(config, progress=False)
+    assert str(refused.value) == f"system 'a': no {kind} at {missing}"
+
+
+def test_reference_rows_alone_need_a_tokenizer(tmp_path):
+    with pytest.raises(MidiRwkvError) as refused:
+        Evaluation(EvalConfig(out=str(tmp_path), system=[]), progress=False)
+    assert str(refused.value) == "give at least one model system, or --tokenizer for reference rows alone"
