@@ -530,3 +530,38 @@ def test_reference_rows_alone_need_a_tokenizer(tmp_path):
     with pytest.raises(MidiRwkvError) as refused:
         Evaluation(EvalConfig(out=str(tmp_path), system=[]), progress=False)
     assert str(refused.value) == "give at least one model system, or --tokenizer for reference rows alone"
+
+
+# ---- the systems the settings make -----------------------------------------------------------------------------------
+
+
+def _config(tmp_path, **settings) -> EvalConfig:
+    return EvalConfig(out=str(tmp_path / "report"), **settings)
+
+
+def test_systems_run_the_evaluation_s_model_or_the_shipped_one_unless_they_name_their_own(tmp_path, monkeypatch):
+    shipped = []
+    monkeypatch.setattr(evaluate_module, "resolve_model", lambda path: shipped.append(path) or Path("/shipped.pth"))
+    assert [s.model for s in _config(tmp_path, system=["a", "b:model=/b.pth"]).systems] == ["/shipped.pth", "/b.pth"]
+    assert shipped == [None]
+    given = _config(tmp_path, system=["a", "b:model=/b.pth"], model="/given.pth")
+    assert [s.model for s in given.systems] == ["/given.pth", "/b.pth"]
+    assert [s.model for s in _config(tmp_path, system=["b:model=/b.pth"]).systems] == ["/b.pth"]
+    assert shipped == [None]  # every system named a model, or --model did: the shipped one was never looked for
+
+
+def test_context_and_max_tokens_are_every_system_s_unless_it_gives_its_own(tmp_path):
+    config = _config(tmp_path, system=["a", "b:context=2,max_tokens=300"], model="/m.pth", context=5,
+                     max_tokens=500)
+    (a, b) = config.systems
+    assert (a.options.context, a.options.max_tokens) == (5, 500)
+    assert (b.options.context, b.options.max_tokens) == (2, 300)
+    plain = _config(tmp_path, system=["a"], model="/m.pth", context=0).systems[0]  # no context at all is allowed
+    assert plain.options.context == 0 and plain.options.max_tokens is None
+
+
+@pytest.mark.parametrize("track", [-1, "melody"])
+def test_a_track_that_is_neither_a_number_nor_random_is_refused(tmp_path, tokenizer_file, track):
+    with pytest.raises(MidiRwkvError) as refused:
+        _config(tmp_path, system=[], tokenizer=str(tokenizer_file), track=track)
+    assert str(refused.value) == f"--track must be a track number or 'random', got {track!r}"
