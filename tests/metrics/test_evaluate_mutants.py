@@ -565,3 +565,9 @@ def test_a_track_that_is_neither_a_number_nor_random_is_refused(tmp_path, tokeni
     with pytest.raises(MidiRwkvError) as refused:
         _config(tmp_path, system=[], tokenizer=str(tokenizer_file), track=track)
     assert str(refused.value) == f"--track must be a track number or 'random', got {track!r}"
+
+
+def test_two_systems_of_one_name_are_refused(tmp_path):
+    with pytest.raises(MidiRwkvError) as refused:
+        _config(tmp_path, system=["a", "a:temperature=0.5"], model="/m.pth")
+    assert str(refused.value) == "system names must be unique: ['a', 'a']"
