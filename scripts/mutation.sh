@@ -92,6 +92,11 @@ EOF
 echo "== mutmut: ${MODULES[*]} against ${TESTS[*]}"
 cd "$MUTATION_DIR"
 export OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS TOKENIZERS_PARALLELISM=false PYTHONDONTWRITEBYTECODE=1
+# mutmut forks a test process per mutant from one that has run the tests. Once a test computes on several torch
+# (OpenMP) threads, that process keeps a pool of them, and a process forked from it waits forever in its first
+# parallel operation for threads that were not forked. OMP_THREAD_LIMIT caps every parallel region at THREADS, so no
+# pool is made; tests still read back the thread counts they set (torch.get_num_threads).
+export OMP_THREAD_LIMIT=$THREADS
 started=$SECONDS
 python -m mutmut run --max-children "$CHILDREN" >mutmut.log 2>&1 || {
     tail -n 40 mutmut.log >&2
