@@ -108,6 +108,20 @@ def test_write_samples_with_the_request_s_sampler(tok, tiny_model, quartet):
     assert len({tuple(c.generation.ids) for c in sampled}) > 1
 
 
+def test_write_samples_with_the_request_s_seed(tok, tiny_model, quartet):
+    piece = tok.prepare(quartet)
+    infiller = Infiller(Generator(tiny_model), tok, structure="off")
+
+    def ids(seed):
+        options = InfillOptions(n=2, seed=seed, max_tokens=25, structure="off")
+        return [c.generation.ids for c in infiller.write(piece, InfillRequest((BarFill(0, (2, 4)),), options))]
+
+    torch.manual_seed(1)
+    first = ids(5)
+    torch.manual_seed(2)  # the global generator moved: a request's seed alone decides its candidates
+    assert ids(5) == first and ids(6) != first
+
+
 def test_write_free_sends_no_controls(tok, tiny_model, quartet):
     bar_id = int(TokenTables.build(tok.codec).starts_bar.nonzero()[0])
     infiller = Infiller(Generator(BarsAtOnce(tiny_model, bar_id)), tok, structure="off")

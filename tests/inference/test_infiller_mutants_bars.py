@@ -202,6 +202,26 @@ def test_a_bar_that_does_not_follow_its_source_keeps_the_register(tok, tiny_mode
     assert bar_9(False) == [60]
 
 
+def test_a_bar_that_does_not_follow_its_source_holds_the_notes_it_asks_for(tok, tiny_model):
+    from tests.inference.test_fills import NotesForever
+
+    piece = _abab(tok)
+    enc = tok.encode(piece)
+    asked = [c.density for c in enc.bar_controls(piece.track_index(0), piece.token_span(8, 12))]
+    asked[1] = 1  # bar 9 asks for one note, unlike its source: it does not follow, and the engine never ends a bar
+    pitch = tok.codec.vocab["Pitch_67"]
+    infiller = Infiller(Generator(NotesForever(tiny_model, pitch)), tok, structure="follow", keep_register=False)
+    (c,) = infiller.infill(piece, 0, (8, 12), ControlRequest(density=asked), n=1, seed=0, max_tokens=300)
+    assert "3 of 4 bars follow" in c.form and c.generation.stopped == "done"
+    tables = TokenTables.build(tok.codec)
+    notes = [0]  # per bar of the generated span
+    for t in c.generation.ids:
+        if tables.starts_bar[t]:
+            notes.append(0)
+        notes[-1] += int(tables.notes[t])
+    assert notes == asked  # bar 9 its one note; the followed bars no more than their source's (what they ask)
+
+
 def test_vary_leans_on_the_repeat_in_every_candidate(tok, tiny_model):
     piece = _abab(tok)
     infiller = Infiller(Generator(tiny_model), tok, structure="vary")
