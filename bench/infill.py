@@ -39,7 +39,9 @@ from midi_rwkv.model import PRESETS, RWKV7, init_weights
 import docblock  # bench/docblock.py, beside this file
 from machine import cpu_name  # bench/machine.py, beside this file
 
-TINY_GGML_HEAD = 32  # llama.cpp's CPU WKV7 kernel needs heads of 32 or more (see ggml/engine.py)
+# llama.cpp's CPU WKV7 kernel reads heads in blocks of 32 floats under AVX2 and 64 under AVX-512 (ggml/engine.py):
+# one 64-wide head (the tiny preset is 64 wide) runs under both
+TINY_GGML_HEAD = 64
 
 
 class FixedLength(Constraint):
