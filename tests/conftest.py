@@ -17,8 +17,9 @@ TPQ = 480
 
 # tqdm's default lock is a multiprocessing lock, shared by every process forked after it exists. mutmut
 # (scripts/mutation.sh) forks one test process per mutant from one that already ran the tests; a process killed by
-# its timeout while inside that lock left it held, and every later mutant whose tests show a progress bar waited
-# until its own timeout, counted as killed. The tests run in one process: a thread lock is all they need.
+# its timeout while inside that lock left it held, and every later mutant whose tests show a progress bar slept on
+# it for good (using no CPU, so never timed out: the run stalled). The tests run in one process: a thread lock is all
+# they need.
 tqdm.set_lock(threading.RLock())
 
 

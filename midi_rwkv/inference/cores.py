@@ -98,6 +98,12 @@ def free_cores() -> FreeCores:
     return _free_cores
 
 
+def core_meter(share_cores: bool, ceiling: int) -> FreeCores | None:
+    """The meter an engine reads before each prompt and each set of candidates: none when it never runs more than
+    one thread, or runs all of them however busy the CPUs are (``share_cores=False``)."""
+    return free_cores() if share_cores and ceiling > 1 else None
+
+
 def threads_to_run(meter: FreeCores | None, ceiling: int) -> int:
     """At most ``ceiling`` threads, and no more than the CPUs ``meter`` finds free (all of them without a meter, or
     where it knows nothing): the rule of both engines, read before each prompt and each set of candidates."""

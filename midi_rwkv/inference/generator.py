@@ -24,7 +24,7 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor
 
-from midi_rwkv.inference.cores import free_cores, threads_to_run
+from midi_rwkv.inference.cores import core_meter, threads_to_run
 from midi_rwkv.inference.sampler import SamplerConfig, sample
 from midi_rwkv.model import RWKV7, RWKVConfig, RWKVState
 
@@ -68,7 +68,7 @@ class TorchEngine:
                  share_cores: bool = True):
         self.model, self.config, self.initial_state = model.eval(), model.config, initial_state
         self.threads = threads
-        self.meter = free_cores() if share_cores and threads is not None and threads > 1 else None
+        self.meter = core_meter(share_cores, threads) if threads is not None else None
         self.threads_used: set[int] = set()
 
     def _share_cores(self) -> None:

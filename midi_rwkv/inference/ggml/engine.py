@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 
 from midi_rwkv.errors import MidiRwkvError
-from midi_rwkv.inference.cores import free_cores, threads_to_run
+from midi_rwkv.inference.cores import core_meter, threads_to_run
 from midi_rwkv.inference.ggml import state_blob
 from midi_rwkv.inference.ggml.gguf import read_config
 from midi_rwkv.model import RWKVState
@@ -101,7 +101,7 @@ class GGMLEngine:
             raise MidiRwkvError(f"llama.cpp's CPU WKV7 kernel on this machine reads heads in blocks of {block} floats; "
                                 f"this model's heads have {self.config.head_size} (use the PyTorch engine)")
         self.threads, self.threads_batch = threads, threads_batch or threads
-        self.meter = free_cores() if share_cores and max(self.threads, self.threads_batch) > 1 else None
+        self.meter = core_meter(share_cores, max(self.threads, self.threads_batch))
         self.running = (self.threads, self.threads_batch)  # what llama.cpp runs now (see _share_cores)
         self.threads_used: set[int] = set()
         self.batch = batch
